@@ -1,0 +1,87 @@
+/**
+ * The Hono app: routes, the request id every response carries, and the only place an error becomes a response.
+ */
+import { Hono, type Context } from 'hono'
+import type { HttpBindings } from '@hono/node-server'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import { randomBytes } from 'node:crypto'
+import type { Logger } from 'pino'
+import type { Config } from '../config/schema.ts'
+import type { Dispatcher } from '../dispatch/dispatcher.ts'
+import { OrchestratorError, codes, retryAfterOf, toOrchestratorError } from '../errors.ts'
+import { countTokensHandler, messagesHandler } from './messages.ts'
+import { modelsHandlers } from './models.ts'
+
+export type AppEnv = { Bindings: HttpBindings; Variables: { requestId: string } }
+
+export interface AppDeps {
+  config: Config
+  dispatcher: Dispatcher
+  log: Logger
+  /** true once shutdown began: new requests get 503 */
+  isClosing(): boolean
+}
+
+/** Methods each known path answers; any other method there is a 405, any other path a 404. */
+const ROUTES: Record<string, string[]> = {
+  '/': ['GET', 'HEAD'],
+  '/healthz': ['GET', 'HEAD'],
+  '/v1/messages': ['POST'],
+  '/v1/messages/count_tokens': ['POST'],
+  '/v1/models': ['GET'],
+}
+
+// unique for this process (a random boot prefix and a counter): cheaper than random bytes per request
+const bootId = randomBytes(6).toString('base64url')
+let requestCounter = 0
+export const nextRequestId = (): string => `req_${bootId}${(++requestCounter).toString(36).padStart(6, '0')}`
+
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>()
+  const models = modelsHandlers(deps)
+
+  app.use(async (c, next) => {
+    const requestId = nextRequestId()
+    c.set('requestId', requestId)
+    if (deps.isClosing() && c.req.path !== '/healthz') {
+      c.header('connection', 'close')
+      throw new OrchestratorError('AGYC_SHUTTING_DOWN', 'the orchestrator is shutting down')
+    }
+    await next()
+    c.res.headers.set('request-id', requestId)
+  })
+
+  app.post('/v1/messages', messagesHandler(deps))
+  app.post('/v1/messages/count_tokens', countTokensHandler(deps))
+  app.get('/v1/models', models.list)
+  app.get('/v1/models/:id', models.get)
+  app.get('/healthz', (c) => c.json({ status: 'ok' }))
+  app.on('HEAD', '/', (c) => c.body(null, 200))
+  app.get('/', (c) => c.text('AGYC Orchestrator: POST /v1/messages (Anthropic Messages API)\n'))
+
+  app.notFound((c) => {
+    const allowed = ROUTES[c.req.path] ?? (c.req.path.startsWith('/v1/models/') ? ['GET'] : undefined)
+    if (allowed) {
+      c.header('allow', allowed.join(', '))
+      return answer(c, new OrchestratorError('AGYC_METHOD_NOT_ALLOWED', `${c.req.method} is not allowed on ${c.req.path} (allowed: ${allowed.join(', ')})`))
+    }
+    return answer(c, new OrchestratorError('AGYC_NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`))
+  })
+
+  app.onError((err, c) => {
+    const error = toOrchestratorError(err)
+    if (codes[error.code].status >= 500 && error.code !== 'AGYC_SHUTTING_DOWN') deps.log.error({ err, code: error.code, reqId: c.get('requestId') }, 'request failed')
+    return answer(c, error)
+  })
+
+  return app
+}
+
+function answer(c: Context<AppEnv>, error: OrchestratorError): Response {
+  const spec = codes[error.code]
+  const retryAfter = retryAfterOf(error)
+  if (retryAfter !== undefined) c.header('retry-after', String(retryAfter))
+  c.header('request-id', c.get('requestId') ?? nextRequestId())
+  // 529 and 499 are not in hono's status types: the cast is deliberate
+  return c.json({ type: 'error', error: { type: spec.type, message: error.message } }, spec.status as ContentfulStatusCode)
+}

@@ -1,0 +1,102 @@
+/**
+ * One HTTP request/response pair as the dispatcher sees it: the job's sink. It writes straight to node's response
+ * (one write per worker message; SSE through Hono's web streams costs ~40 %, architecture-findings §3), holds a
+ * stream's status line back until the session produced its first bytes, settles exactly once, and logs one line.
+ */
+import type { ServerResponse } from 'node:http'
+import type { Logger } from 'pino'
+import { codes, errorBody, retryAfterOf, type OrchestratorError } from '../errors.ts'
+import type { AccountHandle } from '../dispatch/account-handle.ts'
+import type { Dispatcher } from '../dispatch/dispatcher.ts'
+import type { Job, JobSink } from '../dispatch/job.ts'
+import { SSE_HEADERS, errorEvent } from './sse.ts'
+
+export class Exchange implements JobSink {
+  readonly res: ServerResponse
+  readonly requestId: string
+  readonly stream: boolean
+  readonly #log: Logger
+  readonly #dispatcher: Dispatcher
+  job: Job | undefined
+  #settled = false
+
+  constructor(res: ServerResponse, requestId: string, stream: boolean, dispatcher: Dispatcher, log: Logger) {
+    this.res = res
+    this.requestId = requestId
+    this.stream = stream
+    this.#dispatcher = dispatcher
+    this.#log = log
+  }
+
+  /** the client went away before its answer: free the queue place or the account slot at once */
+  onClose = (): void => {
+    if (this.#settled || !this.job) return
+    this.#settled = true
+    this.#dispatcher.cancel(this.job)
+    this.#logLine(499, this.job.account, 'AGYC_CANCELLED')
+  }
+
+  chunk(text: string): void {
+    if (this.#settled) return
+    const res = this.res
+    if (!res.headersSent) this.#head(this.job?.account)
+    res.write(text)
+  }
+
+  done(body: string | undefined, account: AccountHandle): void {
+    if (this.#settled) return
+    this.#settled = true
+    const res = this.res
+    if (this.stream) {
+      if (!res.headersSent) this.#head(account)
+      res.end()
+    } else {
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body ?? ''),
+        'request-id': this.requestId,
+        'x-agyc-account': account.id,
+      })
+      res.end(body)
+    }
+    this.#logLine(200, account)
+  }
+
+  fail(error: OrchestratorError, account: AccountHandle | undefined): void {
+    if (this.#settled) return
+    this.#settled = true
+    const res = this.res
+    const spec = codes[error.code]
+    if (res.headersSent) {
+      // bytes already reached the client: an SSE error event in the Anthropic shape and a clean end (Claude Code retries)
+      res.end(errorEvent(spec.type, error.message))
+      this.#logLine(200, account, error.code)
+      return
+    }
+    const headers: Record<string, string | number> = {
+      'content-type': 'application/json',
+      'request-id': this.requestId,
+    }
+    if (account) headers['x-agyc-account'] = account.id
+    const retryAfter = retryAfterOf(error)
+    if (retryAfter !== undefined) headers['retry-after'] = retryAfter
+    res.writeHead(spec.status, headers)
+    res.end(errorBody(error.code, error.message))
+    this.#logLine(spec.status, account, error.code)
+  }
+
+  #head(account: AccountHandle | undefined): void {
+    const headers: Record<string, string> = { ...SSE_HEADERS, 'request-id': this.requestId }
+    if (account) headers['x-agyc-account'] = account.id
+    this.res.writeHead(200, headers)
+  }
+
+  #logLine(status: number, account: AccountHandle | undefined, code?: string): void {
+    const job = this.job
+    if (!job || !this.#log.isLevelEnabled('info')) return
+    this.#log.info({
+      reqId: this.requestId, account: account?.id, strategy: job.strategy.name, model: job.model, stream: this.stream,
+      queueMs: job.queueWaitMs, durationMs: Date.now() - job.receivedAt, status, code,
+    }, 'request')
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * The Messages request as zod validates it. Every object is loose: unknown fields (`context_management`,
+ * `output_config`, `cache_control`, `defer_loading`, …) pass through to the session untouched, and open enums
+ * (`thinking.type: "adaptive"`, block types) take any value, because Claude Code sends new ones with every release
+ * (claude-code-traffic.md). What is checked is what we read, so a refusal always names a real mistake.
+ */
+import { z } from 'zod'
+
+const Block = z.object({ type: z.string({ error: 'expected a content block type (string)' }) }).loose()
+  .superRefine((block, ctx) => {
+    if (block.type === 'text' && typeof block.text !== 'string') {
+      ctx.addIssue({ code: 'custom', path: ['text'], message: 'a text block needs a string "text"' })
+    }
+  })
+
+const Content = z.union([z.string(), z.array(Block)], { error: 'expected a string or an array of content blocks' })
+
+const Message = z.object({
+  // `system` inside messages comes with Claude Code's per-turn-control beta: accepted, not refused
+  role: z.enum(['user', 'assistant', 'system'], { error: 'expected "user", "assistant" or "system"' }),
+  content: Content,
+}).loose()
+
+export const MessagesRequest = z.object({
+  model: z.string({ error: 'expected a model name (string)' }).min(1, { error: 'expected a model name' }),
+  max_tokens: z.number({ error: 'expected a positive integer' }).int({ error: 'expected a positive integer' })
+    .positive({ error: 'expected a positive integer' }).optional(),
+  messages: z.array(Message, { error: 'expected an array of messages' }).min(1, { error: 'expected at least one message' }),
+  system: Content.optional(),
+  stream: z.boolean({ error: 'expected true or false' }).optional(),
+  metadata: z.object({
+    user_id: z.string({ error: 'expected a string' }).nullable().optional(),
+    routing: z.object({ strategyHint: z.string({ error: 'expected a strategy name' }).optional() }).loose().optional(),
+  }).loose().optional(),
+  stop_sequences: z.array(z.string(), { error: 'expected an array of strings' }).optional(),
+  temperature: z.number({ error: 'expected a number' }).min(0).max(2).optional(),
+  top_p: z.number({ error: 'expected a number' }).min(0).max(1).optional(),
+  top_k: z.number({ error: 'expected a number' }).int().min(0).optional(),
+  tools: z.array(z.object({ name: z.string({ error: 'expected a tool name' }) }).loose(), { error: 'expected an array of tools' }).optional(),
+  tool_choice: z.object({ type: z.string({ error: 'expected a tool_choice type' }) }).loose().optional(),
+  thinking: z.object({ type: z.string({ error: 'expected a thinking type' }) }).loose().optional(),
+}).loose()
+export type MessagesRequest = z.infer<typeof MessagesRequest>
+
+export const CountTokensRequest = MessagesRequest.omit({ max_tokens: true, stream: true })
+
+/** `messages.1.content: expected …; model: …` — every problem with its exact path, as Claude Code needs to read it. */
+export function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
+  return issues.slice(0, 5).map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`).join('; ')
+}

@@ -1,0 +1,67 @@
+/**
+ * Reads and validates the config file: one line per problem, naming the path (`accounts[3].maxConcurrency: …`).
+ * State directories are resolved here, against the config file's folder, so that duplicates are caught before start.
+ */
+import { readFileSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import type { z } from 'zod'
+import { Config } from './schema.ts'
+
+export class ConfigError extends Error {
+  readonly problems: readonly string[]
+  constructor(problems: readonly string[]) {
+    super(problems.join('\n'))
+    this.name = 'ConfigError'
+    this.problems = problems
+  }
+}
+
+export interface Overrides {
+  host?: string | undefined
+  port?: number | undefined
+}
+
+/** `['accounts', 3, 'maxConcurrency']` → `accounts[3].maxConcurrency` */
+export const where = (path: readonly PropertyKey[]): string =>
+  path.reduce<string>((s, p) => (typeof p === 'number' ? `${s}[${p}]` : s ? `${s}.${String(p)}` : String(p)), '')
+
+export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
+  return issues.map((issue) => `${where(issue.path) || '(root)'}: ${issue.message}`)
+}
+
+export function loadConfigFile(file: string, overrides: Overrides = {}): Config {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError([`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`])
+  }
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch (err) {
+    throw new ConfigError([`${file}: not valid JSON (${(err as Error).message})`])
+  }
+  return parseConfig(raw, dirname(resolve(file)), overrides)
+}
+
+/** Validates a config object; relative paths resolve against `baseDir`. */
+export function parseConfig(raw: unknown, baseDir: string, overrides: Overrides = {}): Config {
+  const parsed = Config.safeParse(raw)
+  if (!parsed.success) throw new ConfigError(formatIssues(parsed.error.issues))
+  const config = parsed.data
+  const stateRoot = resolve(baseDir, config.stateRoot)
+  const accounts = config.accounts.map((a) => ({ ...a, stateDir: resolve(baseDir, a.stateDir ?? resolve(stateRoot, a.id)) }))
+  const problems: string[] = []
+  const dirs = new Map<string, number>()
+  accounts.forEach((a, i) => {
+    const first = dirs.get(a.stateDir)
+    if (first !== undefined) problems.push(`accounts[${i}].stateDir: "${a.stateDir}" is already the state directory of accounts[${first}]`)
+    else dirs.set(a.stateDir, i)
+  })
+  if (problems.length > 0) throw new ConfigError(problems)
+  const server = { ...config.server }
+  if (overrides.host !== undefined) server.host = overrides.host
+  if (overrides.port !== undefined) server.port = overrides.port
+  return { ...config, server, stateRoot, accounts }
+}

@@ -1,0 +1,284 @@
+/**
+ * The main-thread half of an account: hosts its worker thread (a piscina pool of exactly one long-lived thread),
+ * carries requests to it and events back on the account's own data port, and keeps the numbers the strategies read.
+ * One listener serves every request; a request is found by its per-account sequence number.
+ */
+import { MessageChannel, type MessagePort } from 'node:worker_threads'
+import { Piscina } from 'piscina'
+import * as Comlink from 'comlink'
+import { portEndpoint } from '../protocol/comlink-port.ts'
+import type { Logger } from 'pino'
+import type { AccountConfig } from '../config/schema.ts'
+import { OrchestratorError } from '../errors.ts'
+import { FromWorkerBatch, assertNever, type ControlApi, type Heartbeat, type ToWorker, type WorkerStats } from '../protocol/messages.ts'
+import type { AccountView } from '../strategies/types.ts'
+import type { Job } from './job.ts'
+
+const WORKER_FILE = new URL('../../workers/account-worker.ts', import.meta.url).href
+
+export type AccountState = 'starting' | 'up' | 'down' | 'draining' | 'stopped'
+
+export interface AccountOwner {
+  /** a slot of `account` freed, or the account came up: hand it queued work */
+  released(account: AccountHandle): void
+  /** the job was answered (successfully or not) by this account */
+  settled(job: Job): void
+}
+
+export interface AccountOptions {
+  heartbeatMs: number
+  log: Logger
+  owner: AccountOwner
+}
+
+/** child restart-style backoff for a worker that died: 100 ms × 1.5ⁿ with jitter, capped at 15 s (PM2's defaults) */
+export const backoffMs = (attempt: number): number => Math.min(15_000, 100 * 1.5 ** attempt) * (0.8 + Math.random() * 0.4)
+
+export class AccountHandle implements AccountView {
+  readonly id: string
+  readonly config: AccountConfig
+  readonly maxConcurrency: number
+  state: AccountState = 'starting'
+  assigned = 0
+  lastAssignedSeq = 0
+  healthScore = 1
+  lastHeartbeat: Heartbeat | undefined
+  lastHeartbeatAt = 0
+  workerRestarts = 0
+  lastError: string | undefined
+  readonly childPids = new Set<number>()
+
+  readonly #log: Logger
+  readonly #owner: AccountOwner
+  readonly #heartbeatMs: number
+  readonly #pool: Piscina
+  readonly #pending = new Map<number, Job>()
+  #seq = 0
+  #outbox: ToWorker[] = []
+  #flushScheduled = false
+  #data: MessagePort | undefined
+  #control: Comlink.Remote<ControlApi> | undefined
+  #ready: PromiseWithResolvers<void> = Promise.withResolvers()
+  #reattach: NodeJS.Timeout | undefined
+  #stopping = false
+
+  constructor(config: AccountConfig, options: AccountOptions) {
+    this.id = config.id
+    this.config = config
+    this.maxConcurrency = config.maxConcurrency
+    this.#log = options.log.child({ account: config.id })
+    this.#owner = options.owner
+    this.#heartbeatMs = options.heartbeatMs
+    this.#pool = new Piscina({
+      filename: WORKER_FILE,
+      minThreads: 1,
+      maxThreads: 1,
+      // 'sync' (the default) parks an idle worker in Atomics.wait: its ports, timers and child pipes go deaf
+      atomics: 'disabled',
+      concurrentTasksPerWorker: 1,
+      idleTimeout: Number.MAX_SAFE_INTEGER,
+      closeTimeout: 2_000,
+    })
+    // a worker that fails to start rejects its attach task; keep piscina's own 'error' events from crashing us
+    this.#pool.on('error', (err: Error) => this.#log.error({ err }, 'worker pool error'))
+  }
+
+  get available(): boolean {
+    return this.state === 'up' && this.assigned < this.maxConcurrency
+  }
+
+  get routable(): boolean {
+    return this.state === 'up'
+  }
+
+  /** The model this account runs for a request naming `requested`. */
+  modelFor(requested: string): string {
+    const models = this.config.models
+    return !models || models.includes(requested) ? requested : models[0]
+  }
+
+  /** Starts the worker; resolves once its session is ready (or the first start failed). */
+  start(): Promise<void> {
+    this.#attach()
+    return this.#ready.promise
+  }
+
+  #attach(): void {
+    const data = new MessageChannel()
+    const control = new MessageChannel()
+    this.#data = data.port1
+    data.port1.on('message', this.#onMessage)
+    this.#control = Comlink.wrap<ControlApi>(portEndpoint(control.port1))
+    const task = { account: this.config, data: data.port2, control: control.port2, heartbeatMs: this.#heartbeatMs }
+    this.#pool.run(task, { transferList: [data.port2, control.port2] }).then(
+      () => this.#detach(data.port1, control.port1, undefined),
+      (err: unknown) => this.#detach(data.port1, control.port1, err),
+    )
+  }
+
+  /** The attach task ended: the worker stopped on request, or died. Either way its requests get a definite answer. */
+  #detach(data: MessagePort, control: MessagePort, err: unknown): void {
+    data.close()
+    control.close()
+    if (this.#data !== data) return
+    this.#data = undefined
+    this.#control = undefined
+    this.#outbox = []
+    this.killChildren()
+    const message = err instanceof Error ? err.message : String(err ?? 'stopped')
+    this.#failAll(new OrchestratorError('AGYC_WORKER_DIED', `account ${this.id}: worker ended (${message})`))
+    if (this.#stopping) {
+      this.state = 'stopped'
+      return
+    }
+    this.state = 'down'
+    this.lastError = message
+    const delay = backoffMs(this.workerRestarts++)
+    this.#log.error({ err, restartInMs: Math.round(delay) }, 'account worker died')
+    this.#ready.resolve() // start() callers are not kept waiting on a worker that will not come up soon
+    this.#reattach = setTimeout(() => {
+      this.#reattach = undefined
+      if (!this.#stopping) this.#attach()
+    }, delay)
+  }
+
+  #failAll(error: OrchestratorError): void {
+    const jobs = [...this.#pending.values()]
+    this.#pending.clear()
+    this.assigned = 0
+    for (const job of jobs) {
+      this.#owner.settled(job)
+      job.sink.fail(error, this)
+    }
+  }
+
+  /** SIGKILL every process group the worker reported: a child outlives the worker thread that spawned it. */
+  killChildren(): void {
+    for (const pid of this.childPids) {
+      try { process.kill(-pid, 'SIGKILL') } catch { /* already gone */ }
+    }
+    this.childPids.clear()
+  }
+
+  assign(job: Job, dispatchSeq: number): void {
+    job.seq = ++this.#seq
+    job.account = this
+    job.state = 'assigned'
+    this.assigned++
+    this.lastAssignedSeq = dispatchSeq
+    this.#pending.set(job.seq, job)
+    this.#send({
+      kind: 'run', id: job.seq, body: job.body, model: this.modelFor(job.model), stream: job.stream,
+      maxTokens: job.maxTokens, requestId: job.requestId,
+    })
+  }
+
+  /** The client left or the deadline passed: free the slot now; the worker stops the work. */
+  cancel(job: Job): void {
+    if (this.#pending.get(job.seq) !== job) return
+    this.#pending.delete(job.seq)
+    this.assigned--
+    this.#send({ kind: 'cancel', id: job.seq })
+    this.#owner.released(this)
+  }
+
+  #send(command: ToWorker): void {
+    this.#outbox.push(command)
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true
+      setImmediate(this.#flush)
+    }
+  }
+
+  // everything bound for this worker in one event-loop turn travels as one message
+  #flush = (): void => {
+    this.#flushScheduled = false
+    const batch = this.#outbox
+    if (batch.length === 0) return
+    this.#outbox = []
+    this.#data?.postMessage(batch)
+  }
+
+  #onMessage = (raw: unknown): void => {
+    for (const event of FromWorkerBatch.parse(raw)) {
+      switch (event.kind) {
+        case 'chunk': {
+          this.#pending.get(event.id)?.sink.chunk(event.text)
+          break
+        }
+        case 'done': {
+          const job = this.#take(event.id)
+          if (job) job.sink.done(event.body, this)
+          break
+        }
+        case 'failed': {
+          const job = this.#take(event.id)
+          this.lastError = `${event.code}: ${event.message}`
+          if (job) job.sink.fail(new OrchestratorError(event.code, event.message, { retryAfterS: event.retryAfterS }), this)
+          break
+        }
+        case 'heartbeat':
+          this.lastHeartbeat = event
+          this.lastHeartbeatAt = Date.now()
+          break
+        case 'ready':
+          this.state = 'up'
+          this.#log.debug('account ready')
+          this.#ready.resolve()
+          this.#owner.released(this)
+          break
+        case 'child':
+          if (event.alive) this.childPids.add(event.pid)
+          else this.childPids.delete(event.pid)
+          break
+        case 'log':
+          this.#log[event.level](event.fields ?? {}, event.msg)
+          break
+        default:
+          assertNever(event)
+      }
+    }
+  }
+
+  #take(id: number): Job | undefined {
+    const job = this.#pending.get(id)
+    if (!job) return undefined // cancelled meanwhile
+    this.#pending.delete(id)
+    this.assigned--
+    this.#owner.settled(job)
+    this.#owner.released(this)
+    return job
+  }
+
+  stats(): Promise<WorkerStats> {
+    if (!this.#control) return Promise.reject(new OrchestratorError('AGYC_WORKER_DIED', `account ${this.id} has no worker`))
+    return this.#control.stats()
+  }
+
+  /** Stops taking new work and resolves when nothing is in flight. */
+  async drain(): Promise<void> {
+    if (this.state === 'up') this.state = 'draining'
+    while (this.#pending.size > 0) await new Promise((r) => setTimeout(r, 20))
+  }
+
+  resume(): void {
+    if (this.state === 'draining') {
+      this.state = 'up'
+      this.#owner.released(this)
+    }
+  }
+
+  /** Stops the session, its child and the worker; requests still pending get AGYC_SHUTTING_DOWN. */
+  async stop(): Promise<void> {
+    this.#stopping = true
+    clearTimeout(this.#reattach)
+    this.#flush()
+    try {
+      await Promise.race([this.#control?.stop(), new Promise((r) => setTimeout(r, 3_000))])
+    } catch { /* the worker is gone already */ }
+    this.#failAll(new OrchestratorError('AGYC_SHUTTING_DOWN', `account ${this.id} stopped`))
+    await this.#pool.destroy()
+    this.killChildren()
+    this.state = 'stopped'
+  }
+}

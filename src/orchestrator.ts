@@ -1,0 +1,63 @@
+/**
+ * Builds and runs one orchestrator: accounts' workers, the dispatcher, the HTTP server. Used by `main.ts` and by the
+ * tests (which start it in-process on port 0 and talk to it over real HTTP).
+ */
+import { serve } from '@hono/node-server'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { DestinationStream } from 'pino'
+import { createApp } from './api/app.ts'
+import type { Config } from './config/schema.ts'
+import { Dispatcher } from './dispatch/dispatcher.ts'
+import { createLogger, type Logger } from './log.ts'
+
+export interface Orchestrator {
+  readonly url: string
+  readonly config: Config
+  readonly dispatcher: Dispatcher
+  readonly server: Server
+  readonly log: Logger
+  /** stop accepting, let in-flight requests finish within `graceMs`, stop the workers and their children */
+  close(graceMs?: number): Promise<void>
+}
+
+export async function startOrchestrator(config: Config, options: { logDestination?: DestinationStream } = {}): Promise<Orchestrator> {
+  const log = createLogger(config.log, options.logDestination)
+  const dispatcher = new Dispatcher(config.dispatcher, config.accounts, { heartbeatMs: config.health.heartbeatMs, log })
+  const startedAt = performance.now()
+  await dispatcher.start()
+  let closing = false
+  const app = createApp({ config, dispatcher, log, isClosing: () => closing })
+  const server = serve({ fetch: app.fetch, hostname: config.server.host, port: config.server.port }) as Server
+  server.headersTimeout = 10_000 // slow-headers clients are cut off (Node's default is 60 s)
+  server.requestTimeout = 0 // a streamed answer may run for minutes; the dispatcher's deadline governs it
+  server.keepAliveTimeout = 65_000
+  await new Promise<void>((resolve, reject) => {
+    if (server.listening) resolve()
+    server.once('listening', resolve)
+    server.once('error', reject)
+  })
+  const address = server.address() as AddressInfo
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  const url = `http://${host}:${address.port}`
+  log.info({ url, accounts: dispatcher.accounts.length, readyMs: Math.round(performance.now() - startedAt) }, 'listening')
+
+  let closed: Promise<void> | undefined
+  async function close(graceMs = config.server.shutdownGraceMs): Promise<void> {
+    closed ??= (async () => {
+      closing = true
+      dispatcher.close()
+      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()))
+      server.closeIdleConnections()
+      const deadline = Date.now() + graceMs
+      while (dispatcher.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25))
+      await dispatcher.stop()
+      server.closeAllConnections()
+      await serverClosed
+      log.info('stopped')
+    })()
+    return closed
+  }
+
+  return { url, config, dispatcher, server, log, close }
+}

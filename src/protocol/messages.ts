@@ -1,0 +1,97 @@
+/**
+ * Every message that crosses between the main thread and an account worker, as zod unions tagged by `kind`, parsed
+ * once where they arrive. The data path sends arrays: everything bound for one side in one event-loop turn travels
+ * as one message, because the cost of a thread hop is per message and per wake-up, not per byte
+ * (architecture-findings §3).
+ */
+import { z } from 'zod'
+import { codeNames, type Code } from '../errors.ts'
+
+const CodeSchema = z.enum(codeNames as [Code, ...Code[]])
+
+// ── main → worker, on the account's data port ─────────────────────────────────────────────────────────────────────
+export const RunCommand = z.object({
+  kind: z.literal('run'),
+  /** per-account sequence number; the main thread finds the request by it */
+  id: z.number(),
+  /** the client's body as received: the worker parses it once, so the main thread never clones an object graph */
+  body: z.string(),
+  /** resolved model (an alias or unknown name already mapped) */
+  model: z.string(),
+  stream: z.boolean(),
+  maxTokens: z.number(),
+  /** the HTTP request id, for the worker's logs */
+  requestId: z.string(),
+})
+export type RunCommand = z.infer<typeof RunCommand>
+
+export const ToWorker = z.discriminatedUnion('kind', [
+  RunCommand,
+  z.object({ kind: z.literal('cancel'), id: z.number() }),
+])
+export type ToWorker = z.infer<typeof ToWorker>
+export const ToWorkerBatch = z.array(ToWorker)
+
+// ── worker → main, on the same port ───────────────────────────────────────────────────────────────────────────────
+export const Usage = z.object({ input_tokens: z.number(), output_tokens: z.number() }).loose()
+export type Usage = z.infer<typeof Usage>
+
+export const Heartbeat = z.object({
+  kind: z.literal('heartbeat'),
+  at: z.number(),
+  /** requests running in the session, and waiting in the worker for a slot */
+  running: z.number(),
+  queued: z.number(),
+  /** most requests ever running at once: the concurrency limit, measured where it is enforced */
+  peakRunning: z.number(),
+  /** how late the heartbeat timer fired: the worker's event-loop delay */
+  loopDelayMs: z.number(),
+  childPid: z.number().optional(),
+  childAlive: z.boolean().optional(),
+  restarts: z.number(),
+  lastError: z.string().optional(),
+})
+export type Heartbeat = z.infer<typeof Heartbeat>
+
+export const FromWorker = z.discriminatedUnion('kind', [
+  /** the session started and takes requests */
+  z.object({ kind: z.literal('ready') }),
+  /** pre-framed SSE bytes of a streamed answer, everything the request produced in one turn */
+  z.object({ kind: z.literal('chunk'), id: z.number(), text: z.string() }),
+  /** the answer is complete; `body` is the whole JSON message for a non-streamed request */
+  z.object({ kind: z.literal('done'), id: z.number(), body: z.string().optional(), usage: Usage, model: z.string() }),
+  z.object({
+    kind: z.literal('failed'), id: z.number(), code: CodeSchema, message: z.string(),
+    retryAfterS: z.number().optional(),
+  }),
+  Heartbeat,
+  /** a child process was spawned or reaped: the main thread kills recorded groups if the worker dies */
+  z.object({ kind: z.literal('child'), pid: z.number(), alive: z.boolean() }),
+  z.object({ kind: z.literal('log'), level: z.enum(['debug', 'info', 'warn', 'error']), msg: z.string(), fields: z.record(z.string(), z.unknown()).optional() }),
+])
+export type FromWorker = z.infer<typeof FromWorker>
+export const FromWorkerBatch = z.array(FromWorker)
+
+// ── control plane (comlink) ───────────────────────────────────────────────────────────────────────────────────────
+export const WorkerStats = z.object({
+  threadId: z.number(),
+  running: z.number(),
+  queued: z.number(),
+  peakRunning: z.number(),
+  served: z.number(),
+  failed: z.number(),
+  cancelled: z.number(),
+})
+export type WorkerStats = z.infer<typeof WorkerStats>
+
+export interface ControlApi {
+  stats(): WorkerStats
+  /** resolves once nothing runs or waits in the worker */
+  drain(): Promise<void>
+  /** stops the session (and its child) and ends the worker's attach task */
+  stop(): Promise<void>
+}
+
+export function assertNever(value: never): never {
+  throw new Error(`unexpected message ${JSON.stringify(value)}`)
+}

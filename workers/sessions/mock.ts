@@ -1,0 +1,66 @@
+/**
+ * The built-in `mock` session: runs inside the worker, no child process. Deterministic text, configurable latency
+ * and chunking; it is what config.example.json and the benchmark use. With `directives: true` (tests only) a prompt
+ * can make it sleep, fail with a code, crash the worker or hang its event loop.
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import { isCode, OrchestratorError } from '../../src/errors.ts'
+import { estimateInputTokens, estimateTokens, lastUserText } from '../../src/protocol/anthropic.ts'
+import type { Completion, Session, SessionContext, SessionOutput, SessionRequest } from './types.ts'
+
+type MockConfig = Extract<SessionContext['account']['session'], { kind: 'mock' }>
+
+const DIRECTIVE = /\[\[mock:(sleep|fail|crash|hang)(?: ([A-Z_]+|\d+))?\]\]/
+
+/** Splits `text` into `n` pieces of near-equal length (fewer when the text is shorter). */
+export function cut(text: string, n: number): string[] {
+  const size = Math.max(1, Math.ceil(text.length / n))
+  const pieces: string[] = []
+  for (let i = 0; i < text.length; i += size) pieces.push(text.slice(i, i + size))
+  return pieces.length > 0 ? pieces : ['']
+}
+
+export function createMockSession({ account }: SessionContext): Session {
+  const config = account.session as MockConfig
+  return {
+    async start() {},
+    async stop() {},
+    async run(req: SessionRequest, out: SessionOutput): Promise<Completion> {
+      const prompt = lastUserText(req.request)
+      if (config.directives) await obey(prompt, req.signal)
+      if (config.latencyMs > 0) await sleep(config.latencyMs, undefined, { signal: req.signal })
+      const text = config.text.replaceAll('{account}', account.id).replaceAll('{model}', req.model).replaceAll('{prompt}', prompt)
+      if (req.stream) {
+        for (const piece of cut(text, config.deltas)) {
+          if (config.deltaDelayMs > 0) await sleep(config.deltaDelayMs, undefined, { signal: req.signal })
+          out.text(piece)
+        }
+      }
+      return {
+        content: [{ type: 'text', text }],
+        stopReason: 'end_turn',
+        usage: { input_tokens: estimateInputTokens(req.request), output_tokens: estimateTokens(text) },
+      }
+    },
+  }
+}
+
+async function obey(prompt: string, signal: AbortSignal): Promise<void> {
+  const match = DIRECTIVE.exec(prompt)
+  if (!match) return
+  const [, verb, arg] = match
+  switch (verb) {
+    case 'sleep':
+      await sleep(Number(arg ?? 1000), undefined, { signal })
+      return
+    case 'fail':
+      throw new OrchestratorError(isCode(arg) ? arg : 'AGYC_UPSTREAM_FAILED', `mock failure ${arg ?? ''}`.trim())
+    case 'crash':
+      // an uncaught exception ends this worker thread only; the main thread sees the attach task reject
+      setImmediate(() => { throw new Error('mock crash') })
+      await sleep(60_000, undefined, { signal })
+      return
+    case 'hang':
+      for (;;) { /* a busy loop: heartbeats stop, only terminate() ends it */ }
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * What a session kind implements. A session runs requests for one account inside that account's worker; the host
+ * (`workers/account-host.ts`) owns the concurrency limit, the framing and the batching, so a session only turns a
+ * request into text (or, for pass-through upstreams, into ready-made SSE events) and a completion.
+ */
+import type { AccountConfig } from '../../src/config/schema.ts'
+import type { FromWorker, Usage } from '../../src/protocol/messages.ts'
+import type { MessagesRequest } from '../../src/protocol/anthropic.ts'
+
+export interface SessionRequest {
+  readonly id: number
+  readonly request: MessagesRequest
+  readonly model: string
+  readonly stream: boolean
+  readonly maxTokens: number
+  readonly requestId: string
+  /** aborted when the client goes away or the deadline passes: stop the work and its child */
+  readonly signal: AbortSignal
+}
+
+export interface SessionOutput {
+  /** one text delta of the answer, as soon as it exists */
+  text(delta: string): void
+}
+
+export interface Completion {
+  /** the answer's content blocks; text deltas already sent must add up to its text */
+  readonly content: readonly object[]
+  readonly stopReason: string
+  readonly stopSequence?: string | null
+  readonly usage: Usage
+  /** the model that really answered, when the session knows it */
+  readonly model?: string
+}
+
+export interface Session {
+  /** starts long-lived upstreams (a stdio child, a local server); the account takes work once it resolves */
+  start(): Promise<void>
+  /** runs one request; rejects with an OrchestratorError (or anything, which becomes AGYC_UPSTREAM_FAILED) */
+  run(req: SessionRequest, out: SessionOutput): Promise<Completion>
+  /** stops children and releases resources; idempotent */
+  stop(): Promise<void>
+  /** for heartbeats: the long-lived child, if the session has one */
+  readonly child?: { pid: number | undefined; alive: boolean; restarts: number; lastError?: string }
+}
+
+export interface SessionContext {
+  readonly account: AccountConfig
+  /** events for the main thread (child pids, logs), batched with the rest */
+  emit(event: FromWorker): void
+}
+
+export type SessionFactory = (context: SessionContext) => Session
