@@ -31,7 +31,8 @@ export default async function attach(task: AttachTask): Promise<'stopped'> {
     drain: () => host.idle(),
     stop: async () => {
       await host.close()
-      markStopped('stopped')
+      // end the task after comlink has posted this call's reply: closing the port first would swallow it
+      setImmediate(() => markStopped('stopped'))
     },
   }
   Comlink.expose(api, portEndpoint(control))

@@ -61,6 +61,8 @@ export class AccountHandle implements AccountView {
   #ready: PromiseWithResolvers<void> = Promise.withResolvers()
   #reattach: NodeJS.Timeout | undefined
   #stopping = false
+  /** settles when the current attach task ends, whichever way */
+  #task: Promise<void> = Promise.resolve()
 
   constructor(config: AccountConfig, options: AccountOptions) {
     this.id = config.id
@@ -110,7 +112,7 @@ export class AccountHandle implements AccountView {
     data.port1.on('message', this.#onMessage)
     this.#control = Comlink.wrap<ControlApi>(portEndpoint(control.port1))
     const task = { account: this.config, data: data.port2, control: control.port2, heartbeatMs: this.#heartbeatMs }
-    this.#pool.run(task, { transferList: [data.port2, control.port2] }).then(
+    this.#task = this.#pool.run(task, { transferList: [data.port2, control.port2] }).then(
       () => this.#detach(data.port1, control.port1, undefined),
       (err: unknown) => this.#detach(data.port1, control.port1, err),
     )
@@ -274,7 +276,8 @@ export class AccountHandle implements AccountView {
     clearTimeout(this.#reattach)
     this.#flush()
     try {
-      await Promise.race([this.#control?.stop(), new Promise((r) => setTimeout(r, 3_000))])
+      // the task's end is the answer that counts: comlink's reply may be lost when the worker closes the port
+      await Promise.race([this.#control?.stop().then(() => this.#task), this.#task, new Promise((r) => setTimeout(r, 3_000))])
     } catch { /* the worker is gone already */ }
     this.#failAll(new OrchestratorError('AGYC_SHUTTING_DOWN', `account ${this.id} stopped`))
     await this.#pool.destroy()

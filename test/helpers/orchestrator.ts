@@ -1,0 +1,84 @@
+/**
+ * Starts a real orchestrator in this test process: real worker threads, real HTTP on 127.0.0.1 port 0, and the
+ * official SDK as client. Logs are captured as parsed JSON lines. On teardown it closes everything and checks that no
+ * child process the accounts reported is still alive.
+ */
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import type { TestContext } from 'node:test'
+import Anthropic from '@anthropic-ai/sdk'
+import { parseConfig } from '../../src/config/load.ts'
+import { startOrchestrator, type Orchestrator } from '../../src/orchestrator.ts'
+
+export interface Started {
+  orch: Orchestrator
+  url: string
+  client: Anthropic
+  /** every log line written so far, parsed */
+  logs: Record<string, unknown>[]
+  dir: string
+}
+
+export const hello = {
+  model: 'claude-test-1',
+  max_tokens: 64,
+  messages: [{ role: 'user' as const, content: 'Say hello' }],
+}
+
+export function mockAccounts(n: number, session: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) {
+  return Array.from({ length: n }, (_, i) => ({
+    id: `acc${String(i + 1).padStart(2, '0')}`, maxConcurrency: 4, session: { kind: 'mock', ...session }, ...extra,
+  }))
+}
+
+export async function start(t: TestContext, raw: Record<string, unknown>): Promise<Started> {
+  const dir = mkdtempSync(join(tmpdir(), 'agyc-test-'))
+  const logs: Record<string, unknown>[] = []
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>)
+      done()
+    },
+  })
+  const config = parseConfig({ log: { level: 'info' }, ...raw, server: { port: 0, ...(raw.server as object) } }, dir)
+  const orch = await startOrchestrator(config, { logDestination: sink })
+  const client = new Anthropic({ baseURL: orch.url, apiKey: 'test-key', maxRetries: 0 })
+  t.after(async () => {
+    const pids = orch.dispatcher.accounts.flatMap((a) => [...a.childPids])
+    await orch.close(2_000)
+    for (const pid of pids) assert.equal(isAlive(pid), false, `child ${pid} survived the orchestrator`)
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return { orch, url: orch.url, client, logs, dir }
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Polls `check` until it returns true or `ms` pass; fails with `what`. */
+export async function eventually(check: () => boolean | Promise<boolean>, what: string, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    if (await check()) return
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  assert.fail(`timed out waiting: ${what}`)
+}
+
+/** A raw POST, for what the SDK would refuse to send. */
+export async function post(url: string, path: string, body: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; json: any; text: string }> {
+  const res = await fetch(url + path, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } })
+  const text = await res.text()
+  let json: unknown
+  try { json = JSON.parse(text) } catch { json = undefined }
+  return { status: res.status, headers: res.headers, json, text }
+}
