@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { ConfigError, parseConfig } from '../src/config/load.ts'
+import { runMain, writeConfig } from './helpers/process.ts'
+
+const problems = (raw: unknown): string[] => {
+  try {
+    parseConfig(raw, '/tmp/agyc')
+  } catch (err) {
+    if (err instanceof ConfigError) return [...err.problems]
+    throw err
+  }
+  return []
+}
+
+test('each problem is one line naming its path and what is wrong', () => {
+  const lines = problems({
+    server: { port: 'eighty' },
+    dispatcher: { strategy: 'fastest' },
+    accounts: [
+      { id: 'a', session: { kind: 'mock' } }, { id: 'b', session: { kind: 'mock' } }, { id: 'c', session: { kind: 'mock' } },
+      { id: 'd', maxConcurrency: 0, session: { kind: 'mock' } },
+      { id: 'e', session: { kind: 'teleport' } },
+    ],
+  })
+  assert.ok(lines.includes('accounts[3].maxConcurrency: expected a positive integer'), lines.join('\n'))
+  assert.ok(lines.some((l) => l.startsWith('server.port: ')), lines.join('\n'))
+  assert.ok(lines.some((l) => l.startsWith('dispatcher.strategy: unknown strategy "fastest"')), lines.join('\n'))
+  assert.ok(lines.some((l) => l.startsWith('accounts[4].session')), lines.join('\n'))
+})
+
+test('duplicate account ids and shared state directories are errors', () => {
+  assert.deepEqual(problems({ accounts: [{ id: 'a', session: { kind: 'mock' } }, { id: 'a', session: { kind: 'mock' } }] }),
+    ['accounts[1].id: duplicate account id "a"'])
+  const shared = problems({ accounts: [{ id: 'a', stateDir: 's', session: { kind: 'mock' } }, { id: 'b', stateDir: './s/', session: { kind: 'mock' } }] })
+  assert.equal(shared.length, 1)
+  assert.match(shared[0], /^accounts\[1\]\.stateDir: .* already the state directory of accounts\[0\]/)
+})
+
+test('defaults are filled in and state directories resolve against the config file', () => {
+  const config = parseConfig({ accounts: [{ id: 'a', session: { kind: 'mock' } }] }, '/srv/agyc')
+  assert.equal(config.server.host, '127.0.0.1')
+  assert.equal(config.server.port, 8088)
+  assert.equal(config.dispatcher.strategy, 'round-robin')
+  assert.equal(config.accounts[0].maxConcurrency, 4)
+  assert.equal(config.accounts[0].stateDir, '/srv/agyc/.state/a')
+})
+
+test('a bad config file exits non-zero with one line per problem', async (t) => {
+  const file = writeConfig({ accounts: [{ id: 'a', maxConcurrency: -2, session: { kind: 'mock' } }, { id: 'a', session: { kind: 'mock' } }] })
+  const run = runMain(t, ['--config', file])
+  assert.equal(await run.exit, 2)
+  assert.match(run.output(), /^accounts\[0\]\.maxConcurrency: expected a positive integer$/m)
+  assert.match(run.output(), /^accounts\[1\]\.id: duplicate account id "a"$/m)
+  const broken = runMain(t, ['--config', writeConfig('{ "accounts": [')])
+  assert.equal(await broken.exit, 2)
+  assert.match(broken.output(), /not valid JSON/)
+})
+
+test('--port and PORT override the file, so instances can share a machine', async (t) => {
+  const file = writeConfig({ server: { port: 1 }, log: { level: 'info' }, accounts: [{ id: 'a', session: { kind: 'mock' } }] })
+  const byFlag = runMain(t, ['--config', file, '--port', '0'])
+  const byEnv = runMain(t, ['--config', file], { PORT: '0' })
+  for (const run of [byFlag, byEnv]) {
+    const url = await run.url
+    assert.notEqual(new URL(url).port, '1')
+    assert.equal((await fetch(`${url}/healthz`)).status, 200)
+    run.child.kill('SIGTERM')
+    assert.equal(await run.exit, 0)
+  }
+})
+
+test('SIGTERM finishes in-flight requests, refuses new ones with 503 and exits 0', async (t) => {
+  const file = writeConfig({ log: { level: 'info' }, accounts: [{ id: 'a', maxConcurrency: 2, session: { kind: 'mock', latencyMs: 1500 } }] })
+  const run = runMain(t, ['--config', file, '--port', '0'])
+  const url = await run.url
+  const body = JSON.stringify({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] })
+  const inflight = fetch(`${url}/v1/messages`, { method: 'POST', body, headers: { 'content-type': 'application/json' } })
+  await new Promise((r) => setTimeout(r, 300))
+  run.child.kill('SIGTERM')
+  await new Promise((r) => setTimeout(r, 200))
+  const late = await fetch(`${url}/v1/messages`, { method: 'POST', body, headers: { 'content-type': 'application/json' } }).catch((err: Error) => err)
+  if (!(late instanceof Error)) { // a new connection may be refused outright; one that got through is a 503
+    assert.equal(late.status, 503)
+    assert.equal(((await late.json()) as any).error.type, 'overloaded_error')
+  }
+  const res = await inflight
+  assert.equal(res.status, 200)
+  assert.equal(((await res.json()) as any).type, 'message')
+  assert.equal(await run.exit, 0)
+})
