@@ -23,7 +23,7 @@ export interface Orchestrator {
 
 export async function startOrchestrator(config: Config, options: { logDestination?: DestinationStream } = {}): Promise<Orchestrator> {
   const log = createLogger(config.log, options.logDestination)
-  const dispatcher = new Dispatcher(config.dispatcher, config.accounts, { heartbeatMs: config.health.heartbeatMs, log })
+  const dispatcher = new Dispatcher(config.dispatcher, config.accounts, { health: config.health, log })
   const startedAt = performance.now()
   await dispatcher.start()
   let closing = false

@@ -9,7 +9,7 @@ import { codes, errorBody, retryAfterOf, type OrchestratorError } from '../error
 import type { AccountHandle } from '../dispatch/account-handle.ts'
 import type { Dispatcher } from '../dispatch/dispatcher.ts'
 import type { Job, JobSink } from '../dispatch/job.ts'
-import { SSE_HEADERS, errorEvent } from './sse.ts'
+import { PING, SSE_HEADERS, errorEvent } from './sse.ts'
 
 export class Exchange implements JobSink {
   readonly res: ServerResponse
@@ -19,6 +19,8 @@ export class Exchange implements JobSink {
   readonly #dispatcher: Dispatcher
   job: Job | undefined
   #settled = false
+  #committed = false
+  #pinger: NodeJS.Timeout | undefined
 
   constructor(res: ServerResponse, requestId: string, stream: boolean, dispatcher: Dispatcher, log: Logger) {
     this.res = res
@@ -26,12 +28,27 @@ export class Exchange implements JobSink {
     this.stream = stream
     this.#dispatcher = dispatcher
     this.#log = log
+    // A stream's status line waits for the session's first bytes, so that an early failure can still move to another
+    // account; after a short hold the client gets headers and pings (which commit nothing) until the answer starts.
+    if (stream) this.#pinger = setTimeout(this.#ping, dispatcher.config.streamHoldMs)
+  }
+
+  get committed(): boolean {
+    return this.#committed
+  }
+
+  #ping = (): void => {
+    if (this.#settled || this.#committed) return
+    if (!this.res.headersSent) this.#head(undefined)
+    this.res.write(PING)
+    this.#pinger = setTimeout(this.#ping, this.#dispatcher.config.pingIntervalMs)
   }
 
   /** the client went away before its answer: free the queue place or the account slot at once */
   onClose = (): void => {
     if (this.#settled || !this.job) return
     this.#settled = true
+    clearTimeout(this.#pinger)
     this.#dispatcher.cancel(this.job)
     this.#logLine(499, this.job.account, 'AGYC_CANCELLED')
   }
@@ -39,13 +56,18 @@ export class Exchange implements JobSink {
   chunk(text: string): void {
     if (this.#settled) return
     const res = this.res
-    if (!res.headersSent) this.#head(this.job?.account)
+    if (!this.#committed) {
+      this.#committed = true
+      clearTimeout(this.#pinger)
+      if (!res.headersSent) this.#head(this.job?.account)
+    }
     res.write(text)
   }
 
   done(body: string | undefined, account: AccountHandle): void {
     if (this.#settled) return
     this.#settled = true
+    clearTimeout(this.#pinger)
     const res = this.res
     if (this.stream) {
       if (!res.headersSent) this.#head(account)
@@ -65,6 +87,7 @@ export class Exchange implements JobSink {
   fail(error: OrchestratorError, account: AccountHandle | undefined): void {
     if (this.#settled) return
     this.#settled = true
+    clearTimeout(this.#pinger)
     const res = this.res
     const spec = codes[error.code]
     if (res.headersSent) {

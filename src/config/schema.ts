@@ -86,6 +86,15 @@ export const Dispatcher = z.strictObject({
   defaultMaxTokens: positiveInt(4096),
   /** refuse models no account declares (404) instead of serving them with an account's default */
   strictModels: z.boolean().default(false),
+  /** attempts per request, first included; a retry goes to another account and only before any answer byte was sent */
+  maxAttempts: positiveInt(2),
+  /** concurrent failovers allowed: this share (%) of requests in flight and queued, at least `retryBudgetMin` */
+  retryBudgetPercent: nonNegativeInt(20),
+  retryBudgetMin: nonNegativeInt(3),
+  /** a stream's status line waits this long for the session's first event (so an early failure can fail over) */
+  streamHoldMs: positiveInt(1_000),
+  /** then keep-alive pings this often until the answer starts */
+  pingIntervalMs: positiveInt(10_000),
 })
 
 export const Log = z.strictObject({
@@ -95,8 +104,19 @@ export const Log = z.strictObject({
 })
 
 export const Health = z.strictObject({
+  /** how often each worker reports in */
   heartbeatMs: positiveInt(1000),
+  /** heartbeats missed before the worker is terminated and replaced (HAProxy `fall 3`) */
+  missedHeartbeats: positiveInt(3),
+  /** failures in a row that eject an account (Envoy outlier detection) */
+  consecutiveFailures: positiveInt(5),
+  /** ejection time: base × n (n = times ejected), capped */
+  ejectionBaseMs: positiveInt(30_000),
+  ejectionMaxMs: positiveInt(300_000),
+  /** cooldown after a 429/529 that carried no retry-after */
+  defaultCooldownMs: positiveInt(5_000),
 })
+export type HealthConfig = z.infer<typeof Health>
 
 export const Config = z.strictObject({
   $schema: z.string().optional(),

@@ -8,8 +8,10 @@ import { Piscina } from 'piscina'
 import * as Comlink from 'comlink'
 import { portEndpoint } from '../protocol/comlink-port.ts'
 import type { Logger } from 'pino'
-import type { AccountConfig } from '../config/schema.ts'
+import type { AccountConfig, HealthConfig } from '../config/schema.ts'
 import { OrchestratorError } from '../errors.ts'
+import { Outlier } from '../health/outlier.ts'
+import { HealthStats, combine, scoreParts, type ScoreParts } from '../health/score.ts'
 import { FromWorkerBatch, assertNever, type ControlApi, type Heartbeat, type ToWorker, type WorkerStats } from '../protocol/messages.ts'
 import type { AccountView } from '../strategies/types.ts'
 import type { Job } from './job.ts'
@@ -21,14 +23,17 @@ export type AccountState = 'starting' | 'up' | 'down' | 'draining' | 'stopped'
 export interface AccountOwner {
   /** a slot of `account` freed, or the account came up: hand it queued work */
   released(account: AccountHandle): void
-  /** the job was answered (successfully or not) by this account */
-  settled(job: Job): void
+  /** the account answered the job; `body` is the JSON message of a non-streamed request */
+  finished(job: Job, account: AccountHandle, body: string | undefined): void
+  /** the account could not answer the job: the owner fails it over or fails it */
+  failed(job: Job, account: AccountHandle, error: OrchestratorError): void
 }
 
 export interface AccountOptions {
-  heartbeatMs: number
+  health: HealthConfig
   log: Logger
   owner: AccountOwner
+  now?: () => number
 }
 
 /** child restart-style backoff for a worker that died: 100 ms × 1.5ⁿ with jitter, capped at 15 s (PM2's defaults) */
@@ -42,15 +47,19 @@ export class AccountHandle implements AccountView {
   assigned = 0
   lastAssignedSeq = 0
   healthScore = 1
+  scoreParts: ScoreParts = { freshness: 1, success: 1, latency: 1, loop: 1, streak: 1 }
+  readonly outlier: Outlier
+  readonly health = new HealthStats()
   lastHeartbeat: Heartbeat | undefined
   lastHeartbeatAt = 0
   workerRestarts = 0
+  failovers = 0
   lastError: string | undefined
   readonly childPids = new Set<number>()
 
   readonly #log: Logger
   readonly #owner: AccountOwner
-  readonly #heartbeatMs: number
+  readonly #health: HealthConfig
   readonly #pool: Piscina
   readonly #pending = new Map<number, Job>()
   #seq = 0
@@ -70,7 +79,8 @@ export class AccountHandle implements AccountView {
     this.maxConcurrency = config.maxConcurrency
     this.#log = options.log.child({ account: config.id })
     this.#owner = options.owner
-    this.#heartbeatMs = options.heartbeatMs
+    this.#health = options.health
+    this.outlier = new Outlier(options.health, options.now)
     this.#pool = new Piscina({
       filename: WORKER_FILE,
       minThreads: 1,
@@ -85,12 +95,42 @@ export class AccountHandle implements AccountView {
     this.#pool.on('error', (err: Error) => this.#log.error({ err }, 'worker pool error'))
   }
 
+  /** up, not cooling or ejected, with a free slot now: what strategies look for */
   get available(): boolean {
-    return this.state === 'up' && this.assigned < this.maxConcurrency
+    return this.state === 'up' && this.assigned < this.maxConcurrency && this.outlier.admits()
   }
 
+  /** may be handed work (into its worker queue when busy) */
   get routable(): boolean {
-    return this.state === 'up'
+    return this.state === 'up' && this.outlier.admits()
+  }
+
+  /** will take work again without an operator: up, starting, or restarting its worker */
+  get recovering(): boolean {
+    return this.state === 'up' || this.state === 'starting' || this.state === 'down'
+  }
+
+  /** Recomputes the health score (the watchdog calls it once per heartbeat period). */
+  rescore(now: number, fleetLatencyMs: number): void {
+    const hb = this.#health.heartbeatMs
+    this.scoreParts = scoreParts({
+      heartbeatAgeMs: this.state === 'up' || this.state === 'draining' ? now - this.lastHeartbeatAt : Number.POSITIVE_INFINITY,
+      heartbeatMs: hb,
+      missedHeartbeats: this.#health.missedHeartbeats,
+      successEwma: this.health.successEwma,
+      latencyEwmaMs: this.health.latencyEwmaMs,
+      fleetLatencyMs,
+      loopDelayMs: this.lastHeartbeat?.loopDelayMs ?? 0,
+      consecutiveFailures: this.health.consecutiveFailures,
+    })
+    this.healthScore = combine(this.scoreParts)
+  }
+
+  /** The worker missed its heartbeats (a hung event loop): end the thread; piscina starts a replacement. */
+  terminate(reason: string): void {
+    this.#log.error({ reason }, 'terminating account worker')
+    this.lastError = reason
+    void this.#pool.threads[0]?.terminate()
   }
 
   /** The model this account runs for a request naming `requested`. */
@@ -111,7 +151,7 @@ export class AccountHandle implements AccountView {
     this.#data = data.port1
     data.port1.on('message', this.#onMessage)
     this.#control = Comlink.wrap<ControlApi>(portEndpoint(control.port1))
-    const task = { account: this.config, data: data.port2, control: control.port2, heartbeatMs: this.#heartbeatMs }
+    const task = { account: this.config, data: data.port2, control: control.port2, heartbeatMs: this.#health.heartbeatMs }
     this.#task = this.#pool.run(task, { transferList: [data.port2, control.port2] }).then(
       () => this.#detach(data.port1, control.port1, undefined),
       (err: unknown) => this.#detach(data.port1, control.port1, err),
@@ -148,10 +188,7 @@ export class AccountHandle implements AccountView {
     const jobs = [...this.#pending.values()]
     this.#pending.clear()
     this.assigned = 0
-    for (const job of jobs) {
-      this.#owner.settled(job)
-      job.sink.fail(error, this)
-    }
+    for (const job of jobs) this.#owner.failed(job, this, error)
   }
 
   /** SIGKILL every process group the worker reported: a child outlives the worker thread that spawned it. */
@@ -168,6 +205,7 @@ export class AccountHandle implements AccountView {
     job.state = 'assigned'
     this.assigned++
     this.lastAssignedSeq = dispatchSeq
+    this.outlier.onAssign()
     this.#pending.set(job.seq, job)
     this.#send({
       kind: 'run', id: job.seq, body: job.body, model: this.modelFor(job.model), stream: job.stream,
@@ -180,6 +218,7 @@ export class AccountHandle implements AccountView {
     if (this.#pending.get(job.seq) !== job) return
     this.#pending.delete(job.seq)
     this.assigned--
+    if (this.outlier.probing) this.outlier.onAbandon()
     this.#send({ kind: 'cancel', id: job.seq })
     this.#owner.released(this)
   }
@@ -210,13 +249,19 @@ export class AccountHandle implements AccountView {
         }
         case 'done': {
           const job = this.#take(event.id)
-          if (job) job.sink.done(event.body, this)
+          if (job) {
+            this.#owner.finished(job, this, event.body)
+            this.#owner.released(this)
+          }
           break
         }
         case 'failed': {
           const job = this.#take(event.id)
           this.lastError = `${event.code}: ${event.message}`
-          if (job) job.sink.fail(new OrchestratorError(event.code, event.message, { retryAfterS: event.retryAfterS }), this)
+          if (job) {
+            this.#owner.failed(job, this, new OrchestratorError(event.code, event.message, { retryAfterS: event.retryAfterS }))
+            this.#owner.released(this)
+          }
           break
         }
         case 'heartbeat':
@@ -225,6 +270,7 @@ export class AccountHandle implements AccountView {
           break
         case 'ready':
           this.state = 'up'
+          this.lastHeartbeatAt = Date.now()
           this.#log.debug('account ready')
           this.#ready.resolve()
           this.#owner.released(this)
@@ -242,13 +288,12 @@ export class AccountHandle implements AccountView {
     }
   }
 
+  /** The job left this account; the caller hands the slot on once the owner has dealt with the job. */
   #take(id: number): Job | undefined {
     const job = this.#pending.get(id)
     if (!job) return undefined // cancelled meanwhile
     this.#pending.delete(id)
     this.assigned--
-    this.#owner.settled(job)
-    this.#owner.released(this)
     return job
   }
 

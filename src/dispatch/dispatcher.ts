@@ -4,26 +4,50 @@
  * (`accountQueueSize`), where it starts the moment a slot frees without a round trip to this thread; to the global
  * queue, where it waits (up to `queueTimeoutMs`) for any account. Only a full global queue answers 529 at once:
  * Claude Code gives up after three 529s, so waiting beats refusing.
+ *
+ * It also decides what a failure means: cooldown or ejection for the account (`src/health/outlier.ts`), and a
+ * failover to another account while no answer byte has reached the client, within a retry budget.
  */
 import type { Logger } from 'pino'
-import type { AccountConfig, DispatcherConfig, StrategyName } from '../config/schema.ts'
-import { OrchestratorError } from '../errors.ts'
+import type { AccountConfig, DispatcherConfig, HealthConfig, StrategyName } from '../config/schema.ts'
+import { OrchestratorError, codes, type Code } from '../errors.ts'
 import { createStrategies, type Strategy } from '../strategies/index.ts'
 import { AccountHandle, type AccountOwner } from './account-handle.ts'
 import { JobQueue } from './job-queue.ts'
 import type { Job } from './job.ts'
 
+/** Failures another account may well not have: worth one more attempt elsewhere. */
+const RETRYABLE = new Set<Code>([
+  'AGYC_UPSTREAM_FAILED', 'AGYC_UPSTREAM_RATE_LIMITED', 'AGYC_UPSTREAM_OVERLOADED', 'AGYC_UPSTREAM_AUTH',
+  'AGYC_WORKER_DIED', 'AGYC_INTERNAL',
+])
+/** The upstream asked us to slow down: cooldown, not a mark against the account's health. */
+const THROTTLE = new Set<Code>(['AGYC_UPSTREAM_RATE_LIMITED', 'AGYC_UPSTREAM_OVERLOADED'])
+
+export interface DispatcherOptions {
+  health: HealthConfig
+  log: Logger
+  now?: () => number
+}
+
 export class Dispatcher implements AccountOwner {
   readonly accounts: readonly AccountHandle[]
   readonly config: DispatcherConfig
+  readonly #health: HealthConfig
+  readonly #log: Logger
   readonly #queue: JobQueue
   readonly #strategies: Record<StrategyName, Strategy>
   readonly #byModel = new Map<string, AccountHandle[]>()
   #dispatchSeq = 0
   #closing = false
+  /** failovers under way (jobs re-placed and not yet settled) */
+  #retries = 0
+  #watchdog: NodeJS.Timeout | undefined
 
-  constructor(config: DispatcherConfig, accounts: readonly AccountConfig[], options: { heartbeatMs: number; log: Logger }) {
+  constructor(config: DispatcherConfig, accounts: readonly AccountConfig[], options: DispatcherOptions) {
     this.config = config
+    this.#health = options.health
+    this.#log = options.log
     this.#queue = new JobQueue(config.globalQueueSize)
     this.#strategies = createStrategies()
     this.accounts = accounts.map((account) => new AccountHandle(account, { ...options, owner: this }))
@@ -38,13 +62,15 @@ export class Dispatcher implements AccountOwner {
 
   get queued(): number { return this.#queue.size }
 
-  /** Starts every account's worker, at most 8 at a time (worker start-up loads both cores). */
+  /** Starts every account's worker, at most 8 at a time (worker start-up loads both cores), then the watchdog. */
   async start(): Promise<void> {
     const pending = [...this.accounts]
     const startNext = async (): Promise<void> => {
       for (let account = pending.shift(); account; account = pending.shift()) await account.start()
     }
     await Promise.all(Array.from({ length: Math.min(8, pending.length) }, startNext))
+    this.#watchdog = setInterval(this.#tick, this.#health.heartbeatMs)
+    this.#watchdog.unref()
   }
 
   strategy(name: StrategyName = this.config.strategy): Strategy {
@@ -67,20 +93,34 @@ export class Dispatcher implements AccountOwner {
   /** Places the job or queues it; throws the 529/503 to answer at once. */
   submit(job: Job): void {
     if (this.#closing) throw new OrchestratorError('AGYC_SHUTTING_DOWN', 'the orchestrator is shutting down')
-    if (!job.candidates.some((a) => a.state === 'up' || a.state === 'starting' || a.state === 'down')) {
-      throw new OrchestratorError('AGYC_NO_ACCOUNT', `no account can serve "${job.model}" now (all drained or stopped)`)
-    }
+    if (!job.candidates.some((a) => a.routable || a.state === 'starting' || a.state === 'down')) throw this.#noAccount(job)
     job.timer = setTimeout(this.#expire, this.config.requestTimeoutMs, job)
     if (this.#queue.size === 0 && this.#place(job)) return
     if (!this.#queue.push(job)) {
       clearTimeout(job.timer)
       throw new OrchestratorError('AGYC_QUEUE_FULL', `the global queue is full (${this.#queue.capacity} requests waiting)`)
     }
+    this.#queued(job)
+  }
+
+  #queued(job: Job): void {
     job.state = 'queued'
-    if (this.config.queueTimeoutMs < this.config.requestTimeoutMs) {
+    const remaining = this.config.requestTimeoutMs - (Date.now() - job.receivedAt)
+    if (this.config.queueTimeoutMs < remaining) {
       clearTimeout(job.timer)
       job.timer = setTimeout(this.#expire, this.config.queueTimeoutMs, job)
     }
+  }
+
+  /** Every candidate is cooling, ejected, drained or stopped: 529 with the soonest recovery as retry-after. */
+  #noAccount(job: Job): OrchestratorError {
+    let soonest = Number.POSITIVE_INFINITY
+    for (const a of job.candidates) {
+      const at = a.outlier.recoversAt()
+      if (a.state === 'up' && at > 0 && at < soonest) soonest = at
+    }
+    const retryAfterS = Number.isFinite(soonest) ? (soonest - Date.now()) / 1000 : undefined
+    return new OrchestratorError('AGYC_NO_ACCOUNT', `no account can serve "${job.model}" now (cooling down, ejected or drained)`, { retryAfterS })
   }
 
   /** The client went away: free whatever the job holds. */
@@ -95,8 +135,7 @@ export class Dispatcher implements AccountOwner {
       default:
         break
     }
-    job.state = 'settled'
-    clearTimeout(job.timer)
+    this.#settle(job)
   }
 
   #place(job: Job): boolean {
@@ -117,13 +156,14 @@ export class Dispatcher implements AccountOwner {
   }
 
   #assign(job: Job, account: AccountHandle): void {
-    const elapsed = Date.now() - job.receivedAt
+    const now = Date.now()
     if (job.state === 'queued') {
       // the deadline now covers the answer: what remains of the request timeout
       clearTimeout(job.timer)
-      job.timer = setTimeout(this.#expire, Math.max(1, this.config.requestTimeoutMs - elapsed), job)
+      job.timer = setTimeout(this.#expire, Math.max(1, this.config.requestTimeoutMs - (now - job.receivedAt)), job)
     }
-    job.assignedAt = job.receivedAt + elapsed
+    if (job.attempts === 0) job.assignedAt = now
+    job.attempts++
     account.assign(job, ++this.#dispatchSeq)
   }
 
@@ -135,7 +175,55 @@ export class Dispatcher implements AccountOwner {
     }
   }
 
-  settled(job: Job): void {
+  finished(job: Job, account: AccountHandle, body: string | undefined): void {
+    account.health.recordSuccess(Date.now() - job.assignedAt)
+    account.outlier.recordSuccess()
+    this.#settle(job)
+    job.sink.done(body, account)
+  }
+
+  failed(job: Job, account: AccountHandle, error: OrchestratorError): void {
+    const spec = codes[error.code] as { localOrigin?: boolean; status: number }
+    // A 529 or timeout we produced says nothing about the account; counting it would eject healthy accounts exactly
+    // when load peaks (Envoy keeps local-origin errors apart for the same reason). A 4xx is the request's own fault.
+    if (THROTTLE.has(error.code)) {
+      account.outlier.recordThrottle(error.retryAfterS)
+      this.#log.warn({ account: account.id, code: error.code, retryAfterS: error.retryAfterS }, 'account cooling down')
+    } else if (!spec.localOrigin && spec.status >= 500) {
+      account.health.recordFailure()
+      if (account.outlier.recordFailure()) {
+        this.#log.warn({ account: account.id, ejections: account.outlier.ejections }, 'account ejected')
+      }
+    }
+    if (job.state === 'settled') return
+    if (this.#canFailover(job, error)) {
+      account.failovers++
+      job.candidates = job.candidates.filter((a) => a !== account)
+      this.#retries++
+      job.failingOver = true
+      job.state = 'queued'
+      if (this.#place(job)) return
+      this.#queue.unshift(job) // keeps its place in line
+      this.#queued(job)
+      return
+    }
+    this.#settle(job)
+    job.sink.fail(error, account)
+  }
+
+  #canFailover(job: Job, error: OrchestratorError): boolean {
+    if (!RETRYABLE.has(error.code) || job.sink.committed || job.attempts >= this.config.maxAttempts || this.#closing) return false
+    const budget = Math.max(this.config.retryBudgetMin, Math.floor(this.inFlight * this.config.retryBudgetPercent / 100))
+    if (this.#retries >= budget) return false
+    const account = job.account
+    return job.candidates.some((a) => a !== account && (a.routable || a.state === 'starting' || a.state === 'down'))
+  }
+
+  #settle(job: Job): void {
+    if (job.failingOver) {
+      job.failingOver = false
+      this.#retries--
+    }
     job.state = 'settled'
     clearTimeout(job.timer)
   }
@@ -148,6 +236,26 @@ export class Dispatcher implements AccountOwner {
     job.sink.fail(wasQueued
       ? new OrchestratorError('AGYC_QUEUE_TIMEOUT', `no account was free within ${this.config.queueTimeoutMs} ms`)
       : new OrchestratorError('AGYC_REQUEST_TIMEOUT', `the request took longer than ${this.config.requestTimeoutMs} ms`), account)
+  }
+
+  /** Once per heartbeat period: replace hung workers, rescore, and let cooled-down accounts take queued work. */
+  #tick = (): void => {
+    const now = Date.now()
+    const limit = this.#health.missedHeartbeats * this.#health.heartbeatMs
+    let latencySum = 0
+    let latencyCount = 0
+    for (const a of this.accounts) {
+      if ((a.state === 'up' || a.state === 'draining') && now - a.lastHeartbeatAt > limit) {
+        a.terminate(`no heartbeat for ${now - a.lastHeartbeatAt} ms`)
+      }
+      if (a.health.latencyEwmaMs > 0) {
+        latencySum += a.health.latencyEwmaMs
+        latencyCount++
+      }
+    }
+    const fleetLatencyMs = latencyCount === 0 ? 0 : latencySum / latencyCount
+    for (const a of this.accounts) a.rescore(now, fleetLatencyMs)
+    if (this.#queue.size > 0) this.released(this.accounts[0])
   }
 
   /** Stop taking requests: new ones get 503. */
@@ -163,6 +271,7 @@ export class Dispatcher implements AccountOwner {
 
   async stop(): Promise<void> {
     this.#closing = true
+    clearInterval(this.#watchdog)
     for (const job of [...this.#queue]) {
       this.cancel(job)
       job.sink.fail(new OrchestratorError('AGYC_SHUTTING_DOWN', 'the orchestrator is shutting down'), undefined)

@@ -29,6 +29,16 @@ export class JobQueue {
     return true
   }
 
+  /** Puts a job at the head, regardless of capacity: a failover keeps its place in line. */
+  unshift(job: Job): void {
+    job.prev = undefined
+    job.next = this.#head
+    if (this.#head) this.#head.prev = job
+    else this.#tail = job
+    this.#head = job
+    this.#size++
+  }
+
   remove(job: Job): void {
     if (job.prev) job.prev.next = job.next
     else if (this.#head === job) this.#head = job.next

@@ -7,6 +7,8 @@ import type { Strategy } from '../strategies/types.ts'
 import type { AccountHandle } from './account-handle.ts'
 
 export interface JobSink {
+  /** session bytes reached the client: from now on the answer cannot move to another account */
+  readonly committed: boolean
   /** pre-framed SSE bytes (streamed requests only) */
   chunk(text: string): void
   /** the answer is complete; `body` is the JSON message of a non-streamed request */
@@ -23,8 +25,8 @@ export class Job {
   readonly stream: boolean
   readonly maxTokens: number
   readonly strategy: Strategy
-  /** the accounts that may serve this model, in config order */
-  readonly candidates: readonly AccountHandle[]
+  /** the accounts that may serve this model, in config order (minus those a failover already tried) */
+  candidates: readonly AccountHandle[]
   readonly sink: JobSink
   readonly receivedAt: number
   state: JobState = 'new'
@@ -32,6 +34,10 @@ export class Job {
   /** per-account sequence number while assigned */
   seq = 0
   assignedAt = 0
+  /** accounts this job was handed to, failovers included */
+  attempts = 0
+  /** counted in the dispatcher's retry budget until settled */
+  failingOver = false
   timer: NodeJS.Timeout | undefined
   // intrusive links of the global queue: O(1) removal when a waiting client goes away
   prev: Job | undefined
