@@ -10,7 +10,8 @@ import type { Completion, Session, SessionContext, SessionOutput, SessionRequest
 
 type MockConfig = Extract<SessionContext['account']['session'], { kind: 'mock' }>
 
-const DIRECTIVE = /\[\[mock:(sleep|fail|crash|hang)(?: ([A-Z_]+|\d+))?\]\]/
+/** `[[mock:VERB ARG… @account]]`; without `@account` a directive applies on every account */
+const DIRECTIVE = /\[\[mock:(sleep|fail|midfail|crash|hang)((?: [A-Za-z0-9_.]+)*)(?: @([A-Za-z0-9._-]+))?\]\]/g
 
 /** Splits `text` into `n` pieces of near-equal length (fewer when the text is shorter). */
 export function cut(text: string, n: number): string[] {
@@ -27,13 +28,14 @@ export function createMockSession({ account }: SessionContext): Session {
     async stop() {},
     async run(req: SessionRequest, out: SessionOutput): Promise<Completion> {
       const prompt = lastUserText(req.request)
-      if (config.directives) await obey(prompt, req.signal)
+      const midfail = config.directives ? await obey(prompt, account.id, req.signal) : false
       if (config.latencyMs > 0) await sleep(config.latencyMs, undefined, { signal: req.signal })
       const text = config.text.replaceAll('{account}', account.id).replaceAll('{model}', req.model).replaceAll('{prompt}', prompt)
       if (req.stream) {
         for (const piece of cut(text, config.deltas)) {
           if (config.deltaDelayMs > 0) await sleep(config.deltaDelayMs, undefined, { signal: req.signal })
           out.text(piece)
+          if (midfail) throw new OrchestratorError('AGYC_UPSTREAM_FAILED', 'mock failure in mid-stream')
         }
       }
       return {
@@ -45,22 +47,30 @@ export function createMockSession({ account }: SessionContext): Session {
   }
 }
 
-async function obey(prompt: string, signal: AbortSignal): Promise<void> {
-  const match = DIRECTIVE.exec(prompt)
-  if (!match) return
-  const [, verb, arg] = match
-  switch (verb) {
-    case 'sleep':
-      await sleep(Number(arg ?? 1000), undefined, { signal })
-      return
-    case 'fail':
-      throw new OrchestratorError(isCode(arg) ? arg : 'AGYC_UPSTREAM_FAILED', `mock failure ${arg ?? ''}`.trim())
-    case 'crash':
-      // an uncaught exception ends this worker thread only; the main thread sees the attach task reject
-      setImmediate(() => { throw new Error('mock crash') })
-      await sleep(60_000, undefined, { signal })
-      return
-    case 'hang':
-      for (;;) { /* a busy loop: heartbeats stop, only terminate() ends it */ }
+/** Carries out the prompt's directives for this account, in order; returns whether to fail after the first delta. */
+async function obey(prompt: string, accountId: string, signal: AbortSignal): Promise<boolean> {
+  let midfail = false
+  for (const [, verb, rawArgs, scope] of prompt.matchAll(DIRECTIVE)) {
+    if (scope !== undefined && scope !== accountId) continue
+    const [arg, arg2] = rawArgs.trim().split(' ')
+    switch (verb) {
+      case 'sleep':
+        await sleep(Number(arg || 1000), undefined, { signal })
+        break
+      case 'fail': // [[mock:fail CODE RETRY_AFTER_S]]
+        throw new OrchestratorError(isCode(arg) ? arg : 'AGYC_UPSTREAM_FAILED', `mock failure ${arg ?? ''}`.trim(),
+          { retryAfterS: arg2 ? Number(arg2) : undefined })
+      case 'midfail':
+        midfail = true
+        break
+      case 'crash':
+        // an uncaught exception ends this worker thread only; the main thread sees the attach task reject
+        setImmediate(() => { throw new Error('mock crash') })
+        await sleep(60_000, undefined, { signal })
+        break
+      case 'hang':
+        for (;;) { /* a busy loop: heartbeats stop, only terminate() ends it */ }
+    }
   }
+  return midfail
 }

@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import Anthropic from '@anthropic-ai/sdk'
+import { eventually, hello, mockAccounts, post, start } from './helpers/orchestrator.ts'
+
+const ask = (content: string, extra: object = {}) => ({ ...hello, messages: [{ role: 'user' as const, content }], ...extra })
+const two = (session: object = {}, extra: object = {}) => mockAccounts(2, { directives: true, ...session }, extra)
+
+test('a session that fails before answering is retried on another account', async (t) => {
+  const { client, orch } = await start(t, { accounts: two() })
+  for (const stream of [false, true, false, true]) {
+    // whichever account round-robin picks first, acc02 answers: acc01 fails every such request
+    const { data, response } = await client.messages.create(ask('[[mock:fail AGYC_UPSTREAM_FAILED @acc01]]', { stream })).withResponse()
+    assert.equal(response.headers.get('x-agyc-account'), 'acc02')
+    if (!stream) assert.match((data as Anthropic.Message).content.map((b) => (b as { text: string }).text).join(''), /acc02/)
+  }
+  assert.ok(orch.dispatcher.accounts[0].failovers >= 2, `acc01 handed on ${orch.dispatcher.accounts[0].failovers} requests`)
+})
+
+test('a failure after answer bytes reached the client ends the stream with an Anthropic error event', async (t) => {
+  const { url } = await start(t, { accounts: two() })
+  const res = await post(url, '/v1/messages', JSON.stringify(ask('[[mock:midfail]]', { stream: true })))
+  assert.equal(res.status, 200)
+  const events = [...res.text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1])
+  assert.deepEqual(events.slice(0, 4), ['message_start', 'content_block_start', 'ping', 'content_block_delta'])
+  assert.equal(events.at(-1), 'error')
+  const last = JSON.parse(res.text.trim().split('\n').at(-1)!.slice('data: '.length))
+  assert.equal(last.type, 'error')
+  assert.equal(last.error.type, 'api_error')
+})
+
+test('the SDK sees a mid-stream failure as an error, never a silent truncation', async (t) => {
+  const { client } = await start(t, { accounts: two() })
+  await assert.rejects(client.messages.stream(ask('[[mock:midfail]]')).finalMessage(), Anthropic.APIError)
+})
+
+test('a stream waits behind pings while the session is slow, and can still fail over', async (t) => {
+  const { url } = await start(t, { dispatcher: { streamHoldMs: 50, pingIntervalMs: 100 }, accounts: two() })
+  const res = await post(url, '/v1/messages', JSON.stringify(ask('[[mock:sleep 400 @acc01]][[mock:fail AGYC_UPSTREAM_FAILED @acc01]]', { stream: true })))
+  assert.equal(res.status, 200)
+  const events = [...res.text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1])
+  assert.ok(events.indexOf('message_start') >= 2, `pings came first: ${events.slice(0, 4)}`)
+  assert.deepEqual(events.slice(0, events.indexOf('message_start')).every((e) => e === 'ping'), true)
+  assert.equal(events.at(-1), 'message_stop', 'acc02 answered after acc01 failed')
+  const text = [...res.text.matchAll(/"text_delta","text":"([^"]*)"/g)].map((m) => m[1]).join('')
+  assert.match(text, /^Hello from acc02/)
+})
+
+test('a 429 puts the account in cooldown for its retry-after; the other serves meanwhile', async (t) => {
+  const { client, orch } = await start(t, { accounts: two() })
+  const { response } = await client.messages.create(ask('[[mock:fail AGYC_UPSTREAM_RATE_LIMITED 1 @acc01]]')).withResponse()
+  assert.equal(response.headers.get('x-agyc-account'), 'acc02', 'failed over')
+  const acc01 = orch.dispatcher.accounts[0]
+  assert.equal(acc01.outlier.state(), 'cooling')
+  for (let i = 0; i < 4; i++) {
+    const r = await client.messages.create(hello).withResponse()
+    assert.equal(r.response.headers.get('x-agyc-account'), 'acc02')
+  }
+  await eventually(() => acc01.outlier.state() === 'ok', 'cooldown over', 3000)
+  const served = new Set<string>()
+  for (let i = 0; i < 4; i++) served.add((await client.messages.create(hello).withResponse()).response.headers.get('x-agyc-account')!)
+  assert.deepEqual([...served].sort(), ['acc01', 'acc02'])
+  assert.equal(acc01.health.consecutiveFailures, 0, 'a throttle is not a failure')
+})
+
+test('when every account is cooling the answer is 529 with retry-after at the soonest recovery', async (t) => {
+  const { url, client } = await start(t, { accounts: two() })
+  await assert.rejects(client.messages.create(ask('[[mock:fail AGYC_UPSTREAM_RATE_LIMITED 7 @acc01]][[mock:fail AGYC_UPSTREAM_RATE_LIMITED 3 @acc02]]')),
+    (err: unknown) => err instanceof Anthropic.RateLimitError)
+  const res = await post(url, '/v1/messages', JSON.stringify(hello))
+  assert.equal(res.status, 529)
+  assert.equal(res.json.error.type, 'overloaded_error')
+  assert.equal(res.headers.get('retry-after'), '3')
+})
+
+test('consecutive failures eject an account; after the ejection time one probe brings it back', async (t) => {
+  const { client, orch } = await start(t, {
+    health: { consecutiveFailures: 3, ejectionBaseMs: 600 },
+    dispatcher: { maxAttempts: 1 },
+    accounts: two(),
+  })
+  const acc01 = orch.dispatcher.accounts[0]
+  for (let i = 0; i < 6 && acc01.outlier.ejections === 0; i++) {
+    await client.messages.create(ask('[[mock:fail AGYC_UPSTREAM_FAILED @acc01]]')).catch(() => {})
+  }
+  assert.equal(acc01.outlier.state(), 'ejected')
+  for (let i = 0; i < 4; i++) {
+    assert.equal((await client.messages.create(hello).withResponse()).response.headers.get('x-agyc-account'), 'acc02')
+  }
+  await eventually(() => acc01.outlier.state() === 'half-open', 'half-open', 2000)
+  const served: string[] = []
+  for (let i = 0; i < 4; i++) served.push((await client.messages.create(hello).withResponse()).response.headers.get('x-agyc-account')!)
+  assert.ok(served.includes('acc01'), 'the probe succeeded and acc01 is back')
+  assert.equal(acc01.outlier.state(), 'ok')
+})
+
+test('our own 529s and 4xx answers never count against an account', async (t) => {
+  const { url, orch, client } = await start(t, {
+    dispatcher: { globalQueueSize: 0, accountQueueSize: 0 },
+    accounts: mockAccounts(1, { directives: true, latencyMs: 300 }, { maxConcurrency: 1 }),
+  })
+  const busy = client.messages.create(hello)
+  await new Promise((r) => setTimeout(r, 50))
+  for (let i = 0; i < 6; i++) assert.equal((await post(url, '/v1/messages', JSON.stringify(hello))).status, 529)
+  await busy
+  await client.messages.create(ask('[[mock:fail AGYC_UPSTREAM_REJECTED]]')).catch(() => {})
+  const account = orch.dispatcher.accounts[0]
+  assert.equal(account.health.consecutiveFailures, 0)
+  assert.equal(account.outlier.state(), 'ok')
+})
+
+test('a worker that stops heartbeating is terminated and replaced; its requests fail over', async (t) => {
+  const { client, orch } = await start(t, { health: { heartbeatMs: 100, missedHeartbeats: 3 }, accounts: two({ latencyMs: 200 }) })
+  const acc01 = orch.dispatcher.accounts[0]
+  const threadBefore = (await acc01.stats()).threadId
+  // round-robin: a normal request runs on acc01 (200 ms), one on acc02, then a hang freezes acc01's event loop
+  const normal = client.messages.create(hello).withResponse()
+  await new Promise((r) => setTimeout(r, 20))
+  const other = client.messages.create(hello).withResponse()
+  await new Promise((r) => setTimeout(r, 20))
+  const hang = client.messages.create(ask('[[mock:hang @acc01]]')).withResponse()
+  const [a, , c] = await Promise.all([normal, other, hang])
+  assert.equal(a.response.headers.get('x-agyc-account'), 'acc02', 'the request stuck on acc01 failed over')
+  assert.equal(c.response.headers.get('x-agyc-account'), 'acc02', 'the hanging request failed over')
+  await eventually(() => acc01.state === 'up', 'acc01 replaced and up again', 5000)
+  assert.notEqual((await acc01.stats()).threadId, threadBefore)
+  assert.ok(acc01.workerRestarts >= 1)
+})
+
+test('with no retry budget a failure is answered, not retried', async (t) => {
+  const { client, orch } = await start(t, { dispatcher: { retryBudgetMin: 0, retryBudgetPercent: 0 }, accounts: two() })
+  await assert.rejects(client.messages.create(ask('[[mock:fail AGYC_UPSTREAM_FAILED @acc01]]')),
+    (err: unknown) => err instanceof Anthropic.APIError && err.status === 502)
+  assert.equal(orch.dispatcher.accounts[0].failovers, 0)
+})
