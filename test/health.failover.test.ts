@@ -4,7 +4,7 @@ import Anthropic from '@anthropic-ai/sdk'
 import { eventually, hello, mockAccounts, post, start } from './helpers/orchestrator.ts'
 
 const ask = (content: string, extra: object = {}) => ({ ...hello, messages: [{ role: 'user' as const, content }], ...extra })
-const two = (session: object = {}, extra: object = {}) => mockAccounts(2, { directives: true, ...session }, extra)
+const two = (session: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) => mockAccounts(2, { directives: true, ...session }, extra)
 
 test('a session that fails before answering is retried on another account', async (t) => {
   const { client, orch } = await start(t, { accounts: two() })

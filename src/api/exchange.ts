@@ -73,12 +73,14 @@ export class Exchange implements JobSink {
       if (!res.headersSent) this.#head(account)
       res.end()
     } else {
-      res.writeHead(200, {
+      const headers: Record<string, string | number> = {
         'content-type': 'application/json',
         'content-length': Buffer.byteLength(body ?? ''),
         'request-id': this.requestId,
         'x-agyc-account': account.id,
-      })
+      }
+      if (this.job && this.job.attempts > 1) headers['x-agyc-attempts'] = this.job.attempts
+      res.writeHead(200, headers)
       res.end(body)
     }
     this.#logLine(200, account)
@@ -109,8 +111,9 @@ export class Exchange implements JobSink {
   }
 
   #head(account: AccountHandle | undefined): void {
-    const headers: Record<string, string> = { ...SSE_HEADERS, 'request-id': this.requestId }
+    const headers: Record<string, string | number> = { ...SSE_HEADERS, 'request-id': this.requestId }
     if (account) headers['x-agyc-account'] = account.id
+    if (this.job && this.job.attempts > 1) headers['x-agyc-attempts'] = this.job.attempts
     this.res.writeHead(200, headers)
   }
 
@@ -119,7 +122,7 @@ export class Exchange implements JobSink {
     if (!job || !this.#log.isLevelEnabled('info')) return
     this.#log.info({
       reqId: this.requestId, account: account?.id, strategy: job.strategy.name, model: job.model, stream: this.stream,
-      queueMs: job.queueWaitMs, durationMs: Date.now() - job.receivedAt, status, code,
+      queueMs: job.queueWaitMs, durationMs: Date.now() - job.receivedAt, attempts: job.attempts, status, code,
     }, 'request')
   }
 }

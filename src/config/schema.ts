@@ -88,7 +88,7 @@ export const Dispatcher = z.strictObject({
   strictModels: z.boolean().default(false),
   /** attempts per request, first included; a retry goes to another account and only before any answer byte was sent */
   maxAttempts: positiveInt(2),
-  /** concurrent failovers allowed: this share (%) of requests in flight and queued, at least `retryBudgetMin` */
+  /** failovers allowed over the last 10 s: this share (%) of the requests received then, at least `retryBudgetMin` */
   retryBudgetPercent: nonNegativeInt(20),
   retryBudgetMin: nonNegativeInt(3),
   /** a stream's status line waits this long for the session's first event (so an early failure can fail over) */

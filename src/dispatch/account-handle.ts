@@ -175,6 +175,8 @@ export class AccountHandle implements AccountView {
     }
     this.state = 'down'
     this.lastError = message
+    this.health.recordFailure()
+    this.outlier.recordFailure()
     const delay = backoffMs(this.workerRestarts++)
     this.#log.error({ err, restartInMs: Math.round(delay) }, 'account worker died')
     this.#ready.resolve() // start() callers are not kept waiting on a worker that will not come up soon

@@ -11,6 +11,7 @@
 import type { Logger } from 'pino'
 import type { AccountConfig, DispatcherConfig, HealthConfig, StrategyName } from '../config/schema.ts'
 import { OrchestratorError, codes, type Code } from '../errors.ts'
+import { RetryBudget } from '../health/retry-budget.ts'
 import { createStrategies, type Strategy } from '../strategies/index.ts'
 import { AccountHandle, type AccountOwner } from './account-handle.ts'
 import { JobQueue } from './job-queue.ts'
@@ -40,8 +41,7 @@ export class Dispatcher implements AccountOwner {
   readonly #byModel = new Map<string, AccountHandle[]>()
   #dispatchSeq = 0
   #closing = false
-  /** failovers under way (jobs re-placed and not yet settled) */
-  #retries = 0
+  readonly #budget: RetryBudget
   #watchdog: NodeJS.Timeout | undefined
 
   constructor(config: DispatcherConfig, accounts: readonly AccountConfig[], options: DispatcherOptions) {
@@ -49,6 +49,7 @@ export class Dispatcher implements AccountOwner {
     this.#health = options.health
     this.#log = options.log
     this.#queue = new JobQueue(config.globalQueueSize)
+    this.#budget = new RetryBudget({ percent: config.retryBudgetPercent, min: config.retryBudgetMin }, options.now)
     this.#strategies = createStrategies()
     this.accounts = accounts.map((account) => new AccountHandle(account, { ...options, owner: this }))
     for (const account of this.accounts) {
@@ -95,6 +96,7 @@ export class Dispatcher implements AccountOwner {
     if (this.#closing) throw new OrchestratorError('AGYC_SHUTTING_DOWN', 'the orchestrator is shutting down')
     if (!job.candidates.some((a) => a.routable || a.state === 'starting' || a.state === 'down')) throw this.#noAccount(job)
     job.timer = setTimeout(this.#expire, this.config.requestTimeoutMs, job)
+    this.#budget.recordRequest(job.receivedAt)
     if (this.#queue.size === 0 && this.#place(job)) return
     if (!this.#queue.push(job)) {
       clearTimeout(job.timer)
@@ -189,7 +191,8 @@ export class Dispatcher implements AccountOwner {
     if (THROTTLE.has(error.code)) {
       account.outlier.recordThrottle(error.retryAfterS)
       this.#log.warn({ account: account.id, code: error.code, retryAfterS: error.retryAfterS }, 'account cooling down')
-    } else if (!spec.localOrigin && spec.status >= 500) {
+    } else if (!spec.localOrigin && spec.status >= 500 && error.code !== 'AGYC_WORKER_DIED') {
+      // (a dead worker counts once, in the account handle, however many requests it took with it)
       account.health.recordFailure()
       if (account.outlier.recordFailure()) {
         this.#log.warn({ account: account.id, ejections: account.outlier.ejections }, 'account ejected')
@@ -199,8 +202,6 @@ export class Dispatcher implements AccountOwner {
     if (this.#canFailover(job, error)) {
       account.failovers++
       job.candidates = job.candidates.filter((a) => a !== account)
-      this.#retries++
-      job.failingOver = true
       job.state = 'queued'
       if (this.#place(job)) return
       this.#queue.unshift(job) // keeps its place in line
@@ -213,17 +214,12 @@ export class Dispatcher implements AccountOwner {
 
   #canFailover(job: Job, error: OrchestratorError): boolean {
     if (!RETRYABLE.has(error.code) || job.sink.committed || job.attempts >= this.config.maxAttempts || this.#closing) return false
-    const budget = Math.max(this.config.retryBudgetMin, Math.floor(this.inFlight * this.config.retryBudgetPercent / 100))
-    if (this.#retries >= budget) return false
     const account = job.account
-    return job.candidates.some((a) => a !== account && (a.routable || a.state === 'starting' || a.state === 'down'))
+    if (!job.candidates.some((a) => a !== account && (a.routable || a.state === 'starting' || a.state === 'down'))) return false
+    return this.#budget.tryRetry() // last: it spends the budget
   }
 
   #settle(job: Job): void {
-    if (job.failingOver) {
-      job.failingOver = false
-      this.#retries--
-    }
     job.state = 'settled'
     clearTimeout(job.timer)
   }

@@ -36,8 +36,6 @@ export class Job {
   assignedAt = 0
   /** accounts this job was handed to, failovers included */
   attempts = 0
-  /** counted in the dispatcher's retry budget until settled */
-  failingOver = false
   timer: NodeJS.Timeout | undefined
   // intrusive links of the global queue: O(1) removal when a waiting client goes away
   prev: Job | undefined

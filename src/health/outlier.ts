@@ -72,6 +72,8 @@ export class Outlier {
 
   /** Returns true when this failure ejected the account. */
   recordFailure(): boolean {
+    // failures of requests that were already under way when the account was ejected say nothing new
+    if (this.ejectedUntil !== 0 && !this.probing && this.#now() < this.ejectedUntil) return false
     this.consecutive++
     if (this.probing || this.consecutive >= this.#options.consecutiveFailures) {
       this.probing = false
