@@ -11,12 +11,13 @@ const nonNegativeInt = (fallback: number) =>
   z.number({ error: 'expected an integer ≥ 0' }).int({ error: 'expected an integer ≥ 0' })
     .nonnegative({ error: 'expected an integer ≥ 0' }).default(fallback)
 
-export const strategyNames = ['round-robin', 'least-recently-used', 'health-score'] as const
+export const strategyNames = ['round-robin', 'least-recently-used', 'health-score', 'random', 'least-busy', 'power-of-two-choices'] as const
 /** Accepted spellings, in config and in `metadata.routing.strategyHint`. */
 export const strategyAliases: Record<string, StrategyName> = {
   'round-robin': 'round-robin', rr: 'round-robin',
   'least-recently-used': 'least-recently-used', lru: 'least-recently-used',
   'health-score': 'health-score', health: 'health-score',
+  random: 'random', 'least-busy': 'least-busy', 'power-of-two-choices': 'power-of-two-choices', p2c: 'power-of-two-choices',
 }
 export type StrategyName = (typeof strategyNames)[number]
 const Strategy = z.string().transform((name, ctx) => {
@@ -57,6 +58,8 @@ export const Account = z.strictObject({
   /** the account's own directory; relative paths resolve against the config file; default `<stateRoot>/<id>` */
   stateDir: z.string().min(1).optional(),
   maxConcurrency: positiveInt(4),
+  /** share of traffic for round-robin and the random strategies, relative to the other accounts */
+  weight: z.number({ error: 'expected a positive number' }).positive({ error: 'expected a positive number' }).default(1),
   session: Session,
   /** models this account serves; the first is its default for requests naming a model nobody declares */
   models: z.array(z.string().min(1)).min(1).optional(),

@@ -43,6 +43,7 @@ export class AccountHandle implements AccountView {
   readonly id: string
   readonly config: AccountConfig
   readonly maxConcurrency: number
+  readonly weight: number
   state: AccountState = 'starting'
   assigned = 0
   lastAssignedSeq = 0
@@ -77,6 +78,7 @@ export class AccountHandle implements AccountView {
     this.id = config.id
     this.config = config
     this.maxConcurrency = config.maxConcurrency
+    this.weight = config.weight
     this.#log = options.log.child({ account: config.id })
     this.#owner = options.owner
     this.#health = options.health

@@ -2,6 +2,8 @@ import type { StrategyName } from '../config/schema.ts'
 import { HealthScore } from './health-score.ts'
 import { LeastRecentlyUsed } from './least-recently-used.ts'
 import { RoundRobin } from './round-robin.ts'
+import { WeightedRandom } from './random.ts'
+import { LeastBusy, PowerOfTwoChoices } from './least-busy.ts'
 import type { Strategy } from './types.ts'
 
 export type { AccountView, Strategy } from './types.ts'
@@ -12,5 +14,8 @@ export function createStrategies(): Record<StrategyName, Strategy> {
     'round-robin': new RoundRobin(),
     'least-recently-used': new LeastRecentlyUsed(),
     'health-score': new HealthScore(),
+    random: new WeightedRandom(),
+    'least-busy': new LeastBusy(),
+    'power-of-two-choices': new PowerOfTwoChoices(),
   }
 }

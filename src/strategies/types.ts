@@ -5,6 +5,8 @@ export interface AccountView {
   readonly available: boolean
   readonly assigned: number
   readonly maxConcurrency: number
+  /** relative share of traffic for weighted strategies (default 1) */
+  readonly weight: number
   /** dispatcher sequence number of the last request handed to this account (0: never) */
   readonly lastAssignedSeq: number
   /** [0, 1]; 1 for an account with no signal against it */
