@@ -144,7 +144,7 @@ export function createStdioSession(context: SessionContext): Session {
       let complete: string[]
       try { complete = errLines.push(text) } catch { complete = [errLines.rest().slice(0, STDERR_LINE_CHARS)] }
       for (const line of complete) {
-        if (budget-- > 0) context.emit({ kind: 'log', level: 'warn', msg: 'child stderr', fields: { pid: child.pid, line: line.slice(0, STDERR_LINE_CHARS) } })
+        if (budget-- > 0) context.emit({ kind: 'log', level: 'warn', msg: 'child stderr', fields: { childPid: child.pid, line: line.slice(0, STDERR_LINE_CHARS) } })
         else dropped++
       }
     })

@@ -85,7 +85,7 @@ export class Supervisor {
       if (this.child !== child || this.state !== 'starting') return
       this.state = 'up'
       this.#upAt = Date.now()
-      this.#log('info', `${this.#what} is up`, { pid: child.pid })
+      this.#log('info', `${this.#what} is up`, { childPid: child.pid })
     } catch (err) {
       if (this.child !== child) return
       this.#killReason = `${this.#what} did not start: ${(err as Error).message}`
