@@ -95,7 +95,7 @@ test('a misbehaving exec child is answered with a clear error, never a hang', as
   }))
   const limited = await apiError(client.messages.create(ask('[[error rate_limit_error]] [[retry-after 7]]')))
   assert.equal(limited.status, 429)
-  assert.equal(limited.headers.get('retry-after'), '7')
+  assert.equal(limited.headers?.get('retry-after'), '7')
 })
 
 test('a non-zero exit carries the tail of stderr, bounded', async (t) => {

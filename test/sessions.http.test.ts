@@ -86,7 +86,7 @@ test('http keeps the upstream error meaning: 429 with retry-after, 529, 4xx', as
   }))
   const limited = await apiError(client.messages.create(ask('[[status 429]] [[retry-after 7]]')))
   assert.equal(limited.status, 429)
-  assert.equal(limited.headers.get('retry-after'), '7')
+  assert.equal(limited.headers?.get('retry-after'), '7')
   const streamed = await apiError(client.messages.stream(ask('[[status 429]] [[retry-after 9]]')).finalMessage())
   assert.equal(streamed.status, 429, 'an error before the first byte keeps its status on a streamed request too')
 })

@@ -60,7 +60,7 @@ test('a misbehaving stdio child is answered with a clear error, never a hang', a
   const { client } = await start(t, { accounts: [stdioAccount('a', { idleTimeoutMs: 400 }, { maxConcurrency: 8 })] })
   const err429 = await apiError(client.messages.create(ask('[[error rate_limit_error]] [[retry-after 3]]')))
   assert.equal(err429.status, 429)
-  assert.equal(err429.headers.get('retry-after'), '3')
+  assert.equal(err429.headers?.get('retry-after'), '3')
   const silent = await apiError(client.messages.create(ask('[[silent]]')))
   assert.equal(silent.status, 504)
   const auth = await apiError(client.messages.create(ask('[[error authentication_error]]')))

@@ -63,12 +63,12 @@ export function createExecSession(context: SessionContext): Session {
   async function run(req: SessionRequest, out: SessionOutput): Promise<Completion> {
     const prompt = lastUserText(req.request)
     const requestJson = JSON.stringify({ ...req.request, model: req.model })
+    req.signal.throwIfAborted()
     let requestFile = ''
     if (usesRequestFile) {
       requestFile = join(launcher.tmpDir, `request-${req.id}-${randomBytes(6).toString('hex')}.json`)
       writeFileSync(requestFile, requestJson, { mode: 0o600 })
     }
-    req.signal.throwIfAborted()
     const child = childFor(req, prompt, requestFile)
     const answer = new Answer(out, 'exec child', estimateInputTokens(req.request))
     let failure: OrchestratorError | undefined
