@@ -43,6 +43,10 @@ export const codes = {
   AGYC_UPSTREAM_OVERLOADED: { status: 529, type: 'overloaded_error' },
   AGYC_UPSTREAM_REJECTED: { status: 400, type: 'invalid_request_error' },
   AGYC_UPSTREAM_AUTH: { status: 401, type: 'authentication_error' },
+  AGYC_UPSTREAM_FORBIDDEN: { status: 403, type: 'permission_error' },
+  AGYC_UPSTREAM_NOT_FOUND: { status: 404, type: 'not_found_error' },
+  AGYC_UPSTREAM_TOO_LARGE: { status: 413, type: 'request_too_large' },
+  AGYC_UPSTREAM_TIMEOUT: { status: 504, type: 'timeout_error' },
   AGYC_WORKER_DIED: { status: 502, type: 'api_error' },
   AGYC_INTERNAL: { status: 500, type: 'api_error' },
 } as const satisfies Record<string, CodeSpec>

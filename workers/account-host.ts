@@ -29,6 +29,8 @@ class Run implements SessionOutput, SessionRequest {
   readonly messageId = `msg_${randomBytes(12).toString('base64url')}`
   /** message_start and the text block have been framed */
   opened = false
+  /** the session streams the upstream's own SSE: the host frames nothing for this request */
+  passthrough = false
   /** the chunk event of this turn, still in the outbox and open for appending */
   pending: Chunk | undefined
   pendingGeneration = -1
@@ -50,6 +52,12 @@ class Run implements SessionOutput, SessionRequest {
     this.host.append(this, this.#open() + sse.textDelta(0, delta))
   }
 
+  raw(sse: string): void {
+    if (!this.stream || this.signal.aborted || sse === '') return
+    this.passthrough = true
+    this.host.append(this, sse)
+  }
+
   #open(): string {
     if (this.opened) return ''
     this.opened = true
@@ -66,6 +74,7 @@ class Run implements SessionOutput, SessionRequest {
         metadata: { account_id: accountId },
       })
     }
+    if (this.passthrough) return undefined // the upstream's own events, message_stop included, already went out
     let tail = ''
     if (!this.opened) {
       // nothing streamed yet (a session that answers in one piece): send the text as one delta

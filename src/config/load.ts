@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import type { z } from 'zod'
-import { Config } from './schema.ts'
+import { Config, type SessionConfig } from './schema.ts'
 
 export class ConfigError extends Error {
   readonly problems: readonly string[]
@@ -45,13 +45,31 @@ export function loadConfigFile(file: string, overrides: Overrides = {}): Config 
   return parseConfig(raw, dirname(resolve(file)), overrides)
 }
 
+/** `./x` and `../x` in a child's command and args name files next to the config, whatever the child's cwd. */
+const relative = (arg: string, baseDir: string): string => (arg.startsWith('./') || arg.startsWith('../') ? resolve(baseDir, arg) : arg)
+
+function resolveCommandPaths(session: SessionConfig, baseDir: string): SessionConfig {
+  switch (session.kind) {
+    case 'exec':
+    case 'stdio':
+      return { ...session, command: relative(session.command, baseDir), args: session.args.map((a) => relative(a, baseDir)) }
+    case 'http':
+      if (!session.start) return session
+      return { ...session, start: { ...session.start, command: relative(session.start.command, baseDir), args: session.start.args.map((a) => relative(a, baseDir)) } }
+    default:
+      return session
+  }
+}
+
 /** Validates a config object; relative paths resolve against `baseDir`. */
 export function parseConfig(raw: unknown, baseDir: string, overrides: Overrides = {}): Config {
   const parsed = Config.safeParse(raw)
   if (!parsed.success) throw new ConfigError(formatIssues(parsed.error.issues))
   const config = parsed.data
   const stateRoot = resolve(baseDir, config.stateRoot)
-  const accounts = config.accounts.map((a) => ({ ...a, stateDir: resolve(baseDir, a.stateDir ?? resolve(stateRoot, a.id)) }))
+  const accounts = config.accounts.map((a) => ({
+    ...a, stateDir: resolve(baseDir, a.stateDir ?? resolve(stateRoot, a.id)), session: resolveCommandPaths(a.session, baseDir),
+  }))
   const problems: string[] = []
   const dirs = new Map<string, number>()
   accounts.forEach((a, i) => {

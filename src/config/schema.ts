@@ -45,8 +45,111 @@ const MockSession = z.strictObject({
   directives: z.boolean().default(false),
 })
 
-export const Session = z.discriminatedUnion('kind', [MockSession], {
-  error: (issue) => issue.code === 'invalid_union' ? 'unknown session kind (expected "mock")' : undefined,
+/** A secret or setting taken from the orchestrator's environment at account start, by name; never logged. */
+const FromEnv = z.strictObject({ fromEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'expected an environment variable name' }) })
+/** `"text"` (`{stateDir}` is filled in) or `{"fromEnv": "VAR"}` */
+const EnvValue = z.union([z.string(), FromEnv], { error: 'expected a string or {"fromEnv": "VAR"}' })
+/**
+ * Extra variables for the child. Its environment is an allowlist: PATH, LANG, LC_*, TZ from ours, then HOME (the
+ * state directory), TMPDIR (`<stateDir>/tmp`), AGYC_STATE_DIR, AGYC_ACCOUNT_ID, then these.
+ */
+const ChildEnv = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'expected an environment variable name' }), EnvValue).default({})
+
+/** What every child-process session shares: an argv (never a shell) and how to stop it. */
+const childFields = {
+  /** an executable; `"node"` is the Node running the orchestrator; `./x` and `../x` resolve against the config file */
+  command: z.string().min(1),
+  /** argv, one element each, never through a shell; `./x` and `../x` resolve against the config file */
+  args: z.array(z.string()).default([]),
+  env: ChildEnv,
+  /** SIGTERM to the child's process group, then SIGKILL after this long */
+  killGraceMs: nonNegativeInt(2_000),
+}
+
+/** Restart policy of a long-lived child (PM2's delays, systemd's start limit; reliability-defaults.md). */
+const Restart = z.strictObject({
+  initialDelayMs: nonNegativeInt(100),
+  factor: z.number().min(1).default(1.5),
+  maxDelayMs: nonNegativeInt(15_000),
+  /** the delay starts over once a child stayed up this long */
+  resetAfterMs: nonNegativeInt(30_000),
+  /** more than `burst` starts within `windowMs` mark the account failed until reset */
+  burst: positiveInt(5),
+  windowMs: positiveInt(10_000),
+})
+
+/** A process per request (README, "exec"). */
+const ExecSession = z.strictObject({
+  kind: z.literal('exec'),
+  ...childFields,
+  /** stdin gets the request as JSON, the last user text, or nothing; then EOF. `{prompt}` in args works with any */
+  input: z.enum(['request', 'prompt', 'none']).default('request'),
+  /** stdout is plain text, one Anthropic message as JSON, or JSON lines of Anthropic stream events */
+  output: z.enum(['text', 'message', 'events']).default('text'),
+  /** longest silence on stdout while a request runs, then the child is killed (AGYC_UPSTREAM_TIMEOUT) */
+  idleTimeoutMs: positiveInt(300_000),
+  /** a child writing more than this is killed */
+  maxOutputBytes: positiveInt(16 * 1024 * 1024),
+  /** processes started ahead, waiting on stdin for their request; args must not depend on the request */
+  prewarm: nonNegativeInt(0),
+}).superRefine((s, ctx) => {
+  if (s.prewarm > 0 && s.args.some((a) => /\{(prompt|model|requestFile)\}/.test(a))) {
+    ctx.addIssue({ code: 'custom', path: ['prewarm'], message: 'prewarm needs args without {prompt}, {model} or {requestFile} (they are not known ahead)' })
+  }
+  if (s.prewarm > 0 && s.input === 'none') {
+    ctx.addIssue({ code: 'custom', path: ['prewarm'], message: 'prewarm needs input "request" or "prompt" (a warm process reads its request on stdin)' })
+  }
+})
+
+/** One long-lived child speaking line-delimited JSON (README, "stdio protocol"). */
+const StdioSession = z.strictObject({
+  kind: z.literal('stdio'),
+  ...childFields,
+  /** the child must answer the first ping within this long */
+  startTimeoutMs: positiveInt(30_000),
+  /** longest silence on a running request, then it fails with AGYC_UPSTREAM_TIMEOUT */
+  idleTimeoutMs: positiveInt(300_000),
+  /** a ping this often; no pong within the same time and the child is restarted; 0 = never */
+  pingIntervalMs: nonNegativeInt(10_000),
+  /** a stdout line longer than this is a protocol error */
+  maxLineBytes: positiveInt(16 * 1024 * 1024),
+  restart: Restart.default(Restart.parse({})),
+})
+
+/** The account's own local server, started and owned by its worker. */
+const HttpStart = z.strictObject({
+  ...childFields,
+  /** GET until it answers 2xx; default: the base URL */
+  readyUrl: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).optional(),
+  readyTimeoutMs: positiveInt(15_000),
+  restart: Restart.default(Restart.parse({})),
+})
+
+/** An Anthropic-compatible upstream over HTTP (README, "http"). */
+const HttpSession = z.strictObject({
+  kind: z.literal('http'),
+  /** `/v1/messages` is appended */
+  baseUrl: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
+  /** sent as `x-api-key` */
+  apiKey: FromEnv.optional(),
+  /** sent as `authorization: Bearer …` */
+  authToken: FromEnv.optional(),
+  headers: z.record(z.string().regex(/^[A-Za-z0-9-]+$/, { error: 'expected a header name' }), EnvValue).default({}),
+  anthropicVersion: z.string().default('2023-06-01'),
+  /** keep-alive connections; default: the account's maxConcurrency */
+  connections: z.number().int().positive().optional(),
+  connectTimeoutMs: positiveInt(10_000),
+  /** until the upstream's status line and headers */
+  headersTimeoutMs: positiveInt(300_000),
+  /** longest silence between body chunks */
+  bodyTimeoutMs: positiveInt(300_000),
+  start: HttpStart.optional(),
+})
+
+const sessionKinds = ['mock', 'exec', 'stdio', 'http'] as const
+export const Session = z.discriminatedUnion('kind', [MockSession, ExecSession, StdioSession, HttpSession], {
+  error: (issue) => issue.code === 'invalid_union'
+    ? `unknown session kind (expected one of ${sessionKinds.map((k) => `"${k}"`).join(', ')})` : undefined,
 })
 export type SessionConfig = z.infer<typeof Session>
 

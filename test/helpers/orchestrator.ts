@@ -4,7 +4,7 @@
  * child process the accounts reported is still alive.
  */
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -50,17 +50,41 @@ export async function start(t: TestContext, raw: Record<string, unknown>): Promi
     const pids = orch.dispatcher.accounts.flatMap((a) => [...a.childPids])
     await orch.close(2_000)
     for (const pid of pids) assert.equal(isAlive(pid), false, `child ${pid} survived the orchestrator`)
+    // fixtures record themselves (test/fixtures/common.mjs): this also catches a child the main thread never heard of
+    await eventually(() => fixturePids(dir).every((pid) => !isAlive(pid)), `no fixture process survives (${fixturePids(dir).filter(isAlive).join(', ')})`, 3_000)
     rmSync(dir, { recursive: true, force: true })
   })
   return { orch, url: orch.url, client, logs, dir }
 }
 
+/** PIDs every fixture process started under `dir` recorded in its state directory (`<stateDir>/pids/<pid>`). */
+export function fixturePids(dir: string): number[] {
+  const pids: number[] = []
+  const walk = (d: string): void => {
+    let entries
+    try { entries = readdirSync(d, { withFileTypes: true }) } catch { return }
+    for (const e of entries) {
+      if (!e.isDirectory()) continue
+      const path = join(d, e.name)
+      if (e.name === 'pids') for (const name of readdirSync(path)) pids.push(Number(name))
+      else walk(path)
+    }
+  }
+  walk(dir)
+  return pids
+}
+
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch {
     return false
+  }
+  // an orphan whose new parent has not reaped it yet is a zombie: it has exited and holds nothing
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  } catch {
+    return true
   }
 }
 

@@ -21,6 +21,12 @@ export interface SessionRequest {
 export interface SessionOutput {
   /** one text delta of the answer, as soon as it exists */
   text(delta: string): void
+  /**
+   * Pass-through for an upstream that frames its own answer (the `http` kind): complete or partial Anthropic SSE
+   * bytes, appended to the client's stream as they are. A request uses either `text` or `raw`, never both; once it
+   * used `raw`, the host adds no framing of its own, not even at the end (the upstream's `message_stop` ends it).
+   */
+  raw(sse: string): void
 }
 
 export interface Completion {
@@ -40,6 +46,8 @@ export interface Session {
   run(req: SessionRequest, out: SessionOutput): Promise<Completion>
   /** stops children and releases resources; idempotent */
   stop(): Promise<void>
+  /** leaves the `failed` state (too many restarts) and starts the child again */
+  reset?(): void
   /** for heartbeats: the long-lived child, if the session has one */
   readonly child?: { pid: number | undefined; alive: boolean; restarts: number; lastError?: string }
 }

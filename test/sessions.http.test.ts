@@ -1,0 +1,140 @@
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
+import { test, type TestContext } from 'node:test'
+import Anthropic from '@anthropic-ai/sdk'
+import { isAlive, start } from './helpers/orchestrator.ts'
+
+const UPSTREAM = new URL('./fixtures/http-upstream.mjs', import.meta.url).pathname
+
+const ask = (content: string) => ({ model: 'claude-test-1', max_tokens: 64, messages: [{ role: 'user' as const, content }] })
+const textOf = (message: Anthropic.Message): string =>
+  message.content.map((b) => (b.type === 'text' ? b.text : '')).join('')
+
+/** the fixture upstream as a real process of this test; gone with the test */
+async function upstream(t: TestContext): Promise<{ url: string; proc: ChildProcess; stats(): Promise<{ maxInFlight: number; connections: number; requests: number }> }> {
+  const proc = spawn(process.execPath, [UPSTREAM], { stdio: ['pipe', 'pipe', 'inherit'] })
+  t.after(() => { proc.kill('SIGKILL') })
+  const url = await new Promise<string>((resolve, reject) => {
+    proc.stdout!.setEncoding('utf8').once('data', (line: string) => resolve(/listening (\S+)/.exec(line)![1]))
+    proc.once('exit', () => reject(new Error('fixture upstream exited')))
+  })
+  return { url, proc, stats: async () => (await fetch(`${url}/stats`)).json() as never }
+}
+
+async function apiError(promise: Promise<unknown>): Promise<InstanceType<typeof Anthropic.APIError>> {
+  try {
+    await promise
+  } catch (err) {
+    assert.ok(err instanceof Anthropic.APIError, `expected an APIError, got ${String(err)}`)
+    return err
+  }
+  assert.fail('expected the request to fail')
+}
+
+test('http forwards streamed and whole answers, tool_use blocks included', async (t) => {
+  const up = await upstream(t)
+  const { client } = await start(t, { accounts: [{ id: 'h', session: { kind: 'http', baseUrl: up.url } }] })
+  const whole = await client.messages.create(ask('hello [[tool]]'))
+  assert.equal(textOf(whole), 'http-upstream heard: hello [[tool]]')
+  assert.equal(whole.stop_reason, 'tool_use')
+  assert.deepEqual(whole.content[1], { type: 'tool_use', id: 'toolu_fixture', name: 'get_weather', input: { city: 'Paris' } })
+  const stream = client.messages.stream(ask('stream [[tool]] [[slow 20]]'))
+  const deltas: string[] = []
+  stream.on('text', (d) => deltas.push(d))
+  const final = await stream.finalMessage()
+  assert.ok(deltas.length > 1)
+  assert.equal(textOf(final), 'http-upstream heard: stream [[tool]] [[slow 20]]')
+  assert.equal(final.stop_reason, 'tool_use')
+  assert.deepEqual(final.content[1], { type: 'tool_use', id: 'toolu_fixture', name: 'get_weather', input: { city: 'Paris' } })
+})
+
+test('http sends the account key and headers from environment variables and never logs them', async (t) => {
+  process.env.AGYC_TEST_UPSTREAM_KEY = 'sk-test-very-secret-1'
+  process.env.AGYC_TEST_TAG = 'tag-from-env'
+  t.after(() => { delete process.env.AGYC_TEST_UPSTREAM_KEY; delete process.env.AGYC_TEST_TAG })
+  const up = await upstream(t)
+  const { client, logs } = await start(t, {
+    log: { level: 'debug' },
+    accounts: [{ id: 'h', session: { kind: 'http', baseUrl: up.url, apiKey: { fromEnv: 'AGYC_TEST_UPSTREAM_KEY' }, headers: { 'x-account-tag': { fromEnv: 'AGYC_TEST_TAG' } } } }],
+  })
+  const seen = JSON.parse(textOf(await client.messages.create(ask('[[echo-headers]]')))) as Record<string, string>
+  assert.equal(seen['x-api-key'], 'sk-test-very-secret-1', 'the account key, not the client key')
+  assert.equal(seen['x-account-tag'], 'tag-from-env')
+  assert.equal(seen['anthropic-version'], '2023-06-01')
+  assert.equal(JSON.stringify(logs).includes('sk-test-very-secret-1'), false)
+})
+
+test('http keeps the upstream error meaning: 429 with retry-after, 529, 4xx', async (t) => {
+  const up = await upstream(t)
+  const { client } = await start(t, { accounts: [{ id: 'h', maxConcurrency: 8, session: { kind: 'http', baseUrl: up.url } }] })
+  const cases: [string, number, string][] = [
+    ['[[status 529]]', 529, 'overloaded_error'],
+    ['[[status 400]]', 400, 'invalid_request_error'],
+    ['[[status 401]]', 401, 'authentication_error'],
+    ['[[status 403]]', 403, 'permission_error'],
+    ['[[status 404]]', 404, 'not_found_error'],
+    ['[[status 413]]', 413, 'request_too_large'],
+    ['[[status 500]]', 502, 'api_error'],
+    ['[[redirect]]', 502, 'api_error'],
+    ['[[garbage]]', 502, 'api_error'],
+  ]
+  await Promise.all(cases.map(async ([prompt, status, type]) => {
+    const err = await apiError(client.messages.create(ask(prompt)))
+    assert.equal(err.status, status, prompt)
+    assert.equal((err.error as { error: { type: string } }).error.type, type, prompt)
+  }))
+  const limited = await apiError(client.messages.create(ask('[[status 429]] [[retry-after 7]]')))
+  assert.equal(limited.status, 429)
+  assert.equal(limited.headers?.get('retry-after'), '7')
+  const streamed = await apiError(client.messages.stream(ask('[[status 429]] [[retry-after 9]]')).finalMessage())
+  assert.equal(streamed.status, 429, 'an error before the first byte keeps its status on a streamed request too')
+})
+
+test('http: a hung or broken upstream is answered with a clear error, never a hang', async (t) => {
+  const up = await upstream(t)
+  const { client } = await start(t, { accounts: [{ id: 'h', session: { kind: 'http', baseUrl: up.url, headersTimeoutMs: 400 } }] })
+  const hung = await apiError(client.messages.create(ask('[[hang]]')))
+  assert.equal(hung.status, 504)
+  const crash = await apiError(client.messages.stream(ask('[[crash]]')).finalMessage())
+  assert.equal((crash.error as { error: { type: string } }).error.type, 'api_error', 'a stream cut mid-way ends with an error event')
+  const midError = await apiError(client.messages.stream(ask('[[stream-error]]')).finalMessage())
+  assert.equal((midError.error as { error: { type: string } }).error.type, 'overloaded_error', "the upstream's own error event passes through")
+})
+
+test('http runs maxConcurrency requests at once over kept-alive connections', async (t) => {
+  const up = await upstream(t)
+  const { client } = await start(t, { accounts: [{ id: 'h', maxConcurrency: 4, session: { kind: 'http', baseUrl: up.url } }], dispatcher: { accountQueueSize: 8 } })
+  await Promise.all(Array.from({ length: 8 }, (_, i) => client.messages.create(ask(`n${i} [[sleep 200]]`))))
+  for (let i = 0; i < 8; i++) await client.messages.create(ask(`seq${i}`))
+  const stats = await up.stats()
+  assert.equal(stats.maxInFlight, 4, 'the limit, reached and kept')
+  assert.equal(stats.requests, 16)
+  assert.ok(stats.connections <= 4, `connections are reused (${stats.connections} opened for 16 requests)`)
+})
+
+test('http with start: the worker launches the local server, waits for it, and stops it', async (t) => {
+  const port = await freePort()
+  const { client, orch } = await start(t, {
+    accounts: [{
+      id: 'h', session: {
+        kind: 'http', baseUrl: `http://127.0.0.1:${port}`,
+        start: { command: 'node', args: [UPSTREAM, '--port', String(port)], readyUrl: `http://127.0.0.1:${port}/health`, readyTimeoutMs: 10_000 },
+      },
+    }],
+  })
+  assert.equal(textOf(await client.messages.create(ask('local'))), 'http-upstream heard: local')
+  const pids = [...orch.dispatcher.accounts[0].childPids]
+  assert.equal(pids.length, 1)
+  await orch.close(500)
+  assert.equal(isAlive(pids[0]), false)
+})
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}

@@ -1,0 +1,136 @@
+/**
+ * Child processes as every session kind spawns them: an argv (never a shell), the account's state directory as cwd,
+ * an allowlisted environment, its own process group, its PID reported to the main thread at once (a child outlives the
+ * worker thread that spawned it: architecture-findings §2), and stopped by group: SIGTERM, then SIGKILL.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { dirname } from 'node:path'
+import { OrchestratorError } from '../../src/errors.ts'
+import { ensureStateDir } from '../../src/state-dir.ts'
+import type { SessionContext } from './types.ts'
+
+type EnvValue = string | { fromEnv: string }
+
+/** What a child inherits from the orchestrator's environment; everything else it gets by name from the config. */
+const INHERITED = ['PATH', 'LANG', 'LANGUAGE', 'LC_ALL', 'LC_CTYPE', 'LC_MESSAGES', 'TZ']
+
+export interface ChildSpec {
+  command: string
+  args: readonly string[]
+  env: Readonly<Record<string, EnvValue>>
+  killGraceMs: number
+}
+
+/** Resolved once per account: cwd, environment and the account's identity for every child it spawns. */
+export interface Launcher {
+  readonly stateDir: string
+  readonly tmpDir: string
+  spawn(args: readonly string[], what: string): Child
+}
+
+export function createLauncher(context: SessionContext, spec: ChildSpec): Launcher {
+  const { account } = context
+  const { stateDir, tmpDir } = ensureStateDir(account.stateDir)
+  const env: Record<string, string> = {}
+  for (const name of INHERITED) if (process.env[name] !== undefined) env[name] = process.env[name]
+  // "node" and `#!/usr/bin/env node` scripts get the Node that runs us (the one npm installed), not whatever is on PATH
+  env.PATH = env.PATH ? `${dirname(process.execPath)}:${env.PATH}` : dirname(process.execPath)
+  env.HOME = stateDir
+  env.TMPDIR = tmpDir
+  env.AGYC_STATE_DIR = stateDir
+  env.AGYC_ACCOUNT_ID = account.id
+  for (const [name, value] of Object.entries(spec.env)) env[name] = resolveEnvValue(value, name, stateDir)
+  const command = spec.command === 'node' ? process.execPath : spec.command
+  return {
+    stateDir,
+    tmpDir,
+    spawn(args, what) {
+      return new Child(context, spawn(command, [...args], { cwd: stateDir, env, detached: true, stdio: 'pipe' }), what, spec.killGraceMs)
+    },
+  }
+}
+
+/** `{"fromEnv": "VAR"}` is read here, in the worker, at account start; the value is never logged. */
+export function resolveEnvValue(value: EnvValue, name: string, stateDir: string): string {
+  if (typeof value === 'string') return value.replaceAll('{stateDir}', stateDir)
+  const found = process.env[value.fromEnv]
+  if (found === undefined) throw new OrchestratorError('AGYC_INTERNAL', `${name}: environment variable ${value.fromEnv} is not set`)
+  return found
+}
+
+/** The last `limit` characters of a stream: what an error message carries from a child's stderr. */
+export class Tail {
+  #text = ''
+  readonly #limit: number
+  constructor(limit = 2_000) { this.#limit = limit }
+  push(text: string): void {
+    this.#text = (this.#text + text).slice(-this.#limit)
+  }
+  toString(): string { return this.#text.trim() }
+}
+
+export class Child {
+  readonly proc: ChildProcessWithoutNullStreams
+  readonly pid: number | undefined
+  readonly what: string
+  readonly stderr = new Tail()
+  /** settles when the process exited and its pipes closed: everything it wrote has been read */
+  readonly closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  /** the spawn itself failed (ENOENT, EACCES…) */
+  spawnError: Error | undefined
+  exited = false
+  readonly #context: SessionContext
+  readonly #killGraceMs: number
+  #killTimer: NodeJS.Timeout | undefined
+
+  constructor(context: SessionContext, proc: ChildProcessWithoutNullStreams, what: string, killGraceMs: number) {
+    this.#context = context
+    this.#killGraceMs = killGraceMs
+    this.proc = proc
+    this.pid = proc.pid
+    this.what = what
+    if (this.pid !== undefined) context.emit({ kind: 'child', pid: this.pid, alive: true })
+    // a child that dies before reading its input would otherwise raise EPIPE as an uncaught error in the worker
+    proc.stdin.on('error', () => {})
+    proc.stderr.setEncoding('utf8')
+    proc.stderr.on('data', (text: string) => this.stderr.push(text))
+    proc.on('exit', () => {
+      this.exited = true
+      clearTimeout(this.#killTimer)
+      // the leader is gone; anything it left in its group goes too (no child survives its request)
+      this.#signalGroup('SIGKILL')
+      if (this.pid !== undefined) this.#context.emit({ kind: 'child', pid: this.pid, alive: false })
+    })
+    this.closed = new Promise((resolve) => {
+      proc.on('error', (err) => {
+        this.spawnError ??= err
+        if (this.pid === undefined) resolve({ code: null, signal: null })
+      })
+      proc.on('close', (code, signal) => resolve({ code, signal }))
+    })
+  }
+
+  /** SIGTERM to the whole group, SIGKILL after the grace period; resolves once the child is gone. */
+  kill(): Promise<void> {
+    if (!this.exited && this.pid !== undefined && this.#killTimer === undefined) {
+      this.proc.stdin.destroy()
+      this.#signalGroup('SIGTERM')
+      this.#killTimer = setTimeout(() => this.#signalGroup('SIGKILL'), this.#killGraceMs)
+      this.#killTimer.unref()
+    }
+    return this.closed.then(() => {})
+  }
+
+  #signalGroup(signal: NodeJS.Signals): void {
+    if (this.pid === undefined) return
+    try { process.kill(-this.pid, signal) } catch { /* the group is gone */ }
+  }
+
+  /** "exited with code 3: <stderr tail>" */
+  describeExit(code: number | null, signal: NodeJS.Signals | null): string {
+    if (this.spawnError) return `${this.what} could not start: ${this.spawnError.message}`
+    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`
+    const tail = this.stderr.toString()
+    return tail ? `${this.what} ${how}: ${tail}` : `${this.what} ${how}`
+  }
+}
