@@ -57,7 +57,7 @@ test('stdio runs maxConcurrency requests at once over one pipe', async (t) => {
 })
 
 test('a misbehaving stdio child is answered with a clear error, never a hang', async (t) => {
-  const { client } = await start(t, { accounts: [stdioAccount('a', { idleTimeoutMs: 400 }, { maxConcurrency: 8 })] })
+  const { client } = await start(t, { health: { outlierDetection: false }, accounts: [stdioAccount('a', { idleTimeoutMs: 400 }, { maxConcurrency: 8 })] })
   const err429 = await apiError(client.messages.create(ask('[[error rate_limit_error]] [[retry-after 3]]')))
   assert.equal(err429.status, 429)
   assert.equal(err429.headers?.get('retry-after'), '3')
@@ -124,7 +124,8 @@ test('a stdio child that keeps dying marks the account failed, and requests fail
   await eventually(() => account.lastHeartbeat?.restarts === 3 && account.lastHeartbeat.childAlive === false, 'three starts, then no more', 5_000)
   const started = Date.now()
   const err = await apiError(client.messages.create(ask('anyone there?')))
-  assert.equal(err.status, 502)
+  assert.equal(err.status, 529, 'no account can serve: the only one has failed')
+  assert.match((err.error as { error: { message: string } }).error.message, /a: session failed/)
   assert.match(account.lastHeartbeat?.lastError ?? '', /did not start/)
   assert.ok(Date.now() - started < 1_000, 'failed fast')
   await new Promise((r) => setTimeout(r, 300))

@@ -29,6 +29,7 @@ export default async function attach(task: AttachTask): Promise<'stopped'> {
   const api: ControlApi = {
     stats: () => host.stats(),
     drain: () => host.idle(),
+    reset: () => session.reset?.(),
     stop: async () => {
       await host.close()
       // end the task after comlink has posted this call's reply: closing the port first would swallow it

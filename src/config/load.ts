@@ -77,9 +77,24 @@ export function parseConfig(raw: unknown, baseDir: string, overrides: Overrides 
     if (first !== undefined) problems.push(`accounts[${i}].stateDir: "${a.stateDir}" is already the state directory of accounts[${first}]`)
     else dirs.set(a.stateDir, i)
   })
+  accounts.forEach((a, i) => missingEnv(a.session, ['accounts', i, 'session'], problems))
   if (problems.length > 0) throw new ConfigError(problems)
   const server = { ...config.server }
   if (overrides.host !== undefined) server.host = overrides.host
   if (overrides.port !== undefined) server.port = overrides.port
   return { ...config, server, stateRoot, accounts }
+}
+
+/**
+ * Secrets named as `{"fromEnv": "VAR"}` must exist when the config is loaded: a missing one would otherwise fail the
+ * session's start inside its worker and restart it forever. The value itself is never read here, never printed.
+ */
+function missingEnv(value: unknown, path: (string | number)[], problems: string[]): void {
+  if (value === null || typeof value !== 'object') return
+  const fromEnv = (value as { fromEnv?: unknown }).fromEnv
+  if (typeof fromEnv === 'string') {
+    if (process.env[fromEnv] === undefined) problems.push(`${where(path)}: environment variable ${fromEnv} is not set`)
+    return
+  }
+  for (const [key, child] of Object.entries(value)) missingEnv(child, [...path, Array.isArray(value) ? Number(key) : key], problems)
 }

@@ -221,6 +221,8 @@ export const Health = z.strictObject({
   ejectionMaxMs: positiveInt(300_000),
   /** cooldown after a 429/529 that carried no retry-after */
   defaultCooldownMs: positiveInt(5_000),
+  /** cooldowns and ejections; off, every upstream error is passed straight to the client (a single-upstream proxy) */
+  outlierDetection: z.boolean().default(true),
 })
 export type HealthConfig = z.infer<typeof Health>
 

@@ -51,6 +51,9 @@ export class AccountHandle implements AccountView {
   scoreParts: ScoreParts = { freshness: 1, success: 1, latency: 1, loop: 1, streak: 1 }
   readonly outlier: Outlier
   readonly health = new HealthStats()
+  /** the session's long-lived upstream serves (always true for kinds without one) */
+  sessionUp = true
+  sessionState = 'up'
   lastHeartbeat: Heartbeat | undefined
   lastHeartbeatAt = 0
   workerRestarts = 0
@@ -99,17 +102,25 @@ export class AccountHandle implements AccountView {
 
   /** up, not cooling or ejected, with a free slot now: what strategies look for */
   get available(): boolean {
-    return this.state === 'up' && this.assigned < this.maxConcurrency && this.outlier.admits()
+    return this.state === 'up' && this.sessionUp && this.assigned < this.maxConcurrency && this.outlier.admits()
   }
 
   /** may be handed work (into its worker queue when busy) */
   get routable(): boolean {
-    return this.state === 'up' && this.outlier.admits()
+    return this.state === 'up' && this.sessionUp && this.outlier.admits()
   }
 
-  /** will take work again without an operator: up, starting, or restarting its worker */
+  /** not serving now, but coming back without an operator: worth queueing for (its worker or child restarting) */
   get recovering(): boolean {
-    return this.state === 'up' || this.state === 'starting' || this.state === 'down'
+    return this.state === 'starting' || this.state === 'down' || (this.state === 'up' && !this.sessionUp && this.sessionState !== 'failed')
+  }
+
+  /** Why the account takes no work now, in a few words for an error message. */
+  unavailableReason(): string {
+    if (this.state !== 'up') return this.state
+    if (!this.sessionUp) return `session ${this.sessionState}${this.lastError ? ` (${this.lastError.slice(0, 120)})` : ''}`
+    const outlier = this.outlier.state()
+    return outlier === 'ok' ? 'busy' : outlier === 'cooling' ? 'cooling down' : outlier
   }
 
   /** Recomputes the health score (the watchdog calls it once per heartbeat period). */
@@ -274,10 +285,22 @@ export class AccountHandle implements AccountView {
           break
         case 'ready':
           this.state = 'up'
+          this.sessionUp = true
+          this.sessionState = 'up'
           this.lastHeartbeatAt = Date.now()
           this.#log.debug('account ready')
           this.#ready.resolve()
           this.#owner.released(this)
+          break
+        case 'session':
+          this.sessionUp = event.up
+          this.sessionState = event.state
+          if (!event.up) {
+            // one failure for the outage, however many requests it takes with it (their failures are not counted)
+            this.lastError = event.reason
+            this.health.recordFailure()
+            this.outlier.recordFailure()
+          } else this.#owner.released(this)
           break
         case 'child':
           if (event.alive) this.childPids.add(event.pid)
@@ -310,6 +333,13 @@ export class AccountHandle implements AccountView {
   async drain(): Promise<void> {
     if (this.state === 'up') this.state = 'draining'
     while (this.#pending.size > 0) await new Promise((r) => setTimeout(r, 20))
+  }
+
+  /** An operator's reset: out of `failed`, cooldown and ejection cleared. */
+  async reset(): Promise<void> {
+    this.outlier.reset()
+    await this.#control?.reset()
+    this.#owner.released(this)
   }
 
   resume(): void {

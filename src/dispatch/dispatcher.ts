@@ -94,7 +94,7 @@ export class Dispatcher implements AccountOwner {
   /** Places the job or queues it; throws the 529/503 to answer at once. */
   submit(job: Job): void {
     if (this.#closing) throw new OrchestratorError('AGYC_SHUTTING_DOWN', 'the orchestrator is shutting down')
-    if (!job.candidates.some((a) => a.routable || a.state === 'starting' || a.state === 'down')) throw this.#noAccount(job)
+    if (!job.candidates.some((a) => a.routable || a.recovering)) throw this.#noAccount(job)
     job.timer = setTimeout(this.#expire, this.config.requestTimeoutMs, job)
     this.#budget.recordRequest(job.receivedAt)
     if (this.#queue.size === 0 && this.#place(job)) return
@@ -122,7 +122,8 @@ export class Dispatcher implements AccountOwner {
       if (a.state === 'up' && at > 0 && at < soonest) soonest = at
     }
     const retryAfterS = Number.isFinite(soonest) ? (soonest - Date.now()) / 1000 : undefined
-    return new OrchestratorError('AGYC_NO_ACCOUNT', `no account can serve "${job.model}" now (cooling down, ejected or drained)`, { retryAfterS })
+    const why = job.candidates.slice(0, 5).map((a) => `${a.id}: ${a.unavailableReason()}`).join('; ')
+    return new OrchestratorError('AGYC_NO_ACCOUNT', `no account can serve "${job.model}" now (${why})`, { retryAfterS })
   }
 
   /** The client went away: free whatever the job holds. */
@@ -191,8 +192,8 @@ export class Dispatcher implements AccountOwner {
     if (THROTTLE.has(error.code)) {
       account.outlier.recordThrottle(error.retryAfterS)
       this.#log.warn({ account: account.id, code: error.code, retryAfterS: error.retryAfterS }, 'account cooling down')
-    } else if (!spec.localOrigin && spec.status >= 500 && error.code !== 'AGYC_WORKER_DIED') {
-      // (a dead worker counts once, in the account handle, however many requests it took with it)
+    } else if (!spec.localOrigin && spec.status >= 500 && error.code !== 'AGYC_WORKER_DIED' && account.sessionUp) {
+      // (a dead worker or child counts once, in the account handle, however many requests it took with it)
       account.health.recordFailure()
       if (account.outlier.recordFailure()) {
         this.#log.warn({ account: account.id, ejections: account.outlier.ejections }, 'account ejected')
@@ -215,7 +216,7 @@ export class Dispatcher implements AccountOwner {
   #canFailover(job: Job, error: OrchestratorError): boolean {
     if (!RETRYABLE.has(error.code) || job.sink.committed || job.attempts >= this.config.maxAttempts || this.#closing) return false
     const account = job.account
-    if (!job.candidates.some((a) => a !== account && (a.routable || a.state === 'starting' || a.state === 'down'))) return false
+    if (!job.candidates.some((a) => a !== account && (a.routable || a.recovering))) return false
     return this.#budget.tryRetry() // last: it spends the budget
   }
 

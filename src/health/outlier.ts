@@ -10,6 +10,8 @@ export interface OutlierOptions {
   ejectionBaseMs: number
   ejectionMaxMs: number
   defaultCooldownMs: number
+  /** false: never cool down or eject */
+  outlierDetection?: boolean
 }
 
 export type OutlierState = 'ok' | 'cooling' | 'ejected' | 'half-open'
@@ -72,6 +74,7 @@ export class Outlier {
 
   /** Returns true when this failure ejected the account. */
   recordFailure(): boolean {
+    if (this.#options.outlierDetection === false) return false
     // failures of requests that were already under way when the account was ejected say nothing new
     if (this.ejectedUntil !== 0 && !this.probing && this.#now() < this.ejectedUntil) return false
     this.consecutive++
@@ -87,6 +90,7 @@ export class Outlier {
 
   /** A 429/529 from the upstream: wait as long as it asked; not a failure of the account itself. */
   recordThrottle(retryAfterS: number | undefined): void {
+    if (this.#options.outlierDetection === false) return
     const ms = retryAfterS === undefined ? this.#options.defaultCooldownMs : retryAfterS * 1000
     this.cooldownUntil = Math.max(this.cooldownUntil, this.#now() + ms)
     this.cooldowns++

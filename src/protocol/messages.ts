@@ -65,6 +65,8 @@ export const FromWorker = z.discriminatedUnion('kind', [
     retryAfterS: z.number().optional(),
   }),
   Heartbeat,
+  /** the session's long-lived upstream (stdio child, local server) stopped or started serving */
+  z.object({ kind: z.literal('session'), up: z.boolean(), state: z.string(), reason: z.string().optional() }),
   /** a child process was spawned or reaped: the main thread kills recorded groups if the worker dies */
   z.object({ kind: z.literal('child'), pid: z.number(), alive: z.boolean() }),
   z.object({ kind: z.literal('log'), level: z.enum(['debug', 'info', 'warn', 'error']), msg: z.string(), fields: z.record(z.string(), z.unknown()).optional() }),
@@ -88,6 +90,8 @@ export interface ControlApi {
   stats(): WorkerStats
   /** resolves once nothing runs or waits in the worker */
   drain(): Promise<void>
+  /** takes a `failed` session out of that state (its child starts afresh) */
+  reset(): void
   /** stops the session (and its child) and ends the worker's attach task */
   stop(): Promise<void>
 }

@@ -26,7 +26,7 @@ export interface SupervisorHooks {
 }
 
 export class Supervisor {
-  state: SupervisorState = 'starting'
+  #state: SupervisorState = 'starting'
   child: Child | undefined
   restarts = 0
   lastError: string | undefined
@@ -52,6 +52,17 @@ export class Supervisor {
     this.#what = what
   }
 
+  get state(): SupervisorState { return this.#state }
+
+  /** Every change between serving and not serving is told to the main thread at once, so routing skips the account. */
+  #set(state: SupervisorState): void {
+    const was = this.#state
+    this.#state = state
+    if ((was === 'up') !== (state === 'up') || state === 'failed') {
+      this.#context.emit({ kind: 'session', up: state === 'up', state, ...(this.lastError ? { reason: this.lastError } : {}) })
+    }
+  }
+
   /** for heartbeats */
   get info(): { pid: number | undefined; alive: boolean; restarts: number; lastError?: string } {
     const child = this.child
@@ -68,12 +79,12 @@ export class Supervisor {
     const now = Date.now()
     this.#starts = this.#starts.filter((t) => now - t < this.#policy.windowMs)
     if (this.#starts.length >= this.#policy.burst) {
-      this.state = 'failed'
+      this.#set('failed')
       this.#log('error', `${this.#what} failed: more than ${this.#policy.burst} starts within ${this.#policy.windowMs} ms; the account stays failed until reset`)
       return
     }
     this.#starts.push(now)
-    this.state = 'starting'
+    this.#set('starting')
     const child = this.#launcher.spawn(this.#args, this.#what)
     this.child = child
     void child.closed.then(({ code, signal }) => this.#exited(child, child.describeExit(code, signal)))
@@ -83,7 +94,7 @@ export class Supervisor {
         child.closed.then(({ code, signal }) => { throw new Error(child.describeExit(code, signal)) }),
       ])
       if (this.child !== child || this.state !== 'starting') return
-      this.state = 'up'
+      this.#set('up')
       this.#upAt = Date.now()
       this.#log('info', `${this.#what} is up`, { childPid: child.pid })
     } catch (err) {
@@ -99,13 +110,14 @@ export class Supervisor {
     this.child = undefined
     this.lastError = this.#killReason ?? reason
     this.#killReason = undefined
+    const ending = this.state === 'stopped' || this.state === 'failed'
+    if (!ending) this.#set('restarting') // before failing the child's requests: the main thread learns the cause first
     this.#hooks.exited(this.lastError)
-    if (this.state === 'stopped' || this.state === 'failed') return
+    if (ending) return
     if (this.#upAt && Date.now() - this.#upAt >= this.#policy.resetAfterMs) this.#attempt = 0
     this.#upAt = 0
     const delay = Math.min(this.#policy.maxDelayMs, this.#policy.initialDelayMs * this.#policy.factor ** this.#attempt++) * (0.8 + Math.random() * 0.4)
     this.restarts++
-    this.state = 'restarting'
     this.#log('warn', `${this.#what} exited; restarting`, { reason: this.lastError, restartInMs: Math.round(delay), restarts: this.restarts })
     this.#timer = setTimeout(() => { this.#timer = undefined; void this.#launch() }, delay)
   }
@@ -115,7 +127,7 @@ export class Supervisor {
     const child = this.child
     if (!child) return
     this.#killReason = reason
-    this.state = 'restarting'
+    this.#set('restarting')
     void child.kill()
   }
 
@@ -129,7 +141,7 @@ export class Supervisor {
   }
 
   async stop(): Promise<void> {
-    this.state = 'stopped'
+    this.#state = 'stopped'
     clearTimeout(this.#timer)
     await this.child?.kill()
   }
