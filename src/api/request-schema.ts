@@ -48,3 +48,36 @@ export const CountTokensRequest = MessagesRequest.omit({ max_tokens: true, strea
 export function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
   return issues.slice(0, 5).map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`).join('; ')
 }
+
+export interface ShapeLimits {
+  maxMessages: number
+  maxJsonDepth: number
+}
+
+/**
+ * What no schema should be asked to walk: more messages than the limit, or JSON nested deeper than `maxJsonDepth`
+ * (zod, a session's `JSON.stringify` and the CLIs behind it all recurse; a 100 000-deep array is a few hundred KB).
+ * Runs on the parsed value before zod, iteratively, so the check itself cannot overflow the stack.
+ */
+export function shapeProblem(value: unknown, limits: ShapeLimits): string | undefined {
+  const messages = (value as { messages?: unknown } | null)?.messages
+  if (Array.isArray(messages) && messages.length > limits.maxMessages) {
+    return `messages: at most ${limits.maxMessages} messages per request (got ${messages.length})`
+  }
+  const stack: unknown[] = [value]
+  const depths: number[] = [1]
+  while (stack.length > 0) {
+    const node = stack.pop()
+    const depth = depths.pop()!
+    if (node === null || typeof node !== 'object') continue
+    if (depth > limits.maxJsonDepth) return `body: JSON nested deeper than ${limits.maxJsonDepth} levels`
+    const children = Array.isArray(node) ? node : Object.values(node)
+    for (const child of children) {
+      if (child !== null && typeof child === 'object') {
+        stack.push(child)
+        depths.push(depth + 1)
+      }
+    }
+  }
+  return undefined
+}
