@@ -43,6 +43,7 @@ export async function startOrchestrator(config: Config, options: { logDestinatio
     // node checks those timeouts on this period (default 30 s, which would stretch a 10 s header timeout to 40 s)
     connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 2))),
     keepAliveTimeout: 65_000,
+    requireHostHeader: false, // the guard refuses a missing Host itself, in the Anthropic error shape
   }, (req, res) => {
     if (guard(req, res)) void listener(req, res)
   })
