@@ -55,7 +55,7 @@ test('a missing, wrong or wrong-length key is a 401 authentication_error, never 
 test('the dashboard, /admin/* and /metrics need the admin key; a client key does not open them', async (t) => {
   const { url } = await startSecured(t, withKeys)
   for (const path of ['/', '/admin', '/admin/accounts', '/ADMIN/accounts', '/Admin/reload', '/metrics', '/metrics/', '/admin/no-such-route']) {
-    for (const headers of [{}, { 'x-api-key': CLIENT_KEY }, { authorization: `Bearer ${CLIENT_KEY}` }, { 'x-api-key': 'wrong-wrong-wrong-wrong' }]) {
+    for (const headers of [{}, { 'x-api-key': CLIENT_KEY }, { authorization: `Bearer ${CLIENT_KEY}` }, { 'x-api-key': 'wrong-wrong-wrong-wrong' }] as Record<string, string>[]) {
       const res = await get(url + path, headers)
       assertError(res, 401, 'authentication_error')
       assert.match(res.headers.get('www-authenticate') ?? '', /^Basic /) // a browser asks for the admin key
