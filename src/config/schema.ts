@@ -101,7 +101,7 @@ export const Server = z.strictObject({
   /** messages per request (the Anthropic API's own limit is 100 000) */
   maxMessages: positiveInt(100_000),
   /** nesting depth of the request JSON; deeper is refused before any other check */
-  maxJsonDepth: positiveInt(64),
+  maxJsonDepth: z.number().int().min(2).max(1000, { error: 'expected an integer 2–1000' }).default(64),
   /** SIGINT/SIGTERM: how long in-flight requests may take to finish */
   shutdownGraceMs: nonNegativeInt(10_000),
 }).superRefine((server, ctx) => {
