@@ -3,6 +3,8 @@
  * HTTP status and the Anthropic error type. `src/api/app.ts` is the only place a code becomes a response; the client
  * sees `{type, message}`, the code goes to the log line. The README's error table lists every code (a test checks).
  */
+import { scrub } from './config/secret.ts'
+
 export type AnthropicErrorType =
   | 'invalid_request_error'
   | 'authentication_error'
@@ -32,6 +34,8 @@ export const codes = {
   AGYC_MODEL_NOT_FOUND: { status: 404, type: 'not_found_error', localOrigin: true },
   AGYC_METHOD_NOT_ALLOWED: { status: 405, type: 'invalid_request_error', localOrigin: true },
   AGYC_REQUEST_TOO_LARGE: { status: 413, type: 'request_too_large', localOrigin: true },
+  AGYC_HEADERS_TOO_LARGE: { status: 431, type: 'request_too_large', localOrigin: true },
+  AGYC_RECEIVE_TIMEOUT: { status: 408, type: 'timeout_error', localOrigin: true },
   AGYC_QUEUE_FULL: { status: 529, type: 'overloaded_error', retryAfterS: 1, localOrigin: true },
   AGYC_QUEUE_TIMEOUT: { status: 529, type: 'overloaded_error', retryAfterS: 1, localOrigin: true },
   AGYC_NO_ACCOUNT: { status: 529, type: 'overloaded_error', retryAfterS: 5, localOrigin: true },
@@ -74,9 +78,9 @@ export function specOf(code: Code): CodeSpec {
   return codes[code]
 }
 
-/** The Anthropic error body, serialized once. */
+/** The Anthropic error body, serialized once; a known secret quoted in the message (an upstream's words) is scrubbed. */
 export function errorBody(code: Code, message: string): string {
-  return JSON.stringify({ type: 'error', error: { type: codes[code].type, message } })
+  return JSON.stringify({ type: 'error', error: { type: codes[code].type, message: scrub(message) } })
 }
 
 /** Integer seconds, at least 1 and at most 60: Claude Code stops retrying above 60. */

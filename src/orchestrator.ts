@@ -2,11 +2,14 @@
  * Builds and runs one orchestrator: accounts' workers, the dispatcher, the HTTP server. Used by `main.ts` and by the
  * tests (which start it in-process on port 0 and talk to it over real HTTP).
  */
-import { serve } from '@hono/node-server'
-import type { Server } from 'node:http'
+import { getRequestListener } from '@hono/node-server'
+import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { DestinationStream } from 'pino'
 import { createApp } from './api/app.ts'
+import { deferContinue } from './api/body.ts'
+import { onClientError } from './api/client-error.ts'
+import { createGuard } from './api/guard.ts'
 import type { Config } from './config/schema.ts'
 import { Dispatcher } from './dispatch/dispatcher.ts'
 import { createLogger, type Logger } from './log.ts'
@@ -28,10 +31,25 @@ export async function startOrchestrator(config: Config, options: { logDestinatio
   await dispatcher.start()
   let closing = false
   const app = createApp({ config, dispatcher, log, isClosing: () => closing })
-  const server = serve({ fetch: app.fetch, hostname: config.server.host, port: config.server.port }) as Server
-  server.headersTimeout = 10_000 // slow-headers clients are cut off (Node's default is 60 s)
-  server.requestTimeout = 0 // a streamed answer may run for minutes; the dispatcher's deadline governs it
-  server.keepAliveTimeout = 65_000
+  const listener = getRequestListener(app.fetch)
+  const guard = createGuard(config.server, log)
+  const limits = config.server
+  const server = createServer({
+    maxHeaderSize: limits.maxHeaderBytes,
+    headersTimeout: limits.headersTimeoutMs, // slow-headers clients are cut off (Node's default is 60 s)
+    // the whole request must arrive in time; the answer is not bounded by it (node stops the clock once the request is
+    // complete), a streamed answer may run for minutes under the dispatcher's own deadline
+    requestTimeout: limits.receiveTimeoutMs,
+    // node checks those timeouts on this period (default 30 s, which would stretch a 10 s header timeout to 40 s)
+    connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 2))),
+    keepAliveTimeout: 65_000,
+    requireHostHeader: false, // the guard refuses a missing Host itself, in the Anthropic error shape
+  }, (req, res) => {
+    if (guard(req, res)) void listener(req, res)
+  })
+  server.on('checkContinue', deferContinue(server))
+  server.on('clientError', onClientError)
+  server.listen(config.server.port, config.server.host)
   await new Promise<void>((resolve, reject) => {
     if (server.listening) resolve()
     server.once('listening', resolve)

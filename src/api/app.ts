@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { Config } from '../config/schema.ts'
 import type { Dispatcher } from '../dispatch/dispatcher.ts'
+import { scrub } from '../config/secret.ts'
 import { OrchestratorError, codes, retryAfterOf, toOrchestratorError } from '../errors.ts'
 import { countTokensHandler, messagesHandler } from './messages.ts'
 import { modelsHandlers } from './models.ts'
@@ -83,5 +84,5 @@ function answer(c: Context<AppEnv>, error: OrchestratorError): Response {
   if (retryAfter !== undefined) c.header('retry-after', String(retryAfter))
   c.header('request-id', c.get('requestId') ?? nextRequestId())
   // 529 and 499 are not in hono's status types: the cast is deliberate
-  return c.json({ type: 'error', error: { type: spec.type, message: error.message } }, spec.status as ContentfulStatusCode)
+  return c.json({ type: 'error', error: { type: spec.type, message: scrub(error.message) } }, spec.status as ContentfulStatusCode)
 }

@@ -1,13 +1,42 @@
 /**
  * Reads a request body straight from node's stream (no web-stream wrapper on the hot path), refusing at once what is
- * declared too large and stopping as soon as an undeclared body passes the limit.
+ * declared too large and stopping as soon as an undeclared body passes the limit. A refused body is never kept: what
+ * is still on its way is read and dropped for a moment so that the client, still writing, gets to read the 413 (a
+ * socket closed on unread data sends a reset, and the client's stack may throw the answer away with it), then the
+ * connection is cut.
  */
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { OrchestratorError } from '../errors.ts'
 
-export function readBody(incoming: IncomingMessage, limit: number): Promise<string> {
+/** how long, and how much, a refused body is still read and dropped before the connection is cut */
+const LINGER_MS = 1_000
+const LINGER_BYTES = 8 * 1024 * 1024
+
+/** Requests that sent `Expect: 100-continue` and have not been told to go on. */
+const awaitingContinue = new WeakMap<IncomingMessage, ServerResponse>()
+
+/**
+ * The server's `checkContinue` listener: unlike node's default it does not say "100 Continue" at once. The guard and
+ * the handler run first; only a body we are going to read is asked for, so a refused or too-large upload is never sent.
+ */
+export function deferContinue(server: Server) {
+  return function checkContinue(req: IncomingMessage, res: ServerResponse): void {
+    awaitingContinue.set(req, res)
+    server.emit('request', req, res)
+  }
+}
+
+export function readBody(incoming: IncomingMessage, limit: number, idleMs = 15_000): Promise<string> {
   const declared = Number(incoming.headers['content-length'] ?? -1)
-  if (declared > limit) return Promise.reject(tooLarge(limit))
+  if (declared > limit) {
+    discardRest(incoming)
+    return Promise.reject(tooLarge(limit))
+  }
+  const pending = awaitingContinue.get(incoming)
+  if (pending) {
+    awaitingContinue.delete(incoming)
+    pending.writeContinue()
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
@@ -15,7 +44,7 @@ export function readBody(incoming: IncomingMessage, limit: number): Promise<stri
       size += chunk.length
       if (size > limit) {
         cleanup()
-        incoming.resume() // discard the rest without keeping it, so the 413 can still be read by the client
+        discardRest(incoming)
         reject(tooLarge(limit))
         return
       }
@@ -29,15 +58,53 @@ export function readBody(incoming: IncomingMessage, limit: number): Promise<stri
       cleanup()
       reject(new OrchestratorError('AGYC_CANCELLED', `request body not received: ${err.message}`))
     }
+    // a slow-body client: node's requestTimeout bounds the whole request, this bounds each silence within it
+    const onIdle = (): void => {
+      cleanup()
+      discardRest(incoming)
+      reject(new OrchestratorError('AGYC_RECEIVE_TIMEOUT', `no request body bytes for ${idleMs} ms`))
+    }
     const cleanup = (): void => {
       incoming.off('data', onData)
       incoming.off('end', onEnd)
       incoming.off('error', onError)
+      incoming.off('timeout', onIdle)
+      incoming.setTimeout(0)
     }
     incoming.on('data', onData)
     incoming.on('end', onEnd)
     incoming.on('error', onError)
+    incoming.setTimeout(idleMs, onIdle)
   })
+}
+
+const discarding = new WeakSet<IncomingMessage>()
+
+/** Reads and drops whatever of the body is still coming, for at most LINGER_MS and LINGER_BYTES, then cuts. */
+export function discardRest(incoming: IncomingMessage): void {
+  if (incoming.complete || incoming.destroyed || discarding.has(incoming)) return
+  discarding.add(incoming)
+  let bytes = 0
+  const cut = (): void => {
+    cleanup()
+    incoming.socket?.destroy()
+  }
+  const timer = setTimeout(cut, LINGER_MS)
+  timer.unref()
+  const onData = (chunk: Buffer): void => {
+    bytes += chunk.length
+    if (bytes > LINGER_BYTES) cut()
+  }
+  const cleanup = (): void => {
+    clearTimeout(timer)
+    incoming.off('data', onData)
+    incoming.off('end', cleanup)
+    incoming.off('error', cleanup)
+  }
+  incoming.on('data', onData)
+  incoming.on('end', cleanup)
+  incoming.on('error', cleanup)
+  incoming.resume()
 }
 
 const tooLarge = (limit: number): OrchestratorError =>

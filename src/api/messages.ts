@@ -8,22 +8,26 @@ import { estimateInputTokens } from '../protocol/anthropic.ts'
 import type { Strategy } from '../strategies/index.ts'
 import { readBody } from './body.ts'
 import { Exchange } from './exchange.ts'
-import { CountTokensRequest, MessagesRequest, describeIssues } from './request-schema.ts'
+import { CountTokensRequest, MessagesRequest, describeIssues, shapeProblem } from './request-schema.ts'
 import type { AppEnv, AppDeps } from './app.ts'
+import type { ServerConfig } from '../config/schema.ts'
 
-async function readJson(c: Context<AppEnv>, limit: number): Promise<{ text: string; value: unknown }> {
-  const text = await readBody(c.env.incoming, limit)
+async function readJson(c: Context<AppEnv>, server: ServerConfig): Promise<{ text: string; value: unknown }> {
+  const text = await readBody(c.env.incoming, server.bodyLimitBytes, server.bodyIdleTimeoutMs)
+  let value: unknown
   try {
-    return { text, value: JSON.parse(text) }
+    value = JSON.parse(text)
   } catch (err) {
     throw new OrchestratorError('AGYC_MALFORMED_JSON', `request body is not valid JSON: ${(err as Error).message}`)
   }
+  const problem = shapeProblem(value, server)
+  if (problem) throw new OrchestratorError('AGYC_INVALID_REQUEST', problem)
+  return { text, value }
 }
 
 export function messagesHandler({ dispatcher, config, log }: AppDeps) {
-  const limit = config.server.bodyLimitBytes
   return async function postMessages(c: Context<AppEnv>): Promise<Response> {
-    const { text, value } = await readJson(c, limit)
+    const { text, value } = await readJson(c, config.server)
     const parsed = MessagesRequest.safeParse(value)
     if (!parsed.success) throw new OrchestratorError('AGYC_INVALID_REQUEST', describeIssues(parsed.error.issues))
     const request = parsed.data
@@ -56,7 +60,7 @@ export function messagesHandler({ dispatcher, config, log }: AppDeps) {
 /** Answered locally: an estimate (README, "count_tokens"), never a request to an account. */
 export function countTokensHandler({ config }: AppDeps) {
   return async function countTokens(c: Context<AppEnv>): Promise<Response> {
-    const { value } = await readJson(c, config.server.bodyLimitBytes)
+    const { value } = await readJson(c, config.server)
     const parsed = CountTokensRequest.safeParse(value)
     if (!parsed.success) throw new OrchestratorError('AGYC_INVALID_REQUEST', describeIssues(parsed.error.issues))
     return c.json({ input_tokens: estimateInputTokens(parsed.data) })

@@ -2,8 +2,9 @@
  * Reads and validates the config file: one line per problem, naming the path (`accounts[3].maxConcurrency: …`).
  * State directories are resolved here, against the config file's folder, so that duplicates are caught before start.
  */
-import { readFileSync } from 'node:fs'
-import { dirname, resolve } from 'node:path'
+import { lstatSync, readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path'
 import type { z } from 'zod'
 import { Config, type SessionConfig } from './schema.ts'
 
@@ -46,16 +47,16 @@ export function loadConfigFile(file: string, overrides: Overrides = {}): Config 
 }
 
 /** `./x` and `../x` in a child's command and args name files next to the config, whatever the child's cwd. */
-const relative = (arg: string, baseDir: string): string => (arg.startsWith('./') || arg.startsWith('../') ? resolve(baseDir, arg) : arg)
+const againstConfig = (arg: string, baseDir: string): string => (arg.startsWith('./') || arg.startsWith('../') ? resolve(baseDir, arg) : arg)
 
 function resolveCommandPaths(session: SessionConfig, baseDir: string): SessionConfig {
   switch (session.kind) {
     case 'exec':
     case 'stdio':
-      return { ...session, command: relative(session.command, baseDir), args: session.args.map((a) => relative(a, baseDir)) }
+      return { ...session, command: againstConfig(session.command, baseDir), args: session.args.map((a) => againstConfig(a, baseDir)) }
     case 'http':
       if (!session.start) return session
-      return { ...session, start: { ...session.start, command: relative(session.start.command, baseDir), args: session.start.args.map((a) => relative(a, baseDir)) } }
+      return { ...session, start: { ...session.start, command: againstConfig(session.start.command, baseDir), args: session.start.args.map((a) => againstConfig(a, baseDir)) } }
     default:
       return session
   }
@@ -77,11 +78,21 @@ export function parseConfig(raw: unknown, baseDir: string, overrides: Overrides 
     if (first !== undefined) problems.push(`accounts[${i}].stateDir: "${a.stateDir}" is already the state directory of accounts[${first}]`)
     else dirs.set(a.stateDir, i)
   })
+  problems.push(...nestedStateDirs(accounts))
+  if (config.confineStateDirs) {
+    accounts.forEach((a, i) => {
+      const problem = escapesRoot(stateRoot, a.stateDir, config.accounts[i].stateDir)
+      if (problem) problems.push(`accounts[${i}].stateDir: ${problem}`)
+    })
+  }
   accounts.forEach((a, i) => missingEnv(a.session, ['accounts', i, 'session'], problems))
-  if (problems.length > 0) throw new ConfigError(problems)
   const server = { ...config.server }
   if (overrides.host !== undefined) server.host = overrides.host
   if (overrides.port !== undefined) server.port = overrides.port
+  if (!isLoopback(server.host) && server.auth.keys.length === 0) {
+    problems.push(`server.host: "${server.host}" is not a loopback address; set server.auth.keys before exposing the proxy (README, Security)`)
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
   return { ...config, server, stateRoot, accounts }
 }
 
@@ -97,4 +108,51 @@ function missingEnv(value: unknown, path: (string | number)[], problems: string[
     return
   }
   for (const [key, child] of Object.entries(value)) missingEnv(child, [...path, Array.isArray(value) ? Number(key) : key], problems)
+}
+
+/** 127.0.0.0/8, ::1, `localhost`. A name that merely resolves to loopback is not trusted: it may resolve elsewhere tomorrow. */
+export function isLoopback(host: string): boolean {
+  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host
+  if (h.toLowerCase() === 'localhost') return true
+  const v4 = h.toLowerCase().startsWith('::ffff:') ? h.slice(7) : h
+  if (isIP(v4) === 4) return v4.startsWith('127.')
+  return isIP(h) === 6 && /^(0{0,4}:){2,7}0{0,3}1$|^::1$/.test(h)
+}
+
+/** One account's directory inside another's would let the two sessions read each other's state. */
+function nestedStateDirs(accounts: readonly { stateDir: string }[]): string[] {
+  const sorted = accounts.map((a, i) => ({ dir: a.stateDir, i })).sort((a, b) => a.dir.localeCompare(b.dir))
+  const problems: string[] = []
+  for (let k = 1; k < sorted.length; k++) {
+    const outer = sorted[k - 1]
+    const inner = sorted[k]
+    if (inner.dir.startsWith(outer.dir + sep)) {
+      problems.push(`accounts[${inner.i}].stateDir: "${inner.dir}" lies inside the state directory of accounts[${outer.i}]`)
+    }
+  }
+  return problems
+}
+
+/**
+ * Why `dir` is not a safe place under `root`, or undefined. Refuses a `..` segment even when it resolves inside (a
+ * reader should not have to resolve it to know), a path outside, and any existing symbolic link between root and dir:
+ * a link planted there would carry the account's files elsewhere. The worker that creates the directory must still
+ * refuse to follow links when it does (issue 3); this check catches what is already on disk at load.
+ */
+function escapesRoot(root: string, dir: string, written: string | undefined): string | undefined {
+  if (written !== undefined && written.split(/[\\/]/).includes('..')) return `"${written}" contains "..", which confineStateDirs refuses`
+  const rel = relative(root, dir)
+  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) return `"${dir}" is not under stateRoot "${root}"`
+  let path = root
+  for (const part of rel.split(sep)) {
+    path = resolve(path, part)
+    let isLink: boolean
+    try {
+      isLink = lstatSync(path).isSymbolicLink()
+    } catch {
+      return undefined // the rest does not exist yet: nothing planted
+    }
+    if (isLink) return `"${path}" is a symbolic link; state directories are never reached through links`
+  }
+  return undefined
 }

@@ -11,7 +11,7 @@ import type { Completion, Session, SessionContext, SessionOutput, SessionRequest
 type MockConfig = Extract<SessionContext['account']['session'], { kind: 'mock' }>
 
 /** `[[mock:VERB ARG… @account]]`; without `@account` a directive applies on every account */
-const DIRECTIVE = /\[\[mock:(sleep|fail|midfail|crash|hang)((?: [A-Za-z0-9_.]+)*)(?: @([A-Za-z0-9._-]+))?\]\]/g
+const DIRECTIVE = /\[\[mock:(sleep|fail|midfail|crash|hang|block)((?: [A-Za-z0-9_.]+)*)(?: @([A-Za-z0-9._-]+))?\]\]/g
 
 /** Splits `text` into `n` pieces of near-equal length (fewer when the text is shorter). */
 export function cut(text: string, n: number): string[] {
@@ -70,6 +70,10 @@ async function obey(prompt: string, accountId: string, signal: AbortSignal): Pro
         break
       case 'hang':
         for (;;) { /* a busy loop: heartbeats stop, only terminate() ends it */ }
+      case 'block':
+        // a blocked event loop that burns no CPU (a stuck synchronous call): heartbeats stop all the same
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000)
+        break
     }
   }
   return midfail

@@ -1,0 +1,38 @@
+/**
+ * What node's HTTP parser refuses before any request object exists (headers over `maxHeaderBytes`, a malformed or
+ * smuggling-shaped request, a request not received within the timeouts) is answered here, on the raw socket, in the
+ * Anthropic error shape, instead of node's bare `HTTP/1.1 431` with no body.
+ */
+import type { Socket } from 'node:net'
+import { codes, errorBody, type Code } from '../errors.ts'
+import { nextRequestId } from './app.ts'
+
+function codeFor(err: NodeJS.ErrnoException): Code | undefined {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW': return 'AGYC_HEADERS_TOO_LARGE'
+    case 'ERR_HTTP_REQUEST_TIMEOUT': return 'AGYC_RECEIVE_TIMEOUT'
+    case 'ECONNRESET': return undefined
+    default: return err.code?.startsWith('HPE_') ? 'AGYC_INVALID_REQUEST' : undefined
+  }
+}
+
+const messages: Partial<Record<Code, string>> = {
+  AGYC_HEADERS_TOO_LARGE: 'request headers are too large',
+  AGYC_RECEIVE_TIMEOUT: 'the request was not received in time',
+  AGYC_INVALID_REQUEST: 'malformed HTTP request',
+}
+
+export function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  const code = codeFor(err)
+  // as node's own handler: answer only if no response of this connection has started (a pipelined one might have)
+  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage
+  if (code !== undefined && socket.writable && !inFlight?.headersSent) {
+    const body = errorBody(code, messages[code]!)
+    socket.end(`HTTP/1.1 ${codes[code].status} ${reason[codes[code].status] ?? 'Error'}\r\n` +
+      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `request-id: ${nextRequestId()}\r\nconnection: close\r\n\r\n${body}`)
+  }
+  socket.destroySoon()
+}
+
+const reason: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }
