@@ -9,12 +9,15 @@ import type { Logger } from 'pino'
 import type { AccountConfig, DispatcherConfig, StrategyName } from '../config/schema.ts'
 import { OrchestratorError } from '../errors.ts'
 import { createStrategies, type Strategy } from '../strategies/index.ts'
-import { AccountHandle, type AccountOwner } from './account-handle.ts'
+import { AccountHandle, type AccountOptions, type AccountOwner } from './account-handle.ts'
 import { JobQueue } from './job-queue.ts'
 import type { Job } from './job.ts'
 
 export class Dispatcher implements AccountOwner {
   readonly accounts: readonly AccountHandle[]
+  /** the same array as `accounts`, changed in place at run time: queued jobs hold references to it (candidates) */
+  readonly #accounts: AccountHandle[]
+  readonly #accountOptions: AccountOptions
   readonly config: DispatcherConfig
   readonly #queue: JobQueue
   readonly #strategies: Record<StrategyName, Strategy>
@@ -26,14 +29,9 @@ export class Dispatcher implements AccountOwner {
     this.config = config
     this.#queue = new JobQueue(config.globalQueueSize)
     this.#strategies = createStrategies()
-    this.accounts = accounts.map((account) => new AccountHandle(account, { ...options, owner: this }))
-    for (const account of this.accounts) {
-      for (const model of account.config.models ?? []) {
-        const list = this.#byModel.get(model) ?? []
-        list.push(account)
-        this.#byModel.set(model, list)
-      }
-    }
+    this.#accountOptions = { ...options, owner: this }
+    this.accounts = this.#accounts = accounts.map((account) => new AccountHandle(account, this.#accountOptions))
+    this.#indexModels()
   }
 
   get queued(): number { return this.#queue.size }
@@ -168,5 +166,38 @@ export class Dispatcher implements AccountOwner {
       job.sink.fail(new OrchestratorError('AGYC_SHUTTING_DOWN', 'the orchestrator is shutting down'), undefined)
     }
     await Promise.all(this.accounts.map((a) => a.stop()))
+  }
+
+  // ── run-time changes (hot reload, src/dispatch/reconcile.ts) ──────────────────────────────────────────────────────
+  // Accounts join and leave in place: a queued job's `candidates` is `accounts` or a list of `#byModel`, so it sees
+  // an account added while it waits. A leaving account is drained first: 'draining' and 'stopped' are never
+  // `available` nor `routable`, so no strategy picks it even from an older reference.
+
+  /** Adds an account, not started yet: it takes work once `start()` brought it up. */
+  addAccount(config: AccountConfig): AccountHandle {
+    const account = new AccountHandle(config, this.#accountOptions)
+    this.#accounts.push(account)
+    this.#indexModels()
+    return account
+  }
+
+  /** Forgets an account that was stopped (or never started). */
+  removeAccount(account: AccountHandle): void {
+    const i = this.#accounts.indexOf(account)
+    if (i >= 0) this.#accounts.splice(i, 1)
+    this.#indexModels()
+  }
+
+  /** Rebuilds the per-model lists in place, so that references held by queued jobs stay current. */
+  #indexModels(): void {
+    for (const list of this.#byModel.values()) list.length = 0
+    for (const account of this.#accounts) {
+      for (const model of account.config.models ?? []) {
+        let list = this.#byModel.get(model)
+        if (!list) this.#byModel.set(model, list = [])
+        list.push(account)
+      }
+    }
+    for (const [model, list] of this.#byModel) if (list.length === 0) this.#byModel.delete(model)
   }
 }
