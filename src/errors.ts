@@ -36,10 +36,14 @@ export const codes = {
   AGYC_REQUEST_TOO_LARGE: { status: 413, type: 'request_too_large', localOrigin: true },
   AGYC_HEADERS_TOO_LARGE: { status: 431, type: 'request_too_large', localOrigin: true },
   AGYC_RECEIVE_TIMEOUT: { status: 408, type: 'timeout_error', localOrigin: true },
+  /** POST /admin/reload with a config file that does not validate: the running configuration stays */
+  AGYC_CONFIG_INVALID: { status: 400, type: 'invalid_request_error', localOrigin: true },
   AGYC_QUEUE_FULL: { status: 529, type: 'overloaded_error', retryAfterS: 1, localOrigin: true },
   AGYC_QUEUE_TIMEOUT: { status: 529, type: 'overloaded_error', retryAfterS: 1, localOrigin: true },
   AGYC_NO_ACCOUNT: { status: 529, type: 'overloaded_error', retryAfterS: 5, localOrigin: true },
   AGYC_SHUTTING_DOWN: { status: 503, type: 'overloaded_error', retryAfterS: 1, localOrigin: true },
+  /** GET /readyz while no account can take work */
+  AGYC_NOT_READY: { status: 503, type: 'overloaded_error', retryAfterS: 1, localOrigin: true },
   AGYC_CANCELLED: { status: 499, type: 'api_error', localOrigin: true },
   AGYC_REQUEST_TIMEOUT: { status: 504, type: 'timeout_error', localOrigin: true },
   AGYC_UPSTREAM_FAILED: { status: 502, type: 'api_error' },

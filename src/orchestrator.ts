@@ -6,13 +6,29 @@ import { getRequestListener } from '@hono/node-server'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { DestinationStream } from 'pino'
+import { isDeepStrictEqual } from 'node:util'
 import { createApp } from './api/app.ts'
 import { deferContinue } from './api/body.ts'
 import { onClientError } from './api/client-error.ts'
 import { createGuard } from './api/guard.ts'
+import { ConfigError, loadConfigFile, type Overrides } from './config/load.ts'
 import type { Config } from './config/schema.ts'
 import { Dispatcher } from './dispatch/dispatcher.ts'
+import { Reconciler, type ReconcilePlan } from './dispatch/reconcile.ts'
 import { createLogger, type Logger } from './log.ts'
+import { watch } from './metrics.ts'
+
+export interface ReloadResult extends ReconcilePlan {
+  /** top-level sections that changed but only take effect after a restart (server, dispatcher, log…) */
+  restartRequired: string[]
+}
+
+export interface OrchestratorOptions {
+  logDestination?: DestinationStream
+  /** the file `reload()` re-reads (SIGHUP, POST /admin/reload), with the same command-line overrides */
+  configFile?: string
+  overrides?: Overrides
+}
 
 export interface Orchestrator {
   readonly url: string
@@ -20,17 +36,38 @@ export interface Orchestrator {
   readonly dispatcher: Dispatcher
   readonly server: Server
   readonly log: Logger
+  readonly reconciler: Reconciler
+  /**
+   * Re-reads the config file and brings the accounts to it; an invalid file throws `ConfigError` (one line per
+   * problem) and changes nothing.
+   */
+  reload(): Promise<ReloadResult>
   /** stop accepting, let in-flight requests finish within `graceMs`, stop the workers and their children */
   close(graceMs?: number): Promise<void>
 }
 
-export async function startOrchestrator(config: Config, options: { logDestination?: DestinationStream } = {}): Promise<Orchestrator> {
+export async function startOrchestrator(config: Config, options: OrchestratorOptions = {}): Promise<Orchestrator> {
   const log = createLogger(config.log, options.logDestination)
   const dispatcher = new Dispatcher(config.dispatcher, config.accounts, { health: config.health, log })
+  const reconciler = new Reconciler(dispatcher, log)
+  const unwatch = watch(dispatcher)
   const startedAt = performance.now()
   await dispatcher.start()
   let closing = false
-  const app = createApp({ config, dispatcher, log, isClosing: () => closing })
+  let running = config
+
+  async function reload(): Promise<ReloadResult> {
+    if (!options.configFile) throw new ConfigError(['this orchestrator was started without a config file: nothing to reload'])
+    const next = loadConfigFile(options.configFile, options.overrides)
+    const restartRequired = (Object.keys(next) as (keyof Config)[])
+      .filter((key) => key !== 'accounts' && !isDeepStrictEqual(next[key], running[key]))
+    const plan = await reconciler.apply(next.accounts)
+    running = { ...running, accounts: next.accounts }
+    if (restartRequired.length > 0) log.warn({ restartRequired }, 'reload: these sections take effect after a restart')
+    return { ...plan, restartRequired }
+  }
+
+  const app = createApp({ config, dispatcher, log, isClosing: () => closing, operations: { reload, retiring: (a) => reconciler.retiring(a) } })
   const listener = getRequestListener(app.fetch)
   const guard = createGuard(config.server, log)
   const limits = config.server
@@ -64,12 +101,14 @@ export async function startOrchestrator(config: Config, options: { logDestinatio
   async function close(graceMs = config.server.shutdownGraceMs): Promise<void> {
     closed ??= (async () => {
       closing = true
+      reconciler.close()
       dispatcher.close()
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()))
       server.closeIdleConnections()
       const deadline = Date.now() + graceMs
       while (dispatcher.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25))
       await dispatcher.stop()
+      unwatch()
       server.closeAllConnections()
       await serverClosed
       log.info('stopped')
@@ -77,5 +116,5 @@ export async function startOrchestrator(config: Config, options: { logDestinatio
     return closed
   }
 
-  return { url, config, dispatcher, server, log, close }
+  return { url, config, dispatcher, server, log, reconciler, reload, close }
 }

@@ -10,6 +10,8 @@ import type { Config } from '../config/schema.ts'
 import type { Dispatcher } from '../dispatch/dispatcher.ts'
 import { scrub } from '../config/secret.ts'
 import { OrchestratorError, codes, retryAfterOf, toOrchestratorError } from '../errors.ts'
+import { requestSettled } from '../metrics.ts'
+import { adminRoutes, type Operations } from './admin.ts'
 import { countTokensHandler, messagesHandler } from './messages.ts'
 import { modelsHandlers } from './models.ts'
 
@@ -21,12 +23,19 @@ export interface AppDeps {
   log: Logger
   /** true once shutdown began: new requests get 503 */
   isClosing(): boolean
+  /** reload and reload state, for the admin routes */
+  operations?: Operations
 }
 
 /** Methods each known path answers; any other method there is a 405, any other path a 404. */
 const ROUTES: Record<string, string[]> = {
   '/': ['GET', 'HEAD'],
   '/healthz': ['GET', 'HEAD'],
+  '/readyz': ['GET', 'HEAD'],
+  '/metrics': ['GET', 'HEAD'],
+  '/admin/accounts': ['GET', 'HEAD'],
+  '/admin/events': ['GET'],
+  '/admin/reload': ['POST'],
   '/v1/messages': ['POST'],
   '/v1/messages/count_tokens': ['POST'],
   '/v1/models': ['GET'],
@@ -57,11 +66,12 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.get('/v1/models', models.list)
   app.get('/v1/models/:id', models.get)
   app.get('/healthz', (c) => c.json({ status: 'ok' }))
-  app.on('HEAD', '/', (c) => c.body(null, 200))
-  app.get('/', (c) => c.text('AGYC Orchestrator: POST /v1/messages (Anthropic Messages API)\n'))
+  app.on('HEAD', '/', (c) => c.body(null, 200)) // Claude Code probes it
+  adminRoutes(app, deps)
 
   app.notFound((c) => {
-    const allowed = ROUTES[c.req.path] ?? (c.req.path.startsWith('/v1/models/') ? ['GET'] : undefined)
+    const allowed = ROUTES[c.req.path] ?? (c.req.path.startsWith('/v1/models/') ? ['GET']
+      : /^\/admin\/accounts\/[^/]+\/(drain|resume)$/.test(c.req.path) ? ['POST'] : undefined)
     if (allowed) {
       c.header('allow', allowed.join(', '))
       return answer(c, new OrchestratorError('AGYC_METHOD_NOT_ALLOWED', `${c.req.method} is not allowed on ${c.req.path} (allowed: ${allowed.join(', ')})`))
@@ -71,7 +81,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.onError((err, c) => {
     const error = toOrchestratorError(err)
-    if (codes[error.code].status >= 500 && error.code !== 'AGYC_SHUTTING_DOWN') deps.log.error({ err, code: error.code, reqId: c.get('requestId') }, 'request failed')
+    if (codes[error.code].status >= 500 && error.code !== 'AGYC_SHUTTING_DOWN' && error.code !== 'AGYC_NOT_READY') deps.log.error({ err, code: error.code, reqId: c.get('requestId') }, 'request failed')
+    // a messages request answered before it became a job (400, 529 queue full…): counted with no account
+    if (c.req.path.startsWith('/v1/messages')) requestSettled(undefined, codes[error.code].status, '', error.code, undefined, undefined, 0)
     return answer(c, error)
   })
 

@@ -9,6 +9,7 @@ import { codes, errorBody, retryAfterOf, type OrchestratorError } from '../error
 import type { AccountHandle } from '../dispatch/account-handle.ts'
 import type { Dispatcher } from '../dispatch/dispatcher.ts'
 import type { Job, JobSink } from '../dispatch/job.ts'
+import { requestSettled } from '../metrics.ts'
 import { PING, SSE_HEADERS, errorEvent } from './sse.ts'
 
 export class Exchange implements JobSink {
@@ -21,6 +22,8 @@ export class Exchange implements JobSink {
   #settled = false
   #committed = false
   #pinger: NodeJS.Timeout | undefined
+  /** when the first byte of the answer was written (Date.now()); 0 before */
+  #firstByteAt = 0
 
   constructor(res: ServerResponse, requestId: string, stream: boolean, dispatcher: Dispatcher, log: Logger) {
     this.res = res
@@ -111,18 +114,27 @@ export class Exchange implements JobSink {
   }
 
   #head(account: AccountHandle | undefined): void {
+    this.#firstByteAt = Date.now()
     const headers: Record<string, string | number> = { ...SSE_HEADERS, 'request-id': this.requestId }
     if (account) headers['x-agyc-account'] = account.id
     if (this.job && this.job.attempts > 1) headers['x-agyc-attempts'] = this.job.attempts
     this.res.writeHead(200, headers)
   }
 
+  /** the one place a request settles: its log line and its metrics */
   #logLine(status: number, account: AccountHandle | undefined, code?: string): void {
     const job = this.job
-    if (!job || !this.#log.isLevelEnabled('info')) return
+    if (!job) return
+    const now = Date.now()
+    const durationMs = now - job.receivedAt
+    // a non-streamed answer's first byte is its whole body
+    const firstByteAt = this.#firstByteAt || (status === 200 && code === undefined ? now : 0)
+    requestSettled(account?.id, status, job.strategy.name, code, job.assignedAt === 0 ? undefined : job.queueWaitMs,
+      firstByteAt === 0 ? undefined : firstByteAt - job.receivedAt, durationMs)
+    if (!this.#log.isLevelEnabled('info')) return
     this.#log.info({
       reqId: this.requestId, account: account?.id, strategy: job.strategy.name, model: job.model, stream: this.stream,
-      queueMs: job.queueWaitMs, durationMs: Date.now() - job.receivedAt, attempts: job.attempts, status, code,
+      queueMs: job.queueWaitMs, durationMs, attempts: job.attempts, status, code,
     }, 'request')
   }
 }

@@ -13,6 +13,7 @@ import { OrchestratorError } from '../errors.ts'
 import { Outlier } from '../health/outlier.ts'
 import { HealthStats, combine, scoreParts, type ScoreParts } from '../health/score.ts'
 import { FromWorkerBatch, assertNever, type ControlApi, type Heartbeat, type ToWorker, type WorkerStats } from '../protocol/messages.ts'
+import { metrics } from '../metrics.ts'
 import type { AccountView } from '../strategies/types.ts'
 import type { Job } from './job.ts'
 
@@ -189,7 +190,7 @@ export class AccountHandle implements AccountView {
     this.state = 'down'
     this.lastError = message
     this.health.recordFailure()
-    this.outlier.recordFailure()
+    if (this.outlier.recordFailure()) metrics.ejection(this.id)
     const delay = backoffMs(this.workerRestarts++)
     this.#log.error({ err, restartInMs: Math.round(delay) }, 'account worker died')
     this.#ready.resolve() // start() callers are not kept waiting on a worker that will not come up soon
@@ -299,7 +300,7 @@ export class AccountHandle implements AccountView {
             // one failure for the outage, however many requests it takes with it (their failures are not counted)
             this.lastError = event.reason
             this.health.recordFailure()
-            this.outlier.recordFailure()
+            if (this.outlier.recordFailure()) metrics.ejection(this.id)
           } else this.#owner.released(this)
           break
         case 'child':

@@ -12,8 +12,9 @@ import type { Logger } from 'pino'
 import type { AccountConfig, DispatcherConfig, HealthConfig, StrategyName } from '../config/schema.ts'
 import { OrchestratorError, codes, type Code } from '../errors.ts'
 import { RetryBudget } from '../health/retry-budget.ts'
+import { metrics } from '../metrics.ts'
 import { createStrategies, type Strategy } from '../strategies/index.ts'
-import { AccountHandle, type AccountOwner } from './account-handle.ts'
+import { AccountHandle, type AccountOptions, type AccountOwner } from './account-handle.ts'
 import { JobQueue } from './job-queue.ts'
 import type { Job } from './job.ts'
 
@@ -33,6 +34,9 @@ export interface DispatcherOptions {
 
 export class Dispatcher implements AccountOwner {
   readonly accounts: readonly AccountHandle[]
+  /** the same array as `accounts`, changed in place at run time: queued jobs hold references to it (candidates) */
+  readonly #accounts: AccountHandle[]
+  readonly #accountOptions: AccountOptions
   readonly config: DispatcherConfig
   readonly #health: HealthConfig
   readonly #log: Logger
@@ -51,14 +55,9 @@ export class Dispatcher implements AccountOwner {
     this.#queue = new JobQueue(config.globalQueueSize)
     this.#budget = new RetryBudget({ percent: config.retryBudgetPercent, min: config.retryBudgetMin }, options.now)
     this.#strategies = createStrategies()
-    this.accounts = accounts.map((account) => new AccountHandle(account, { ...options, owner: this }))
-    for (const account of this.accounts) {
-      for (const model of account.config.models ?? []) {
-        const list = this.#byModel.get(model) ?? []
-        list.push(account)
-        this.#byModel.set(model, list)
-      }
-    }
+    this.#accountOptions = { ...options, owner: this }
+    this.accounts = this.#accounts = accounts.map((account) => new AccountHandle(account, this.#accountOptions))
+    this.#indexModels()
   }
 
   get queued(): number { return this.#queue.size }
@@ -191,17 +190,20 @@ export class Dispatcher implements AccountOwner {
     // when load peaks (Envoy keeps local-origin errors apart for the same reason). A 4xx is the request's own fault.
     if (THROTTLE.has(error.code)) {
       account.outlier.recordThrottle(error.retryAfterS)
+      metrics.cooldown(account.id)
       this.#log.warn({ account: account.id, code: error.code, retryAfterS: error.retryAfterS }, 'account cooling down')
     } else if (!spec.localOrigin && spec.status >= 500 && error.code !== 'AGYC_WORKER_DIED' && account.sessionUp) {
       // (a dead worker or child counts once, in the account handle, however many requests it took with it)
       account.health.recordFailure()
       if (account.outlier.recordFailure()) {
+        metrics.ejection(account.id)
         this.#log.warn({ account: account.id, ejections: account.outlier.ejections }, 'account ejected')
       }
     }
     if (job.state === 'settled') return
     if (this.#canFailover(job, error)) {
       account.failovers++
+      metrics.failover(account.id)
       job.candidates = job.candidates.filter((a) => a !== account)
       job.state = 'queued'
       if (this.#place(job)) return
@@ -274,5 +276,38 @@ export class Dispatcher implements AccountOwner {
       job.sink.fail(new OrchestratorError('AGYC_SHUTTING_DOWN', 'the orchestrator is shutting down'), undefined)
     }
     await Promise.all(this.accounts.map((a) => a.stop()))
+  }
+
+  // ── run-time changes (hot reload, src/dispatch/reconcile.ts) ──────────────────────────────────────────────────────
+  // Accounts join and leave in place: a queued job's `candidates` is `accounts` or a list of `#byModel`, so it sees
+  // an account added while it waits. A leaving account is drained first: 'draining' and 'stopped' are never
+  // `available` nor `routable`, so no strategy picks it even from an older reference.
+
+  /** Adds an account, not started yet: it takes work once `start()` brought it up. */
+  addAccount(config: AccountConfig): AccountHandle {
+    const account = new AccountHandle(config, this.#accountOptions)
+    this.#accounts.push(account)
+    this.#indexModels()
+    return account
+  }
+
+  /** Forgets an account that was stopped (or never started). */
+  removeAccount(account: AccountHandle): void {
+    const i = this.#accounts.indexOf(account)
+    if (i >= 0) this.#accounts.splice(i, 1)
+    this.#indexModels()
+  }
+
+  /** Rebuilds the per-model lists in place, so that references held by queued jobs stay current. */
+  #indexModels(): void {
+    for (const list of this.#byModel.values()) list.length = 0
+    for (const account of this.#accounts) {
+      for (const model of account.config.models ?? []) {
+        let list = this.#byModel.get(model)
+        if (!list) this.#byModel.set(model, list = [])
+        list.push(account)
+      }
+    }
+    for (const [model, list] of this.#byModel) if (list.length === 0) this.#byModel.delete(model)
   }
 }

@@ -4,7 +4,7 @@
  * child process the accounts reported is still alive.
  */
 import assert from 'node:assert/strict'
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -20,6 +20,8 @@ export interface Started {
   /** every log line written so far, parsed */
   logs: Record<string, unknown>[]
   dir: string
+  /** the config as written to `dir/config.json`; rewrite it with `writeConfig` and reload */
+  configFile: string
 }
 
 export const hello = {
@@ -43,8 +45,12 @@ export async function start(t: TestContext, raw: Record<string, unknown>): Promi
       done()
     },
   })
-  const config = parseConfig({ log: { level: 'info' }, ...raw, server: { port: 0, ...(raw.server as object) } }, dir)
-  const orch = await startOrchestrator(config, { logDestination: sink })
+  const full = { log: { level: 'info' }, ...raw, server: { port: 0, ...(raw.server as object) } }
+  const config = parseConfig(full, dir)
+  // written out too, so that a test can change it and reload (SIGHUP / POST /admin/reload re-read this file)
+  const configFile = join(dir, 'config.json')
+  writeFileSync(configFile, JSON.stringify(full, null, 2))
+  const orch = await startOrchestrator(config, { logDestination: sink, configFile })
   const client = new Anthropic({ baseURL: orch.url, apiKey: 'test-key', maxRetries: 0 })
   t.after(async () => {
     const pids = orch.dispatcher.accounts.flatMap((a) => [...a.childPids])
@@ -54,7 +60,7 @@ export async function start(t: TestContext, raw: Record<string, unknown>): Promi
     await eventually(() => fixturePids(dir).every((pid) => !isAlive(pid)), `no fixture process survives (${fixturePids(dir).filter(isAlive).join(', ')})`, 3_000)
     rmSync(dir, { recursive: true, force: true })
   })
-  return { orch, url: orch.url, client, logs, dir }
+  return { orch, url: orch.url, client, logs, dir, configFile }
 }
 
 /** PIDs every fixture process started under `dir` recorded in its state directory (`<stateDir>/pids/<pid>`). */

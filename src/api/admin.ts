@@ -1,0 +1,185 @@
+/**
+ * Operating endpoints: probes, Prometheus metrics, the accounts' status, drain/resume, reload, the dashboard and its
+ * once-a-second event stream. No authentication here: the guard in front of `/admin` and `GET /` is its own module.
+ */
+import { readFileSync } from 'node:fs'
+import type { ServerResponse } from 'node:http'
+import type { Context, Hono } from 'hono'
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
+import { ConfigError } from '../config/load.ts'
+import type { AccountHandle, AccountState } from '../dispatch/account-handle.ts'
+import type { Dispatcher } from '../dispatch/dispatcher.ts'
+import { OrchestratorError } from '../errors.ts'
+import { accountMetrics, registry, timeline, type TimelinePoint } from '../metrics.ts'
+import type { ReloadResult } from '../orchestrator.ts'
+import type { AppDeps, AppEnv } from './app.ts'
+
+/** What the orchestrator lends the admin routes beyond the dispatcher. */
+export interface Operations {
+  reload(): Promise<ReloadResult>
+  /** the account drains or stops because a reload removed or changed it */
+  retiring(account: AccountHandle): boolean
+}
+
+/** One row of `GET /admin/accounts` (and of the dashboard). Times in ms; epoch ms for instants. */
+export interface AccountStatus {
+  id: string
+  state: AccountState
+  /** removed or changed by a reload: draining, then stopping */
+  retiring: boolean
+  healthScore: number
+  /** what the score is made of, as far as the account reports it */
+  health: Record<string, unknown>
+  inFlight: number
+  limit: number
+  /** waiting in the account's worker for a slot */
+  queued: number
+  p50Ms: number | null
+  p99Ms: number | null
+  completed: number
+  failed: number
+  /** worker thread restarts plus session (child process) restarts */
+  restarts: number
+  cooldownUntil: number | null
+  lastError: string | null
+}
+
+export interface StatusSnapshot {
+  t: number
+  /** the global queue */
+  queued: number
+  inFlight: number
+  accounts: AccountStatus[]
+}
+
+export function accountStatus(account: AccountHandle, operations: Operations | undefined, now = Date.now()): AccountStatus {
+  const m = accountMetrics(account.id)
+  const beat = account.lastHeartbeat
+  const outlier = account.outlier
+  const health: Record<string, unknown> = {
+    heartbeatAgeMs: account.lastHeartbeatAt > 0 ? now - account.lastHeartbeatAt : null,
+    loopDelayMs: beat?.loopDelayMs ?? null,
+    childAlive: beat?.childAlive ?? null,
+    session: account.sessionState,
+    ...account.scoreParts,
+    outlier: outlier.state(),
+    consecutiveFailures: account.health.consecutiveFailures,
+    ejections: outlier.ejections,
+    ejectedUntil: outlier.ejectedUntil > now ? outlier.ejectedUntil : null,
+  }
+  const p50 = m.latency.percentile(0.5)
+  const p99 = m.latency.percentile(0.99)
+  return {
+    id: account.id,
+    state: account.state,
+    retiring: operations?.retiring(account) ?? false,
+    healthScore: account.healthScore,
+    health,
+    inFlight: Math.min(account.assigned, account.maxConcurrency),
+    limit: account.maxConcurrency,
+    queued: Math.max(0, account.assigned - account.maxConcurrency),
+    p50Ms: p50 ?? null,
+    p99Ms: p99 ?? null,
+    completed: m.completed,
+    failed: m.failed,
+    restarts: account.workerRestarts + (beat?.restarts ?? 0),
+    cooldownUntil: outlier.cooldownUntil > now ? outlier.cooldownUntil : null,
+    lastError: account.lastError ?? beat?.lastError ?? null,
+  }
+}
+
+export function snapshot(dispatcher: Dispatcher, operations: Operations | undefined): StatusSnapshot {
+  const now = Date.now()
+  let inFlight = dispatcher.queued
+  const accounts = dispatcher.accounts.map((a) => {
+    inFlight += a.assigned
+    return accountStatus(a, operations, now)
+  })
+  return { t: now, queued: dispatcher.queued, inFlight, accounts }
+}
+
+const DASHBOARD = readFileSync(new URL('./dashboard.html', import.meta.url), 'utf8')
+
+export function adminRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
+  const { dispatcher, operations } = deps
+  const events = new EventHub(() => snapshot(dispatcher, operations))
+
+  app.get('/readyz', (c) => {
+    const up = dispatcher.accounts.filter((a) => a.state === 'up').length
+    if (up === 0) throw new OrchestratorError('AGYC_NOT_READY', 'no account can take work now')
+    return c.json({ status: 'ready', accountsUp: up, accounts: dispatcher.accounts.length })
+  })
+
+  app.get('/metrics', async (c) => c.body(await registry.metrics(), 200, { 'content-type': registry.contentType }))
+
+  app.get('/admin/accounts', (c) => c.json(snapshot(dispatcher, operations)))
+
+  const find = (c: Context<AppEnv>): AccountHandle => {
+    const id = c.req.param('id')
+    const matches = dispatcher.accounts.filter((a) => a.id === id)
+    // while a reload restarts an account, its old handle (retiring) and its replacement share the id
+    const account = matches.find((a) => !operations?.retiring(a)) ?? matches[0]
+    if (!account) throw new OrchestratorError('AGYC_NOT_FOUND', `no account "${id}"`)
+    return account
+  }
+
+  app.post('/admin/accounts/:id/drain', (c) => {
+    const account = find(c)
+    void account.drain() // answers at once; the state shows 'draining' until resumed
+    return c.json(accountStatus(account, operations))
+  })
+
+  app.post('/admin/accounts/:id/resume', (c) => {
+    const account = find(c)
+    if (operations?.retiring(account)) throw new OrchestratorError('AGYC_INVALID_REQUEST', `account "${account.id}" is being removed by a reload`)
+    account.resume()
+    return c.json(accountStatus(account, operations))
+  })
+
+  app.post('/admin/reload', async (c) => {
+    if (!operations) throw new OrchestratorError('AGYC_CONFIG_INVALID', 'reload is not available')
+    try {
+      return c.json(await operations.reload())
+    } catch (err) {
+      // the same lines start-up prints, one per problem; the running configuration stays
+      if (err instanceof ConfigError) throw new OrchestratorError('AGYC_CONFIG_INVALID', err.problems.join('\n'))
+      throw err
+    }
+  })
+
+  app.get('/admin/events', (c) => {
+    events.add(c.env.outgoing)
+    return RESPONSE_ALREADY_SENT
+  })
+
+  app.get('/', (c) => c.html(DASHBOARD))
+}
+
+/**
+ * Server-sent events for the dashboard: one snapshot per second, built once and written to every open page. The
+ * first event carries the timeline so far, so a fresh page draws the last minutes at once.
+ */
+class EventHub {
+  readonly #clients = new Set<ServerResponse>()
+  readonly #build: () => StatusSnapshot
+
+  constructor(build: () => StatusSnapshot) {
+    this.#build = build
+  }
+
+  add(res: ServerResponse): void {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' })
+    res.write(`retry: 2000\ndata: ${JSON.stringify({ ...this.#build(), history: timeline.points })}\n\n`)
+    if (this.#clients.size === 0) timeline.listeners.add(this.#tick)
+    this.#clients.add(res)
+    res.once('close', () => {
+      this.#clients.delete(res)
+      if (this.#clients.size === 0) timeline.listeners.delete(this.#tick)
+    })
+  }
+
+  #tick = (point: TimelinePoint): void => {
+    const frame = `data: ${JSON.stringify({ ...this.#build(), point })}\n\n`
+    for (const res of this.#clients) res.write(frame)
+  }
+}

@@ -1,0 +1,50 @@
+/** `agyc status [--url URL]`: the accounts of a running orchestrator as a terminal table (GET /admin/accounts). */
+import type { StatusSnapshot } from '../api/admin.ts'
+import { parseCommand } from './args.ts'
+
+export const statusUsage = `usage: agyc status [--url URL] [--json]
+
+Prints each account of a running orchestrator: state, health, in flight / limit, queue, p50/p99, counts, restarts.
+  -u, --url URL   the orchestrator (default: $AGYC_URL, else http://127.0.0.1:8088)
+      --json      print GET /admin/accounts as it came
+Exit 1 when the orchestrator cannot be reached.
+`
+
+const ms = (v: number | null): string => (v === null ? '-' : String(Math.round(v)))
+
+export function formatStatus(snap: StatusSnapshot): string {
+  const header = ['ACCOUNT', 'STATE', 'HEALTH', 'IN FLIGHT', 'QUEUE', 'P50 MS', 'P99 MS', 'DONE', 'FAILED', 'RESTARTS', 'LAST ERROR']
+  const rows = snap.accounts.map((a) => [
+    a.id, a.retiring ? `${a.state}*` : a.state, a.healthScore.toFixed(2), `${a.inFlight}/${a.limit}`, String(a.queued),
+    ms(a.p50Ms), ms(a.p99Ms), String(a.completed), String(a.failed), String(a.restarts), (a.lastError ?? '').slice(0, 60),
+  ])
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
+  const left = new Set([0, 1, 10])
+  const line = (cells: string[]) => cells.map((c, i) => (left.has(i) ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd()
+  const up = snap.accounts.filter((a) => a.state === 'up').length
+  const summary = `${up}/${snap.accounts.length} accounts up, ${snap.inFlight} in flight, ${snap.queued} queued`
+  const retiring = snap.accounts.some((a) => a.retiring) ? '\n* leaving after a reload (draining, then stopping)' : ''
+  return `${summary}\n\n${[line(header), ...rows.map(line)].join('\n')}${retiring}\n`
+}
+
+export async function runStatus(argv: string[]): Promise<void> {
+  const { values } = parseCommand(argv, { url: { type: 'string', short: 'u' }, json: { type: 'boolean' } }, statusUsage)
+  if (values.help) {
+    process.stdout.write(statusUsage)
+    process.exit(0)
+  }
+  const base = (values.url ?? process.env.AGYC_URL ?? 'http://127.0.0.1:8088').replace(/\/+$/, '')
+  let res: Response
+  try {
+    res = await fetch(`${base}/admin/accounts`, { signal: AbortSignal.timeout(5_000) })
+  } catch (err) {
+    process.stderr.write(`cannot reach ${base}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}\n`)
+    process.exit(1)
+  }
+  const text = await res.text()
+  if (!res.ok) {
+    process.stderr.write(`${base}/admin/accounts answered ${res.status}: ${text}\n`)
+    process.exit(1)
+  }
+  process.stdout.write(values.json ? `${text}\n` : formatStatus(JSON.parse(text) as StatusSnapshot))
+}

@@ -1,0 +1,379 @@
+/**
+ * Metrics, in Prometheus text through prom-client, and the small live numbers the status API and dashboard read.
+ *
+ * The hot path touches plain numbers only: a request that settles bumps a few fields of its account's
+ * `AccountMetrics` (found once per request by id) and a bucket of a typed array. prom-client's own labelled children
+ * re-hash their label object on every `inc()`/`observe()` (~250–300 ns each, measured with prom-client 15.1.3), so
+ * the registry reads our numbers when it is scraped instead: counters and gauges through `collect()` callbacks,
+ * histograms through a registered metric whose `get()` returns prom-client's value shape. Live numbers of the
+ * dispatcher (queue depth, in-flight, health score, restarts) are read the same way, on scrape, never on change.
+ *
+ * Label values stay bounded: account ids, HTTP status, strategy names, error codes; never request ids.
+ * The registry and its metrics are defined once, at module load; an orchestrator registers itself with `watch()`.
+ */
+import { Counter, Gauge, Registry } from 'prom-client'
+import type { AccountHandle } from './dispatch/account-handle.ts'
+
+export const registry = new Registry()
+
+/** What the scrape-time gauges read: the dispatcher. */
+export interface MetricsSource {
+  readonly accounts: readonly AccountHandle[]
+  readonly queued: number
+}
+
+const sources = new Set<MetricsSource>()
+const byAccount = new Map<string, AccountMetrics>()
+
+// seconds; covers a cached 5 ms answer up to Claude Code's 600 s deadline
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
+
+/**
+ * A histogram that counts into a Float64Array (one bucket search, no allocation) and is formatted by prom-client at
+ * scrape time. One `Series` per label set, made once and kept by its owner.
+ */
+class Series {
+  readonly labels: Record<string, string>
+  readonly counts = new Float64Array(LATENCY_BUCKETS.length + 1)
+  sum = 0
+  count = 0
+  constructor(labels: Record<string, string>) {
+    this.labels = labels
+  }
+
+  observe(seconds: number): void {
+    let b = 0
+    while (b < LATENCY_BUCKETS.length && seconds > LATENCY_BUCKETS[b]) b++
+    this.counts[b]++
+    this.sum += seconds
+    this.count++
+  }
+}
+
+interface HistogramValue { metricName: string; labels: Record<string, string>; value: number }
+
+class FastHistogram {
+  readonly name: string
+  readonly help: string
+  readonly type = 'histogram'
+  readonly aggregator = 'sum'
+  readonly #series: () => Iterable<Series>
+
+  constructor(name: string, help: string, series: () => Iterable<Series>) {
+    this.name = name
+    this.help = help
+    this.#series = series
+    // registerMetric is prom-client's public hook for metrics it does not build itself
+    registry.registerMetric(this as never)
+  }
+
+  /** the shape prom-client's own metrics return from `get()`, which the registry formats */
+  get(): { name: string; help: string; type: 'histogram'; aggregator: 'sum'; values: HistogramValue[] } {
+    const values: HistogramValue[] = []
+    for (const s of this.#series()) {
+      let cumulative = 0
+      for (let b = 0; b <= LATENCY_BUCKETS.length; b++) {
+        cumulative += s.counts[b]
+        const le = b < LATENCY_BUCKETS.length ? String(LATENCY_BUCKETS[b]) : '+Inf'
+        values.push({ metricName: `${this.name}_bucket`, labels: { ...s.labels, le }, value: cumulative })
+      }
+      values.push({ metricName: `${this.name}_sum`, labels: s.labels, value: s.sum })
+      values.push({ metricName: `${this.name}_count`, labels: s.labels, value: s.count })
+    }
+    return { name: this.name, help: this.help, type: 'histogram', aggregator: 'sum', values }
+  }
+
+  reset(): void {}
+}
+
+/** The per-account window behind p50/p99 in the status API: the last 256 completed requests, ms. */
+export class LatencyWindow {
+  readonly #samples: Float64Array
+  #next = 0
+  #filled = 0
+  constructor(size = 256) {
+    this.#samples = new Float64Array(size)
+  }
+
+  record(ms: number): void {
+    this.#samples[this.#next] = ms
+    this.#next = (this.#next + 1) % this.#samples.length
+    if (this.#filled < this.#samples.length) this.#filled++
+  }
+
+  get size(): number { return this.#filled }
+
+  /** `p` in [0, 1]; undefined while empty. Sorts a copy: read once per second, not per request. */
+  percentile(p: number): number | undefined {
+    if (this.#filled === 0) return undefined
+    const sorted = this.#samples.slice(0, this.#filled).sort()
+    return sorted[Math.min(this.#filled - 1, Math.floor(p * this.#filled))]
+  }
+
+  clear(): void {
+    this.#next = 0
+    this.#filled = 0
+  }
+}
+
+interface RequestCell { status: number; strategy: string; n: number }
+
+/** Everything counted for one account. Made once per account id and kept; `settled()` is the per-request cost. */
+export class AccountMetrics {
+  readonly id: string
+  readonly latency = new LatencyWindow()
+  readonly ttfb: Series
+  readonly duration: Series
+  /** requests answered 200 (a stream that ended with an error event counts in `failed`) */
+  completed = 0
+  failed = 0
+  failovers = 0
+  cooldowns = 0
+  ejections = 0
+  /** (status, strategy) pairs seen: a handful per account, searched linearly, allocated once each */
+  readonly requests: RequestCell[] = []
+
+  constructor(id: string) {
+    this.id = id
+    this.ttfb = new Series({ account: id })
+    this.duration = new Series({ account: id })
+  }
+
+  /** per-request cost: a short linear search, a few increments, two bucket searches */
+  settled(status: number, strategy: string, ok: boolean, ttfbMs: number | undefined, durationMs: number): void {
+    const cells = this.requests
+    let cell: RequestCell | undefined
+    for (let i = 0; i < cells.length; i++) {
+      if (cells[i].status === status && cells[i].strategy === strategy) { cell = cells[i]; break }
+    }
+    if (!cell) cells.push(cell = { status, strategy, n: 0 })
+    cell.n++
+    if (ok) {
+      this.completed++
+      this.latency.record(durationMs)
+    } else {
+      this.failed++
+    }
+    if (ttfbMs !== undefined) this.ttfb.observe(ttfbMs / 1000)
+    this.duration.observe(durationMs / 1000)
+  }
+}
+
+/** The account's metrics object; made on first use and kept until `forgetAccount`. */
+export function accountMetrics(id: string): AccountMetrics {
+  let m = byAccount.get(id)
+  if (!m) byAccount.set(id, m = new AccountMetrics(id))
+  return m
+}
+
+/** The account left the configuration: its series end. */
+export function forgetAccount(id: string): void {
+  byAccount.delete(id)
+}
+
+// ── requests and errors that never reached an account (bad request, queue full…) ────────────────────────────────
+const unassigned: RequestCell[] = []
+const errorCounts = new Map<string, number>()
+const queueWait = new Series({})
+
+/**
+ * One request settled: the one call the API makes per request (`Exchange`, and the error funnel for requests that
+ * never became a job). Times in ms; `queueMs` undefined when no account took the request, `ttfbMs` when no byte of an
+ * answer was produced. `code` is the error code when the request failed, also after a 200 stream began.
+ */
+export function requestSettled(
+  accountId: string | undefined, status: number, strategy: string, code: string | undefined,
+  queueMs: number | undefined, ttfbMs: number | undefined, durationMs: number,
+): void {
+  const ok = status === 200 && code === undefined
+  if (accountId !== undefined) accountMetrics(accountId).settled(status, strategy, ok, ttfbMs, durationMs)
+  else {
+    let cell: RequestCell | undefined
+    for (let i = 0; i < unassigned.length; i++) {
+      if (unassigned[i].status === status && unassigned[i].strategy === strategy) { cell = unassigned[i]; break }
+    }
+    if (!cell) unassigned.push(cell = { status, strategy, n: 0 })
+    cell.n++
+  }
+  if (code !== undefined) errorCounts.set(code, (errorCounts.get(code) ?? 0) + 1)
+  if (queueMs !== undefined) queueWait.observe(queueMs / 1000)
+  timeline.record(ok, durationMs)
+}
+
+/**
+ * Counters the health and failover code calls. Rare events: a map lookup per call is fine.
+ * @example metrics.failover(account.id) // a request left this account for another before any byte was sent
+ */
+export const metrics = {
+  failover(accountId: string): void { accountMetrics(accountId).failovers++ },
+  cooldown(accountId: string): void { accountMetrics(accountId).cooldowns++ },
+  ejection(accountId: string): void { accountMetrics(accountId).ejections++ },
+}
+
+// ── throughput and p99 per second, for the dashboard's plot ────────────────────────────────────────────────────────
+export interface TimelinePoint {
+  /** epoch ms at the end of the second */
+  t: number
+  /** requests completed (200) and failed in that second */
+  ok: number
+  failed: number
+  /** p99 of the completed requests' duration in that second, ms (null when none completed) */
+  p99: number | null
+}
+
+class Timeline {
+  readonly points: TimelinePoint[] = []
+  readonly #keep = 600 // 10 minutes at one point per second
+  #ok = 0
+  #failed = 0
+  // a uniform sample of this second's durations (reservoir sampling): bounded memory at any rate
+  readonly #sample = new Float64Array(2048)
+  #seen = 0
+  #ticker: NodeJS.Timeout | undefined
+  /** called after each second's point is added (the dashboard's event stream) */
+  readonly listeners = new Set<(point: TimelinePoint) => void>()
+
+  record(ok: boolean, durationMs: number): void {
+    if (!ok) { this.#failed++; return }
+    this.#ok++
+    const i = this.#seen < this.#sample.length ? this.#seen : Math.floor(Math.random() * (this.#seen + 1))
+    if (i < this.#sample.length) this.#sample[i] = durationMs
+    this.#seen++
+  }
+
+  tick = (): void => {
+    const n = Math.min(this.#seen, this.#sample.length)
+    const sorted = this.#sample.slice(0, n).sort()
+    this.points.push({ t: Date.now(), ok: this.#ok, failed: this.#failed, p99: n > 0 ? sorted[Math.min(n - 1, Math.floor(0.99 * n))] : null })
+    if (this.points.length > this.#keep) this.points.shift()
+    this.#ok = this.#failed = this.#seen = 0
+    const point = this.points[this.points.length - 1]
+    for (const listener of this.listeners) listener(point)
+  }
+
+  run(on: boolean): void {
+    if (on && !this.#ticker) this.#ticker = setInterval(this.tick, 1_000).unref()
+    if (!on && this.#ticker) {
+      clearInterval(this.#ticker)
+      this.#ticker = undefined
+    }
+  }
+}
+
+export const timeline = new Timeline()
+
+/** Registers a dispatcher as the source of the scrape-time gauges and starts the per-second timeline. */
+export function watch(source: MetricsSource): () => void {
+  sources.add(source)
+  timeline.run(true)
+  return () => {
+    sources.delete(source)
+    if (sources.size === 0) timeline.run(false)
+  }
+}
+
+function* liveAccounts(): Generator<AccountHandle> {
+  for (const s of sources) yield* s.accounts
+}
+
+// ── the registry's view ─────────────────────────────────────────────────────────────────────────────────────────────
+new Counter({
+  name: 'agyc_requests_total',
+  help: 'Requests answered, by account (empty: answered before any account was chosen), HTTP status and strategy',
+  labelNames: ['account', 'status', 'strategy'],
+  registers: [registry],
+  collect() {
+    this.reset()
+    for (const cell of unassigned) this.inc({ account: '', status: cell.status, strategy: cell.strategy }, cell.n)
+    for (const m of byAccount.values()) {
+      for (const cell of m.requests) this.inc({ account: m.id, status: cell.status, strategy: cell.strategy }, cell.n)
+    }
+  },
+})
+
+new Counter({
+  name: 'agyc_errors_total',
+  help: 'Errors answered to clients, by code (src/errors.ts)',
+  labelNames: ['code'],
+  registers: [registry],
+  collect() {
+    this.reset()
+    for (const [code, n] of errorCounts) this.inc({ code }, n)
+  },
+})
+
+const perAccountCounter = (name: string, help: string, read: (m: AccountMetrics) => number): void => {
+  new Counter({
+    name, help, labelNames: ['account'], registers: [registry],
+    collect() {
+      this.reset()
+      for (const m of byAccount.values()) this.inc({ account: m.id }, read(m))
+    },
+  })
+}
+perAccountCounter('agyc_failovers_total', 'Requests moved from this account to another before any byte was sent', (m) => m.failovers)
+perAccountCounter('agyc_cooldowns_total', 'Times this account was put in cooldown after a 429/529 from its upstream', (m) => m.cooldowns)
+perAccountCounter('agyc_ejections_total', 'Times this account was ejected as an outlier', (m) => m.ejections)
+
+new Counter({
+  name: 'agyc_account_worker_restarts_total',
+  help: 'Times the account worker thread died and was started again',
+  labelNames: ['account'],
+  registers: [registry],
+  collect() {
+    this.reset()
+    for (const a of liveAccounts()) this.inc({ account: a.id }, a.workerRestarts)
+  },
+})
+
+new Counter({
+  name: 'agyc_account_session_restarts_total',
+  help: "Times the account's session (its child process) was restarted, as its worker last reported",
+  labelNames: ['account'],
+  registers: [registry],
+  collect() {
+    this.reset()
+    for (const a of liveAccounts()) this.inc({ account: a.id }, a.lastHeartbeat?.restarts ?? 0)
+  },
+})
+
+const gauge = (name: string, help: string, labelNames: string[], collect: (g: Gauge<string>) => void): void => {
+  new Gauge({ name, help, labelNames, registers: [registry], collect() { this.reset(); collect(this) } })
+}
+
+gauge('agyc_queue_depth', 'Requests waiting in the global queue', [], (g) => {
+  let n = 0
+  for (const s of sources) n += s.queued
+  g.set(n)
+})
+gauge('agyc_in_flight', 'Requests handed to accounts (running or waiting in a worker) plus those in the global queue', [], (g) => {
+  let n = 0
+  for (const s of sources) n += s.queued
+  for (const a of liveAccounts()) n += a.assigned
+  g.set(n)
+})
+gauge('agyc_account_in_flight', 'Requests running on the account (at most its limit)', ['account'], (g) => {
+  for (const a of liveAccounts()) g.set({ account: a.id }, Math.min(a.assigned, a.maxConcurrency))
+})
+gauge('agyc_account_queue_depth', "Requests waiting in the account's worker for a slot", ['account'], (g) => {
+  for (const a of liveAccounts()) g.set({ account: a.id }, Math.max(0, a.assigned - a.maxConcurrency))
+})
+gauge('agyc_account_max_concurrency', "The account's concurrency limit", ['account'], (g) => {
+  for (const a of liveAccounts()) g.set({ account: a.id }, a.maxConcurrency)
+})
+gauge('agyc_account_health_score', 'Health score in [0, 1]; 1 when nothing counts against the account', ['account'], (g) => {
+  for (const a of liveAccounts()) g.set({ account: a.id }, a.healthScore)
+})
+gauge('agyc_account_state', 'The account state: 1 for its current state', ['account', 'state'], (g) => {
+  for (const a of liveAccounts()) g.set({ account: a.id, state: a.state }, 1)
+})
+gauge('agyc_account_heartbeat_age_seconds', "Seconds since the account's worker last reported", ['account'], (g) => {
+  const now = Date.now()
+  for (const a of liveAccounts()) if (a.lastHeartbeatAt > 0) g.set({ account: a.id }, (now - a.lastHeartbeatAt) / 1000)
+})
+
+new FastHistogram('agyc_queue_wait_seconds', 'Time from arrival until an account took the request', () => [queueWait])
+new FastHistogram('agyc_time_to_first_byte_seconds', 'Time from arrival until the first byte of the answer, by account',
+  () => [...byAccount.values()].map((m) => m.ttfb))
+new FastHistogram('agyc_request_duration_seconds', 'Time from arrival until the answer ended, by account',
+  () => [...byAccount.values()].map((m) => m.duration))

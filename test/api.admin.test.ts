@@ -1,0 +1,159 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { eventually, hello, post, start } from './helpers/orchestrator.ts'
+
+// metrics live in one registry per process: each test uses its own account ids so its series are its own
+const accounts = (prefix: string, n: number, session: Record<string, unknown> = {}) =>
+  Array.from({ length: n }, (_, i) => ({ id: `${prefix}${i + 1}`, maxConcurrency: 2, session: { kind: 'mock', ...session } }))
+
+async function getJson(url: string): Promise<{ status: number; json: any; headers: Headers }> {
+  const res = await fetch(url)
+  return { status: res.status, json: await res.json(), headers: res.headers }
+}
+
+/** the value of one sample line of the Prometheus text, e.g. `agyc_requests_total{account="a1",status="200",strategy="round-robin"}` */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(series + ' '))
+  return line === undefined ? undefined : Number(line.slice(series.length + 1))
+}
+
+test('healthz and readyz answer 200 while an account is up, HEAD / answers 200', async (t) => {
+  const { url } = await start(t, { accounts: accounts('probe', 1) })
+  assert.equal((await fetch(`${url}/healthz`)).status, 200)
+  const ready = await getJson(`${url}/readyz`)
+  assert.equal(ready.status, 200)
+  assert.equal(ready.json.accountsUp, 1)
+  const head = await fetch(url, { method: 'HEAD' })
+  assert.equal(head.status, 200)
+})
+
+test('readyz answers 503 in the error shape once every account is drained, and 200 again after resume', async (t) => {
+  const { url } = await start(t, { accounts: accounts('ready', 2) })
+  for (const id of ['ready1', 'ready2']) assert.equal((await post(url, `/admin/accounts/${id}/drain`, '')).status, 200)
+  const res = await fetch(`${url}/readyz`)
+  assert.equal(res.status, 503)
+  assert.deepEqual(Object.keys(await res.json() as object), ['type', 'error'])
+  assert.equal((await fetch(`${url}/healthz`)).status, 200) // alive, just not ready
+  await post(url, '/admin/accounts/ready2/resume', '')
+  assert.equal((await fetch(`${url}/readyz`)).status, 200)
+})
+
+test('/admin/accounts reports state, in-flight/limit, counts and p50/p99 per account', async (t) => {
+  const { url, client } = await start(t, { accounts: accounts('stat', 2, { latencyMs: 5, directives: true }) })
+  for (let i = 0; i < 10; i++) await client.messages.create(hello)
+  const { status, json } = await getJson(`${url}/admin/accounts`)
+  assert.equal(status, 200)
+  assert.equal(json.accounts.length, 2)
+  for (const a of json.accounts) {
+    assert.equal(a.state, 'up')
+    assert.equal(a.limit, 2)
+    assert.equal(a.inFlight, 0)
+    assert.equal(a.completed, 5) // round-robin: 5 each
+    assert.ok(a.p50Ms >= 5 && a.p99Ms >= a.p50Ms, `p50 ${a.p50Ms} p99 ${a.p99Ms}`)
+    assert.equal(a.restarts, 0)
+    assert.equal(typeof a.healthScore, 'number')
+  }
+
+  // a request that sleeps in the session shows as in flight while it runs
+  const slow = client.messages.create({ ...hello, messages: [{ role: 'user', content: '[[mock:sleep 800]]' }] })
+  await eventually(async () => (await getJson(`${url}/admin/accounts`)).json.inFlight === 1, 'one request in flight')
+  const during = (await getJson(`${url}/admin/accounts`)).json
+  assert.equal(during.accounts.reduce((n: number, a: { inFlight: number }) => n + a.inFlight, 0), 1)
+  await slow
+})
+
+test('drain takes an account out of rotation at once and resume brings it back', async (t) => {
+  const { url, client } = await start(t, { accounts: accounts('drain', 2) })
+  const drained = await post(url, '/admin/accounts/drain1/drain', '')
+  assert.equal(drained.status, 200)
+  assert.equal(drained.json.state, 'draining')
+  for (let i = 0; i < 6; i++) {
+    const { response } = await client.messages.create(hello).withResponse()
+    assert.equal(response.headers.get('x-agyc-account'), 'drain2')
+  }
+  const resumed = await post(url, '/admin/accounts/drain1/resume', '')
+  assert.equal(resumed.json.state, 'up')
+  const served = new Set<string>()
+  for (let i = 0; i < 4; i++) served.add((await client.messages.create(hello).withResponse()).response.headers.get('x-agyc-account')!)
+  assert.deepEqual([...served].sort(), ['drain1', 'drain2'])
+})
+
+test('admin routes answer unknown accounts with 404 and wrong methods with 405, in the error shape', async (t) => {
+  const { url } = await start(t, { accounts: accounts('route', 1) })
+  const missing = await post(url, '/admin/accounts/nobody/drain', '')
+  assert.equal(missing.status, 404)
+  assert.equal(missing.json.error.type, 'not_found_error')
+  const wrong = await fetch(`${url}/admin/accounts/route1/drain`)
+  assert.equal(wrong.status, 405)
+  assert.equal(wrong.headers.get('allow'), 'POST')
+  assert.equal((await fetch(`${url}/admin/accounts`, { method: 'DELETE' })).status, 405)
+})
+
+test('/metrics exposes requests by account, status and strategy, errors by code, histograms and live gauges', async (t) => {
+  const { url, client } = await start(t, { accounts: accounts('prom', 2) })
+  for (let i = 0; i < 4; i++) await client.messages.create(hello)
+  for (let i = 0; i < 2; i++) await client.messages.create({ ...hello, metadata: { routing: { strategyHint: 'lru' } } } as never)
+  const stream = await client.messages.create({ ...hello, stream: true })
+  for await (const _ of stream) { /* drain */ }
+  const bad = await post(url, '/v1/messages', JSON.stringify({ model: 'x' }))
+  assert.equal(bad.status, 400)
+
+  const res = await fetch(`${url}/metrics`)
+  assert.equal(res.status, 200)
+  assert.match(res.headers.get('content-type') ?? '', /^text\/plain/)
+  const text = await res.text()
+  const rr = (id: string) => sample(text, `agyc_requests_total{account="${id}",status="200",strategy="round-robin"}`) ?? 0
+  assert.equal(rr('prom1') + rr('prom2'), 5)
+  const lru = (id: string) => sample(text, `agyc_requests_total{account="${id}",status="200",strategy="least-recently-used"}`) ?? 0
+  assert.equal(lru('prom1') + lru('prom2'), 2)
+  assert.ok((sample(text, 'agyc_errors_total{code="AGYC_INVALID_REQUEST"}') ?? 0) >= 1)
+  assert.ok((sample(text, 'agyc_requests_total{account="",status="400",strategy=""}') ?? 0) >= 1)
+  const count = (id: string) => sample(text, `agyc_request_duration_seconds_count{account="${id}"}`) ?? 0
+  assert.equal(count('prom1') + count('prom2'), 7)
+  assert.equal(sample(text, 'agyc_request_duration_seconds_bucket{account="prom1",le="+Inf"}'), count('prom1'))
+  assert.equal((sample(text, 'agyc_time_to_first_byte_seconds_count{account="prom1"}') ?? 0) + (sample(text, 'agyc_time_to_first_byte_seconds_count{account="prom2"}') ?? 0), 7)
+  assert.ok((sample(text, 'agyc_queue_wait_seconds_count') ?? 0) >= 7)
+  assert.equal(sample(text, 'agyc_queue_depth'), 0)
+  assert.equal(sample(text, 'agyc_account_in_flight{account="prom1"}'), 0)
+  assert.equal(sample(text, 'agyc_account_max_concurrency{account="prom2"}'), 2)
+  assert.equal(sample(text, 'agyc_account_health_score{account="prom1"}'), 1)
+  assert.equal(sample(text, 'agyc_account_state{account="prom1",state="up"}'), 1)
+  assert.equal(sample(text, 'agyc_account_worker_restarts_total{account="prom1"}'), 0)
+  for (const name of ['agyc_failovers_total', 'agyc_cooldowns_total', 'agyc_ejections_total']) assert.match(text, new RegExp(`^# TYPE ${name} counter$`, 'm'))
+})
+
+test('GET / serves the dashboard page', async (t) => {
+  const { url } = await start(t, { accounts: accounts('page', 1) })
+  const res = await fetch(url)
+  assert.equal(res.status, 200)
+  assert.match(res.headers.get('content-type') ?? '', /^text\/html/)
+  assert.match(await res.text(), /<tbody id="rows">/)
+})
+
+test('/admin/events streams a snapshot with the timeline first and one per second after', async (t) => {
+  const { url } = await start(t, { accounts: accounts('sse', 3) })
+  const controller = new AbortController()
+  t.after(() => controller.abort())
+  const res = await fetch(`${url}/admin/events`, { signal: controller.signal })
+  assert.equal(res.status, 200)
+  assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/)
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader()
+  const events: any[] = []
+  let buffer = ''
+  while (events.length < 2) {
+    const { value, done } = await reader.read()
+    if (done) break
+    buffer += value
+    for (let i = buffer.indexOf('\n\n'); i >= 0; i = buffer.indexOf('\n\n')) {
+      const frame = buffer.slice(0, i)
+      buffer = buffer.slice(i + 2)
+      const data = frame.split('\n').find((l) => l.startsWith('data: '))
+      if (data) events.push(JSON.parse(data.slice(6)))
+    }
+  }
+  assert.ok(Array.isArray(events[0].history))
+  assert.equal(events[0].accounts.length, 3)
+  assert.equal(typeof events[1].point.ok, 'number')
+  assert.ok(events[1].t > events[0].t)
+  controller.abort()
+})
