@@ -61,8 +61,17 @@ test('http sends the account key and headers from environment variables and neve
   const seen = JSON.parse(textOf(await client.messages.create(ask('[[echo-headers]]')))) as Record<string, string>
   assert.equal(seen['x-api-key'], 'sk-test-very-secret-1', 'the account key, not the client key')
   assert.equal(seen['x-account-tag'], 'tag-from-env')
-  assert.equal(seen['anthropic-version'], '2023-06-01')
+  assert.match(seen['anthropic-version'], /^\d{4}-\d{2}-\d{2}$/, 'the client\'s version header, passed on')
   assert.equal(JSON.stringify(logs).includes('sk-test-very-secret-1'), false)
+})
+
+test('http forwards the client\'s anthropic-beta and anthropic-version unchanged', async (t) => {
+  const up = await upstream(t)
+  const { url } = await start(t, { accounts: [{ id: 'h', session: { kind: 'http', baseUrl: up.url } }] })
+  const sdk = new Anthropic({ baseURL: url, apiKey: 'k', maxRetries: 0, defaultHeaders: { 'anthropic-beta': 'claude-code-20250219,context-management-2025-06-27', 'anthropic-version': '2023-06-01' } })
+  const seen = JSON.parse(textOf(await sdk.messages.create(ask('[[echo-headers]]')))) as Record<string, string>
+  assert.equal(seen['anthropic-beta'], 'claude-code-20250219,context-management-2025-06-27')
+  assert.equal(seen['anthropic-version'], '2023-06-01')
 })
 
 test('http keeps the upstream error meaning: 429 with retry-after, 529, 4xx', async (t) => {

@@ -24,6 +24,8 @@ class Run implements SessionOutput, SessionRequest {
   readonly stream: boolean
   readonly maxTokens: number
   readonly requestId: string
+  readonly anthropicBeta: string | undefined
+  readonly anthropicVersion: string | undefined
   readonly controller = new AbortController()
   readonly host: AccountHost
   readonly messageId = `msg_${randomBytes(12).toString('base64url')}`
@@ -43,6 +45,8 @@ class Run implements SessionOutput, SessionRequest {
     this.stream = command.stream
     this.maxTokens = command.maxTokens
     this.requestId = command.requestId
+    this.anthropicBeta = command.anthropicBeta
+    this.anthropicVersion = command.anthropicVersion
   }
 
   get signal(): AbortSignal { return this.controller.signal }

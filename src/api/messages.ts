@@ -37,6 +37,8 @@ export function messagesHandler({ dispatcher, config, log }: AppDeps) {
     const exchange = new Exchange(c.env.outgoing, requestId, stream, dispatcher, log)
     const job = new Job({
       requestId, body: text, model: request.model, stream, strategy,
+      anthropicBeta: c.env.incoming.headers['anthropic-beta'] as string | undefined,
+      anthropicVersion: c.env.incoming.headers['anthropic-version'] as string | undefined,
       maxTokens: request.max_tokens ?? config.dispatcher.defaultMaxTokens,
       candidates: dispatcher.candidatesFor(request.model), sink: exchange, receivedAt: Date.now(),
     })

@@ -167,6 +167,8 @@ export const Account = z.strictObject({
   session: Session,
   /** models this account serves; the first is its default for requests naming a model nobody declares */
   models: z.array(z.string().min(1)).min(1).optional(),
+  /** names clients use → the model the session really runs (`"claude-sonnet-4-5-thinking": "claude-sonnet-4-5"`) */
+  aliases: z.record(z.string().min(1), z.string().min(1)).optional(),
 })
 export type AccountConfig = z.infer<typeof Account> & { stateDir: string }
 

@@ -149,8 +149,15 @@ export class AccountHandle implements AccountView {
 
   /** The model this account runs for a request naming `requested`. */
   modelFor(requested: string): string {
+    const alias = this.config.aliases?.[requested]
+    if (alias !== undefined) return alias
     const models = this.config.models
     return !models || models.includes(requested) ? requested : models[0]
+  }
+
+  /** The names this account answers to: its models and its aliases (empty: it serves any model). */
+  get modelNames(): string[] {
+    return [...(this.config.models ?? []), ...Object.keys(this.config.aliases ?? {})]
   }
 
   /** Starts the worker; resolves once its session is ready (or the first start failed). */
@@ -226,6 +233,8 @@ export class AccountHandle implements AccountView {
     this.#send({
       kind: 'run', id: job.seq, body: job.body, model: this.modelFor(job.model), stream: job.stream,
       maxTokens: job.maxTokens, requestId: job.requestId,
+      ...(job.anthropicBeta === undefined ? {} : { anthropicBeta: job.anthropicBeta }),
+      ...(job.anthropicVersion === undefined ? {} : { anthropicVersion: job.anthropicVersion }),
     })
   }
 

@@ -302,7 +302,7 @@ export class Dispatcher implements AccountOwner {
   #indexModels(): void {
     for (const list of this.#byModel.values()) list.length = 0
     for (const account of this.#accounts) {
-      for (const model of account.config.models ?? []) {
+      for (const model of account.modelNames) {
         let list = this.#byModel.get(model)
         if (!list) this.#byModel.set(model, list = [])
         list.push(account)

@@ -24,6 +24,9 @@ export class Job {
   readonly model: string
   readonly stream: boolean
   readonly maxTokens: number
+  /** the client's `anthropic-beta` and `anthropic-version`, for upstreams that speak the Anthropic API */
+  readonly anthropicBeta: string | undefined
+  readonly anthropicVersion: string | undefined
   readonly strategy: Strategy
   /** the accounts that may serve this model, in config order (minus those a failover already tried) */
   candidates: readonly AccountHandle[]
@@ -43,6 +46,7 @@ export class Job {
 
   constructor(init: {
     requestId: string; body: string; model: string; stream: boolean; maxTokens: number; strategy: Strategy;
+    anthropicBeta?: string | undefined; anthropicVersion?: string | undefined;
     candidates: readonly AccountHandle[]; sink: JobSink; receivedAt: number
   }) {
     this.requestId = init.requestId
@@ -50,6 +54,8 @@ export class Job {
     this.model = init.model
     this.stream = init.stream
     this.maxTokens = init.maxTokens
+    this.anthropicBeta = init.anthropicBeta
+    this.anthropicVersion = init.anthropicVersion
     this.strategy = init.strategy
     this.candidates = init.candidates
     this.sink = init.sink

@@ -22,6 +22,9 @@ export const RunCommand = z.object({
   maxTokens: z.number(),
   /** the HTTP request id, for the worker's logs */
   requestId: z.string(),
+  /** the client's headers, forwarded unchanged to Anthropic-compatible upstreams */
+  anthropicBeta: z.string().optional(),
+  anthropicVersion: z.string().optional(),
 })
 export type RunCommand = z.infer<typeof RunCommand>
 

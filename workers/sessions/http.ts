@@ -57,6 +57,15 @@ export function createHttpSession(context: SessionContext): Session {
     throw new Error(`${readyUrl} not ready within ${timeoutMs} ms (${last})`)
   }
 
+  /** the client's beta list and version go through unchanged (a gateway must not drop them); the rest is the account's */
+  function forwarded(req: SessionRequest): Record<string, string> {
+    if (req.anthropicBeta === undefined && req.anthropicVersion === undefined) return headers
+    const out = { ...headers }
+    if (req.anthropicVersion !== undefined) out['anthropic-version'] = req.anthropicVersion
+    if (req.anthropicBeta !== undefined) out['anthropic-beta'] = req.anthropicBeta
+    return out
+  }
+
   async function run(req: SessionRequest, out: SessionOutput): Promise<Completion> {
     if (supervisor && supervisor.state !== 'up') {
       const why = supervisor.lastError ? ` (${supervisor.lastError})` : ''
@@ -65,7 +74,7 @@ export function createHttpSession(context: SessionContext): Session {
     const body = JSON.stringify({ ...req.request, model: req.model, stream: req.stream })
     let res: Awaited<ReturnType<Pool['request']>>
     try {
-      res = await pool.request({ path, method: 'POST', headers, body, signal: req.signal })
+      res = await pool.request({ path, method: 'POST', headers: forwarded(req), body, signal: req.signal })
     } catch (err) {
       throw transportError(err, req.signal)
     }

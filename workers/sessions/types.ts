@@ -14,6 +14,9 @@ export interface SessionRequest {
   readonly stream: boolean
   readonly maxTokens: number
   readonly requestId: string
+  /** the client's `anthropic-beta` / `anthropic-version` headers, when it sent them */
+  readonly anthropicBeta?: string | undefined
+  readonly anthropicVersion?: string | undefined
   /** aborted when the client goes away or the deadline passes: stop the work and its child */
   readonly signal: AbortSignal
 }
