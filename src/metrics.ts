@@ -20,6 +20,7 @@ export const registry = new Registry()
 export interface MetricsSource {
   readonly accounts: readonly AccountHandle[]
   readonly queued: number
+  readonly affinity: { readonly hits: number; readonly misses: number }
 }
 
 const sources = new Set<MetricsSource>()
@@ -370,6 +371,20 @@ gauge('agyc_account_state', 'The account state: 1 for its current state', ['acco
 gauge('agyc_account_heartbeat_age_seconds', "Seconds since the account's worker last reported", ['account'], (g) => {
   const now = Date.now()
   for (const a of liveAccounts()) if (a.lastHeartbeatAt > 0) g.set({ account: a.id }, (now - a.lastHeartbeatAt) / 1000)
+})
+
+new Counter({
+  name: 'agyc_affinity_total',
+  help: 'Sticky requests by outcome: hit (went to the conversation\'s home account) or miss (a strategy chose)',
+  labelNames: ['result'],
+  registers: [registry],
+  collect() {
+    this.reset()
+    for (const s of sources) {
+      this.inc({ result: 'hit' }, s.affinity.hits)
+      this.inc({ result: 'miss' }, s.affinity.misses)
+    }
+  },
 })
 
 new FastHistogram('agyc_queue_wait_seconds', 'Time from arrival until an account took the request', () => [queueWait])

@@ -3,12 +3,13 @@ import type { Context } from 'hono'
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import { strategyAliases } from '../config/schema.ts'
 import { OrchestratorError } from '../errors.ts'
+import { affinityKey } from '../dispatch/affinity.ts'
 import { Job } from '../dispatch/job.ts'
-import { estimateInputTokens } from '../protocol/anthropic.ts'
+import { estimateInputTokens, type MessagesRequest } from '../protocol/anthropic.ts'
 import type { Strategy } from '../strategies/index.ts'
 import { readBody } from './body.ts'
 import { Exchange } from './exchange.ts'
-import { CountTokensRequest, MessagesRequest, describeIssues, shapeProblem } from './request-schema.ts'
+import { CountTokensRequest, MessagesRequest as MessagesRequestSchema, describeIssues, shapeProblem } from './request-schema.ts'
 import type { AppEnv, AppDeps } from './app.ts'
 import type { ServerConfig } from '../config/schema.ts'
 
@@ -28,15 +29,20 @@ async function readJson(c: Context<AppEnv>, server: ServerConfig): Promise<{ tex
 export function messagesHandler({ dispatcher, config, log }: AppDeps) {
   return async function postMessages(c: Context<AppEnv>): Promise<Response> {
     const { text, value } = await readJson(c, config.server)
-    const parsed = MessagesRequest.safeParse(value)
+    const parsed = MessagesRequestSchema.safeParse(value)
     if (!parsed.success) throw new OrchestratorError('AGYC_INVALID_REQUEST', describeIssues(parsed.error.issues))
     const request = parsed.data
-    const strategy = strategyFor(request.metadata?.routing?.strategyHint, dispatcher.strategy())
+    const routing = request.metadata?.routing
+    const hint = routing?.strategyHint
+    // `sticky` as a hint turns affinity on for this request with the default strategy behind it
+    const strategy = hint === 'sticky' ? dispatcher.strategy() : strategyFor(hint, dispatcher.strategy())
+    const sticky = routing?.sticky ?? (hint === 'sticky' || config.dispatcher.affinity.enabled)
     const stream = request.stream === true
     const requestId = c.get('requestId')
     const exchange = new Exchange(c.env.outgoing, requestId, stream, dispatcher, log)
     const job = new Job({
       requestId, body: text, model: request.model, stream, strategy,
+      affinity: sticky ? affinityKey(c.env.incoming.headers, request as MessagesRequest) : undefined,
       anthropicBeta: c.env.incoming.headers['anthropic-beta'] as string | undefined,
       anthropicVersion: c.env.incoming.headers['anthropic-version'] as string | undefined,
       maxTokens: request.max_tokens ?? config.dispatcher.defaultMaxTokens,
@@ -53,7 +59,7 @@ export function messagesHandler({ dispatcher, config, log }: AppDeps) {
     const name = strategyAliases[hint]
     if (!name) {
       throw new OrchestratorError('AGYC_INVALID_REQUEST',
-        `metadata.routing.strategyHint: unknown strategy "${hint}" (expected one of ${Object.keys(strategyAliases).join(', ')})`)
+        `metadata.routing.strategyHint: unknown strategy "${hint}" (expected sticky or one of ${Object.keys(strategyAliases).join(', ')})`)
     }
     return dispatcher.strategy(name)
   }

@@ -30,7 +30,10 @@ export const MessagesRequest = z.object({
   stream: z.boolean({ error: 'expected true or false' }).optional(),
   metadata: z.object({
     user_id: z.string({ error: 'expected a string' }).nullable().optional(),
-    routing: z.object({ strategyHint: z.string({ error: 'expected a strategy name' }).optional() }).loose().optional(),
+    routing: z.object({
+      strategyHint: z.string({ error: 'expected a strategy name' }).optional(),
+      sticky: z.boolean({ error: 'expected true or false' }).optional(),
+    }).loose().optional(),
   }).loose().optional(),
   stop_sequences: z.array(z.string(), { error: 'expected an array of strings' }).optional(),
   temperature: z.number({ error: 'expected a number' }).min(0).max(2).optional(),

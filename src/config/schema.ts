@@ -232,6 +232,12 @@ export const Dispatcher = z.strictObject({
   defaultMaxTokens: positiveInt(4096),
   /** refuse models no account declares (404) instead of serving them with an account's default */
   strictModels: z.boolean().default(false),
+  /** session affinity: a conversation returns to the account that served it (README, "Session affinity") */
+  affinity: z.strictObject({
+    enabled: z.boolean().default(true),
+    maxEntries: positiveInt(100_000),
+    ttlMs: positiveInt(3_600_000),
+  }).default({ enabled: true, maxEntries: 100_000, ttlMs: 3_600_000 }),
   /** attempts per request, first included; a retry goes to another account and only before any answer byte was sent */
   maxAttempts: positiveInt(2),
   /** failovers allowed over the last 10 s: this share (%) of the requests received then, at least `retryBudgetMin` */

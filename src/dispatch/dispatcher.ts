@@ -15,6 +15,7 @@ import { RetryBudget } from '../health/retry-budget.ts'
 import { metrics } from '../metrics.ts'
 import { createStrategies, type Strategy } from '../strategies/index.ts'
 import { AccountHandle, type AccountOptions, type AccountOwner } from './account-handle.ts'
+import { AffinityTable } from './affinity.ts'
 import { JobQueue } from './job-queue.ts'
 import type { Job } from './job.ts'
 
@@ -43,6 +44,8 @@ export class Dispatcher implements AccountOwner {
   readonly #queue: JobQueue
   readonly #strategies: Record<StrategyName, Strategy>
   readonly #byModel = new Map<string, AccountHandle[]>()
+  readonly #byId = new Map<string, AccountHandle>()
+  readonly affinity: AffinityTable
   #dispatchSeq = 0
   #closing = false
   readonly #budget: RetryBudget
@@ -55,6 +58,7 @@ export class Dispatcher implements AccountOwner {
     this.#queue = new JobQueue(config.globalQueueSize)
     this.#budget = new RetryBudget({ percent: config.retryBudgetPercent, min: config.retryBudgetMin }, options.now)
     this.#strategies = createStrategies()
+    this.affinity = new AffinityTable(config.affinity, options.now)
     this.#accountOptions = { ...options, owner: this }
     this.accounts = this.#accounts = accounts.map((account) => new AccountHandle(account, this.#accountOptions))
     this.#indexModels()
@@ -141,10 +145,24 @@ export class Dispatcher implements AccountOwner {
   }
 
   #place(job: Job): boolean {
-    const account = job.strategy.pick(job.candidates) ?? this.#leastQueued(job.candidates)
+    const affinity = job.affinity
+    const home = affinity?.follow ? this.#home(affinity.key, job) : undefined
+    const account = home ?? job.strategy.pick(job.candidates) ?? this.#leastQueued(job.candidates)
     if (!account) return false
+    if (affinity) this.affinity.served(affinity.key, account.id, account === home, affinity.follow)
     this.#assign(job, account)
     return true
+  }
+
+  /**
+   * The conversation's home account while it can take the request: up, not cooling or ejected, with a free slot or
+   * room in its worker queue (a short wait there costs less than a cold prompt cache elsewhere).
+   */
+  #home(key: string, job: Job): AccountHandle | undefined {
+    const id = this.affinity.home(key)
+    const home = id === undefined ? undefined : this.#byId.get(id)
+    if (!home || !home.routable || home.assigned >= home.maxConcurrency + this.config.accountQueueSize) return undefined
+    return job.candidates.includes(home) ? home : undefined
   }
 
   /** Every account is busy: the one with the shortest worker queue that still has room. */
@@ -301,7 +319,9 @@ export class Dispatcher implements AccountOwner {
   /** Rebuilds the per-model lists in place, so that references held by queued jobs stay current. */
   #indexModels(): void {
     for (const list of this.#byModel.values()) list.length = 0
+    this.#byId.clear()
     for (const account of this.#accounts) {
+      this.#byId.set(account.id, account)
       for (const model of account.modelNames) {
         let list = this.#byModel.get(model)
         if (!list) this.#byModel.set(model, list = [])

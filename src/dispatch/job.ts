@@ -5,6 +5,7 @@
 import type { OrchestratorError } from '../errors.ts'
 import type { Strategy } from '../strategies/types.ts'
 import type { AccountHandle } from './account-handle.ts'
+import type { AffinityKey } from './affinity.ts'
 
 export interface JobSink {
   /** session bytes reached the client: from now on the answer cannot move to another account */
@@ -28,6 +29,8 @@ export class Job {
   readonly anthropicBeta: string | undefined
   readonly anthropicVersion: string | undefined
   readonly strategy: Strategy
+  /** set when the request is sticky: its conversation's key in the affinity table */
+  readonly affinity: AffinityKey | undefined
   /** the accounts that may serve this model, in config order (minus those a failover already tried) */
   candidates: readonly AccountHandle[]
   readonly sink: JobSink
@@ -46,7 +49,7 @@ export class Job {
 
   constructor(init: {
     requestId: string; body: string; model: string; stream: boolean; maxTokens: number; strategy: Strategy;
-    anthropicBeta?: string | undefined; anthropicVersion?: string | undefined;
+    anthropicBeta?: string | undefined; anthropicVersion?: string | undefined; affinity?: AffinityKey | undefined;
     candidates: readonly AccountHandle[]; sink: JobSink; receivedAt: number
   }) {
     this.requestId = init.requestId
@@ -54,6 +57,7 @@ export class Job {
     this.model = init.model
     this.stream = init.stream
     this.maxTokens = init.maxTokens
+    this.affinity = init.affinity
     this.anthropicBeta = init.anthropicBeta
     this.anthropicVersion = init.anthropicVersion
     this.strategy = init.strategy

@@ -1,0 +1,76 @@
+/**
+ * Session affinity: a conversation goes back to the account that served its earlier turns, where its prompt cache
+ * lives, while that account is available; otherwise the strategy picks and the new account becomes its home.
+ * The key (README, "Session affinity"): the `x-agyc-session` header, else Claude Code's `x-claude-code-session-id`,
+ * else `metadata.user_id`, else a hash of the system prompt and the first user turn. Memory is bounded: an LRU of
+ * `maxEntries` keys that each live `ttlMs` since their last use.
+ */
+import { createHash } from 'node:crypto'
+import type { IncomingHttpHeaders } from 'node:http'
+import { textOf, type MessagesRequest } from '../protocol/anthropic.ts'
+
+export interface AffinityKey {
+  readonly key: string
+  /** go home if there is one: the client named its session, or the request continues a conversation */
+  readonly follow: boolean
+}
+
+/**
+ * A first turn continues nothing: it only records its home, so identical one-shot prompts (a benchmark, many users
+ * asking the same) are still spread by the strategy instead of piling onto one account.
+ */
+export function affinityKey(headers: IncomingHttpHeaders, request: MessagesRequest): AffinityKey {
+  const explicit = headers['x-agyc-session'] ?? headers['x-claude-code-session-id']
+  if (typeof explicit === 'string' && explicit !== '') return { key: `h:${explicit}`, follow: true }
+  const userId = (request.metadata as { user_id?: unknown } | undefined)?.user_id
+  if (typeof userId === 'string' && userId !== '') return { key: `u:${userId}`, follow: true }
+  const messages = request.messages ?? []
+  const first = messages.find((m) => m.role === 'user')
+  const system = typeof request.system === 'string' ? request.system : textOf(request.system)
+  const key = `c:${createHash('sha1').update(system).update('\0').update(textOf(first?.content)).digest('base64url')}`
+  return { key, follow: messages.length > 1 }
+}
+
+interface Entry { account: string; expires: number }
+
+export class AffinityTable {
+  readonly #map = new Map<string, Entry>() // insertion order = recency: the first key is the least recently used
+  readonly #max: number
+  readonly #ttlMs: number
+  readonly #now: () => number
+  hits = 0
+  misses = 0
+
+  constructor(options: { maxEntries: number; ttlMs: number }, now: () => number = Date.now) {
+    this.#max = options.maxEntries
+    this.#ttlMs = options.ttlMs
+    this.#now = now
+  }
+
+  get size(): number { return this.#map.size }
+
+  /** The conversation's home account, if it has a live one. */
+  home(key: string): string | undefined {
+    const entry = this.#map.get(key)
+    if (!entry) return undefined
+    if (entry.expires <= this.#now()) {
+      this.#map.delete(key)
+      return undefined
+    }
+    return entry.account
+  }
+
+  /** Records where the conversation went, and makes it the most recently used key; `counted`: a hit or a miss. */
+  served(key: string, account: string, hit: boolean, counted: boolean): void {
+    if (hit) this.hits++
+    else if (counted) this.misses++
+    this.#map.delete(key)
+    this.#map.set(key, { account, expires: this.#now() + this.#ttlMs })
+    if (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value as string)
+  }
+
+  /** A conversation whose account was removed: forget the homes pointing at it. */
+  forget(account: string): void {
+    for (const [key, entry] of this.#map) if (entry.account === account) this.#map.delete(key)
+  }
+}

@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import Anthropic from '@anthropic-ai/sdk'
+import { hello, start } from './helpers/orchestrator.ts'
+
+const accountsOf = (ids: string[], extra: Record<string, unknown> = {}) =>
+  ids.map((id) => ({ id, maxConcurrency: 4, session: { kind: 'mock' }, ...extra }))
+
+async function accountOf(promise: Promise<{ response: Response }>): Promise<string> {
+  return (await promise).response.headers.get('x-agyc-account') ?? '?'
+}
+
+test('a 5-turn conversation stays on one account while healthy and moves once when it is drained', async (t) => {
+  const { client, url } = await start(t, { accounts: accountsOf(['r1', 'r2', 'r3']) })
+  const system = 'You are a careful assistant.'
+  const messages: Anthropic.MessageParam[] = [{ role: 'user', content: 'Turn 1: plan a trip' }]
+  const served: string[] = []
+  for (let turn = 1; turn <= 5; turn++) {
+    // other traffic in between, so that round-robin alone would move the conversation
+    await client.messages.create(hello)
+    const { data, response } = await client.messages.create({ ...hello, system, messages }).withResponse()
+    served.push(response.headers.get('x-agyc-account')!)
+    messages.push({ role: 'assistant', content: data.content }, { role: 'user', content: `Turn ${turn + 1}` })
+  }
+  assert.equal(new Set(served).size, 1, `one home for 5 turns: ${served}`)
+  const home = served[0]
+  const drained = await fetch(`${url}/admin/accounts/${home}/drain`, { method: 'POST' })
+  assert.equal(drained.status, 200)
+  const after: string[] = []
+  for (let turn = 6; turn <= 9; turn++) {
+    await client.messages.create(hello)
+    const { data, response } = await client.messages.create({ ...hello, system, messages }).withResponse()
+    after.push(response.headers.get('x-agyc-account')!)
+    messages.push({ role: 'assistant', content: data.content }, { role: 'user', content: `Turn ${turn + 1}` })
+  }
+  assert.ok(!after.includes(home), 'never the drained account')
+  assert.equal(new Set(after).size, 1, `it moved once and stayed: ${after}`)
+})
+
+test('a session header or metadata.user_id keys affinity from the first turn; sticky can be turned off', async (t) => {
+  const { client, orch } = await start(t, { accounts: accountsOf(['s1', 's2', 's3']) })
+  const bySession = await Promise.all([0, 1, 2, 3].map(async () => {
+    const ids: string[] = []
+    for (let i = 0; i < 3; i++) ids.push(await accountOf(client.messages.create(hello, { headers: { 'x-agyc-session': 'conv-A' } }).withResponse()))
+    return ids
+  }))
+  assert.equal(new Set(bySession.flat()).size, 1, 'x-agyc-session pins the conversation')
+  const user = { ...hello, metadata: { user_id: JSON.stringify({ session_id: 'cc-session-1' }) } }
+  const byUser = new Set<string>()
+  for (let i = 0; i < 4; i++) byUser.add(await accountOf(client.messages.create(user).withResponse()))
+  assert.equal(byUser.size, 1, 'metadata.user_id pins the conversation (Claude Code sends its session in it)')
+  const loose = { ...user, metadata: { ...user.metadata, routing: { sticky: false } } } as typeof hello
+  const spread = new Set<string>()
+  for (let i = 0; i < 6; i++) spread.add(await accountOf(client.messages.create(loose).withResponse()))
+  assert.ok(spread.size > 1, 'sticky: false lets the strategy choose')
+  assert.ok(orch.dispatcher.affinity.hits >= 12, `hits counted (${orch.dispatcher.affinity.hits})`)
+  const metrics = await (await fetch(`${orch.url}/metrics`)).text()
+  assert.match(metrics, /agyc_affinity_total\{result="hit"\} \d+/)
+})
+
+test('weights 3:1 give 75/25 over 400 requests', async (t) => {
+  const { client } = await start(t, {
+    accounts: [
+      { id: 'w3', weight: 3, maxConcurrency: 64, session: { kind: 'mock' } },
+      { id: 'w1', weight: 1, maxConcurrency: 64, session: { kind: 'mock' } },
+    ],
+  })
+  const counts: Record<string, number> = {}
+  for (let batch = 0; batch < 10; batch++) {
+    const ids = await Promise.all(Array.from({ length: 40 }, () => accountOf(client.messages.create(hello).withResponse())))
+    for (const id of ids) counts[id] = (counts[id] ?? 0) + 1
+  }
+  const share = counts.w3 / 400
+  assert.ok(Math.abs(share - 0.75) <= 0.02, `w3 served ${counts.w3}/400`)
+})
+
+test('aliases map a model name to what the session runs; routing only considers accounts serving the model', async (t) => {
+  const { client } = await start(t, {
+    dispatcher: { strictModels: true },
+    accounts: [
+      { id: 'sonnet', session: { kind: 'mock', text: 'ran {model}' }, models: ['claude-sonnet-4-5'], aliases: { 'claude-sonnet-4-5-thinking': 'claude-sonnet-4-5' } },
+      { id: 'haiku', session: { kind: 'mock', text: 'ran {model}' }, models: ['claude-haiku-4-5'] },
+    ],
+  })
+  for (let i = 0; i < 4; i++) {
+    const { data, response } = await client.messages.create({ ...hello, model: 'claude-sonnet-4-5-thinking' }).withResponse()
+    assert.equal(response.headers.get('x-agyc-account'), 'sonnet')
+    assert.equal((data.content[0] as { text: string }).text, 'ran claude-sonnet-4-5')
+  }
+  assert.equal(await accountOf(client.messages.create({ ...hello, model: 'claude-haiku-4-5' }).withResponse()), 'haiku')
+  await assert.rejects(client.messages.create({ ...hello, model: 'gpt-5' }),
+    (err: unknown) => err instanceof Anthropic.NotFoundError && /gpt-5/.test(err.message))
+  const ids: string[] = []
+  for await (const m of client.models.list()) ids.push(m.id)
+  assert.deepEqual(ids.sort(), ['claude-haiku-4-5', 'claude-sonnet-4-5', 'claude-sonnet-4-5-thinking'])
+})
