@@ -38,6 +38,7 @@ export const codes = {
   AGYC_RECEIVE_TIMEOUT: { status: 408, type: 'timeout_error', localOrigin: true },
   /** POST /admin/reload with a config file that does not validate: the running configuration stays */
   AGYC_CONFIG_INVALID: { status: 400, type: 'invalid_request_error', localOrigin: true },
+  AGYC_QUOTA_EXHAUSTED: { status: 429, type: 'rate_limit_error', localOrigin: true },
   AGYC_QUEUE_FULL: { status: 529, type: 'overloaded_error', retryAfterS: 1, localOrigin: true },
   AGYC_QUEUE_TIMEOUT: { status: 529, type: 'overloaded_error', retryAfterS: 1, localOrigin: true },
   AGYC_NO_ACCOUNT: { status: 529, type: 'overloaded_error', retryAfterS: 5, localOrigin: true },

@@ -20,6 +20,7 @@ export const registry = new Registry()
 export interface MetricsSource {
   readonly accounts: readonly AccountHandle[]
   readonly queued: number
+  readonly ledger: { totals(): Iterable<[string, string, { requests: number; errors: number; input: number; output: number; cacheRead: number; cacheWrite: number }]> }
   readonly affinity: { readonly hits: number; readonly misses: number }
 }
 
@@ -383,6 +384,24 @@ new Counter({
     for (const s of sources) {
       this.inc({ result: 'hit' }, s.affinity.hits)
       this.inc({ result: 'miss' }, s.affinity.misses)
+    }
+  },
+})
+
+new Counter({
+  name: 'agyc_tokens_total',
+  help: 'Tokens used, by account, model and kind (input, output, cache_read, cache_write), kept across restarts',
+  labelNames: ['account', 'model', 'kind'],
+  registers: [registry],
+  collect() {
+    this.reset()
+    for (const s of sources) {
+      for (const [account, model, c] of s.ledger.totals()) {
+        this.inc({ account, model, kind: 'input' }, c.input)
+        this.inc({ account, model, kind: 'output' }, c.output)
+        this.inc({ account, model, kind: 'cache_read' }, c.cacheRead)
+        this.inc({ account, model, kind: 'cache_write' }, c.cacheWrite)
+      }
     }
   },
 })

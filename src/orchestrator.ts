@@ -16,6 +16,8 @@ import type { Config } from './config/schema.ts'
 import { Dispatcher } from './dispatch/dispatcher.ts'
 import { Reconciler, type ReconcilePlan } from './dispatch/reconcile.ts'
 import { createLogger, type Logger } from './log.ts'
+import { UsageLedger } from './usage/ledger.ts'
+import { join } from 'node:path'
 import { watch } from './metrics.ts'
 
 export interface ReloadResult extends ReconcilePlan {
@@ -48,7 +50,14 @@ export interface Orchestrator {
 
 export async function startOrchestrator(config: Config, options: OrchestratorOptions = {}): Promise<Orchestrator> {
   const log = createLogger(config.log, options.logDestination)
-  const dispatcher = new Dispatcher(config.dispatcher, config.accounts, { health: config.health, log })
+  const usageFile = join(config.stateRoot, 'usage.json')
+  const ledger = UsageLedger.load(usageFile, (problem, setAside) => log.error({ problem, setAside }, 'usage file was corrupt: set aside, starting from zero'))
+  const dispatcher = new Dispatcher(config.dispatcher, config.accounts, { health: config.health, log, ledger })
+  const saveUsage = (): void => {
+    if (!ledger.dirty) return
+    try { ledger.save(usageFile) } catch (err) { log.error({ err }, 'could not save the usage file') }
+  }
+  const usageSaver = setInterval(saveUsage, 10_000).unref()
   const reconciler = new Reconciler(dispatcher, log)
   const unwatch = watch(dispatcher)
   const startedAt = performance.now()
@@ -108,6 +117,8 @@ export async function startOrchestrator(config: Config, options: OrchestratorOpt
       const deadline = Date.now() + graceMs
       while (dispatcher.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25))
       await dispatcher.stop()
+      clearInterval(usageSaver)
+      saveUsage()
       unwatch()
       server.closeAllConnections()
       await serverClosed

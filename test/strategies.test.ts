@@ -8,7 +8,7 @@ import { WeightedRandom } from '../src/strategies/random.ts'
 import type { AccountView } from '../src/strategies/types.ts'
 
 const view = (id: string, over: Partial<AccountView> = {}): AccountView => ({
-  id, available: true, assigned: 0, maxConcurrency: 4, weight: 1, lastAssignedSeq: 0, healthScore: 1, ...over,
+  id, available: true, assigned: 0, maxConcurrency: 4, weight: 1, lastAssignedSeq: 0, healthScore: 1, quotaLeft: 1, ...over,
 })
 
 test('round-robin goes once around and skips unavailable accounts', () => {

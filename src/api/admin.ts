@@ -12,6 +12,8 @@ import type { Dispatcher } from '../dispatch/dispatcher.ts'
 import { OrchestratorError } from '../errors.ts'
 import { accountMetrics, registry, timeline, type TimelinePoint } from '../metrics.ts'
 import type { ReloadResult } from '../orchestrator.ts'
+import type { UsageLedger, UsageReport } from '../usage/ledger.ts'
+import type { QuotaRule } from '../usage/quota.ts'
 import type { AppDeps, AppEnv } from './app.ts'
 
 /** What the orchestrator lends the admin routes beyond the dispatcher. */
@@ -42,6 +44,9 @@ export interface AccountStatus {
   restarts: number
   cooldownUntil: number | null
   lastError: string | null
+  /** tokens and requests per model, in total and over 1 min, 1 h, 5 h, 24 h (in /admin/accounts, not in the live feed) */
+  usage?: UsageReport
+  quota: { rules: readonly QuotaRule[]; left: number } | null
 }
 
 export interface StatusSnapshot {
@@ -52,7 +57,8 @@ export interface StatusSnapshot {
   accounts: AccountStatus[]
 }
 
-export function accountStatus(account: AccountHandle, operations: Operations | undefined, now = Date.now()): AccountStatus {
+export function accountStatus(account: AccountHandle, operations: Operations | undefined, now = Date.now(), ledger?: UsageLedger): AccountStatus {
+
   const m = accountMetrics(account.id)
   const beat = account.lastHeartbeat
   const outlier = account.outlier
@@ -85,15 +91,17 @@ export function accountStatus(account: AccountHandle, operations: Operations | u
     restarts: account.workerRestarts + (beat?.restarts ?? 0),
     cooldownUntil: outlier.cooldownUntil > now ? outlier.cooldownUntil : null,
     lastError: account.lastError ?? beat?.lastError ?? null,
+    ...(ledger ? { usage: ledger.report(account.id) } : {}),
+    quota: account.quota ? { rules: account.quota.rules, left: account.quota.left(account.assigned) } : null,
   }
 }
 
-export function snapshot(dispatcher: Dispatcher, operations: Operations | undefined): StatusSnapshot {
+export function snapshot(dispatcher: Dispatcher, operations: Operations | undefined, withUsage = false): StatusSnapshot {
   const now = Date.now()
   let inFlight = dispatcher.queued
   const accounts = dispatcher.accounts.map((a) => {
     inFlight += a.assigned
-    return accountStatus(a, operations, now)
+    return accountStatus(a, operations, now, withUsage ? dispatcher.ledger : undefined)
   })
   return { t: now, queued: dispatcher.queued, inFlight, accounts }
 }
@@ -112,7 +120,7 @@ export function adminRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
 
   app.get('/metrics', async (c) => c.body(await registry.metrics(), 200, { 'content-type': registry.contentType }))
 
-  app.get('/admin/accounts', (c) => c.json(snapshot(dispatcher, operations)))
+  app.get('/admin/accounts', (c) => c.json(snapshot(dispatcher, operations, true)))
 
   const find = (c: Context<AppEnv>): AccountHandle => {
     const id = c.req.param('id')
@@ -126,14 +134,14 @@ export function adminRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   app.post('/admin/accounts/:id/drain', (c) => {
     const account = find(c)
     void account.drain() // answers at once; the state shows 'draining' until resumed
-    return c.json(accountStatus(account, operations))
+    return c.json(accountStatus(account, operations, Date.now(), dispatcher.ledger))
   })
 
   app.post('/admin/accounts/:id/resume', (c) => {
     const account = find(c)
     if (operations?.retiring(account)) throw new OrchestratorError('AGYC_INVALID_REQUEST', `account "${account.id}" is being removed by a reload`)
     account.resume()
-    return c.json(accountStatus(account, operations))
+    return c.json(accountStatus(account, operations, Date.now(), dispatcher.ledger))
   })
 
   app.post('/admin/reload', async (c) => {

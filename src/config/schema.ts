@@ -12,13 +12,13 @@ const nonNegativeInt = (fallback: number) =>
   z.number({ error: 'expected an integer ≥ 0' }).int({ error: 'expected an integer ≥ 0' })
     .nonnegative({ error: 'expected an integer ≥ 0' }).default(fallback)
 
-export const strategyNames = ['round-robin', 'least-recently-used', 'health-score', 'random', 'least-busy', 'power-of-two-choices'] as const
+export const strategyNames = ['round-robin', 'least-recently-used', 'health-score', 'random', 'least-busy', 'power-of-two-choices', 'quota'] as const
 /** Accepted spellings, in config and in `metadata.routing.strategyHint`. */
 export const strategyAliases: Record<string, StrategyName> = {
   'round-robin': 'round-robin', rr: 'round-robin',
   'least-recently-used': 'least-recently-used', lru: 'least-recently-used',
   'health-score': 'health-score', health: 'health-score',
-  random: 'random', 'least-busy': 'least-busy', 'power-of-two-choices': 'power-of-two-choices', p2c: 'power-of-two-choices',
+  random: 'random', quota: 'quota', 'least-busy': 'least-busy', 'power-of-two-choices': 'power-of-two-choices', p2c: 'power-of-two-choices',
 }
 export type StrategyName = (typeof strategyNames)[number]
 const Strategy = z.string().transform((name, ctx) => {
@@ -167,6 +167,12 @@ export const Account = z.strictObject({
   session: Session,
   /** models this account serves; the first is its default for requests naming a model nobody declares */
   models: z.array(z.string().min(1)).min(1).optional(),
+  /** budgets over rolling windows; the router skips an account that would exceed one (README, "Quotas") */
+  quota: z.array(z.strictObject({
+    window: z.enum(['1m', '1h', '5h', '24h'], { error: 'expected "1m", "1h", "5h" or "24h"' }),
+    requests: z.number().int().positive({ error: 'expected a positive integer' }).optional(),
+    tokens: z.number().int().positive({ error: 'expected a positive integer' }).optional(),
+  }).refine((r) => r.requests !== undefined || r.tokens !== undefined, { error: 'a budget needs requests or tokens' })).optional(),
   /** names clients use → the model the session really runs (`"claude-sonnet-4-5-thinking": "claude-sonnet-4-5"`) */
   aliases: z.record(z.string().min(1), z.string().min(1)).optional(),
 })

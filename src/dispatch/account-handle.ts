@@ -12,9 +12,11 @@ import type { AccountConfig, HealthConfig } from '../config/schema.ts'
 import { OrchestratorError } from '../errors.ts'
 import { Outlier } from '../health/outlier.ts'
 import { HealthStats, combine, scoreParts, type ScoreParts } from '../health/score.ts'
-import { FromWorkerBatch, assertNever, type ControlApi, type Heartbeat, type ToWorker, type WorkerStats } from '../protocol/messages.ts'
+import { FromWorkerBatch, assertNever, type ControlApi, type Heartbeat, type ToWorker, type Usage, type WorkerStats } from '../protocol/messages.ts'
 import { metrics } from '../metrics.ts'
 import type { AccountView } from '../strategies/types.ts'
+import type { UsageLedger } from '../usage/ledger.ts'
+import { Quota } from '../usage/quota.ts'
 import type { Job } from './job.ts'
 
 const WORKER_FILE = new URL('../../workers/account-worker.ts', import.meta.url).href
@@ -25,13 +27,14 @@ export interface AccountOwner {
   /** a slot of `account` freed, or the account came up: hand it queued work */
   released(account: AccountHandle): void
   /** the account answered the job; `body` is the JSON message of a non-streamed request */
-  finished(job: Job, account: AccountHandle, body: string | undefined): void
+  finished(job: Job, account: AccountHandle, body: string | undefined, usage: Usage, model: string): void
   /** the account could not answer the job: the owner fails it over or fails it */
   failed(job: Job, account: AccountHandle, error: OrchestratorError): void
 }
 
 export interface AccountOptions {
   health: HealthConfig
+  ledger: UsageLedger
   log: Logger
   owner: AccountOwner
   now?: () => number
@@ -51,6 +54,8 @@ export class AccountHandle implements AccountView {
   healthScore = 1
   scoreParts: ScoreParts = { freshness: 1, success: 1, latency: 1, loop: 1, streak: 1 }
   readonly outlier: Outlier
+  /** budgets, when the account has any */
+  readonly quota: Quota | undefined
   readonly health = new HealthStats()
   /** the session's long-lived upstream serves (always true for kinds without one) */
   sessionUp = true
@@ -87,6 +92,7 @@ export class AccountHandle implements AccountView {
     this.#owner = options.owner
     this.#health = options.health
     this.outlier = new Outlier(options.health, options.now)
+    this.quota = config.quota ? new Quota(config.id, config.quota, options.ledger, options.now) : undefined
     this.#pool = new Piscina({
       filename: WORKER_FILE,
       minThreads: 1,
@@ -104,11 +110,16 @@ export class AccountHandle implements AccountView {
   /** up, not cooling or ejected, with a free slot now: what strategies look for */
   get available(): boolean {
     return this.state === 'up' && this.sessionUp && this.assigned < this.maxConcurrency && this.outlier.admits()
+      && (this.quota === undefined || this.quota.admits(this.assigned))
   }
 
   /** may be handed work (into its worker queue when busy) */
   get routable(): boolean {
-    return this.state === 'up' && this.sessionUp && this.outlier.admits()
+    return this.state === 'up' && this.sessionUp && this.outlier.admits() && (this.quota === undefined || this.quota.admits(this.assigned))
+  }
+
+  get quotaLeft(): number {
+    return this.quota === undefined ? 1 : this.quota.left(this.assigned)
   }
 
   /** not serving now, but coming back without an operator: worth queueing for (its worker or child restarting) */
@@ -121,7 +132,9 @@ export class AccountHandle implements AccountView {
     if (this.state !== 'up') return this.state
     if (!this.sessionUp) return `session ${this.sessionState}${this.lastError ? ` (${this.lastError.slice(0, 120)})` : ''}`
     const outlier = this.outlier.state()
-    return outlier === 'ok' ? 'busy' : outlier === 'cooling' ? 'cooling down' : outlier
+    if (outlier !== 'ok') return outlier === 'cooling' ? 'cooling down' : outlier
+    if (this.quota && !this.quota.admits(this.assigned)) return 'out of quota'
+    return 'busy'
   }
 
   /** Recomputes the health score (the watchdog calls it once per heartbeat period). */
@@ -275,7 +288,7 @@ export class AccountHandle implements AccountView {
         case 'done': {
           const job = this.#take(event.id)
           if (job) {
-            this.#owner.finished(job, this, event.body)
+            this.#owner.finished(job, this, event.body, event.usage, event.model)
             this.#owner.released(this)
           }
           break

@@ -11,6 +11,7 @@
 import type { Logger } from 'pino'
 import type { AccountConfig, DispatcherConfig, HealthConfig, StrategyName } from '../config/schema.ts'
 import { OrchestratorError, codes, type Code } from '../errors.ts'
+import type { Usage } from '../protocol/messages.ts'
 import { RetryBudget } from '../health/retry-budget.ts'
 import { metrics } from '../metrics.ts'
 import { createStrategies, type Strategy } from '../strategies/index.ts'
@@ -18,6 +19,7 @@ import { AccountHandle, type AccountOptions, type AccountOwner } from './account
 import { AffinityTable } from './affinity.ts'
 import { JobQueue } from './job-queue.ts'
 import type { Job } from './job.ts'
+import { UsageLedger, countersOf } from '../usage/ledger.ts'
 
 /** Failures another account may well not have: worth one more attempt elsewhere. */
 const RETRYABLE = new Set<Code>([
@@ -29,6 +31,8 @@ const THROTTLE = new Set<Code>(['AGYC_UPSTREAM_RATE_LIMITED', 'AGYC_UPSTREAM_OVE
 
 export interface DispatcherOptions {
   health: HealthConfig
+  /** usage accounting (and the quotas that read it); a fresh one when not given */
+  ledger?: UsageLedger
   log: Logger
   now?: () => number
 }
@@ -46,6 +50,7 @@ export class Dispatcher implements AccountOwner {
   readonly #byModel = new Map<string, AccountHandle[]>()
   readonly #byId = new Map<string, AccountHandle>()
   readonly affinity: AffinityTable
+  readonly ledger: UsageLedger
   #dispatchSeq = 0
   #closing = false
   readonly #budget: RetryBudget
@@ -59,7 +64,8 @@ export class Dispatcher implements AccountOwner {
     this.#budget = new RetryBudget({ percent: config.retryBudgetPercent, min: config.retryBudgetMin }, options.now)
     this.#strategies = createStrategies()
     this.affinity = new AffinityTable(config.affinity, options.now)
-    this.#accountOptions = { ...options, owner: this }
+    this.ledger = options.ledger ?? new UsageLedger(options.now)
+    this.#accountOptions = { ...options, ledger: this.ledger, owner: this }
     this.accounts = this.#accounts = accounts.map((account) => new AccountHandle(account, this.#accountOptions))
     this.#indexModels()
   }
@@ -119,6 +125,12 @@ export class Dispatcher implements AccountOwner {
 
   /** Every candidate is cooling, ejected, drained or stopped: 529 with the soonest recovery as retry-after. */
   #noAccount(job: Job): OrchestratorError {
+    const up = job.candidates.filter((a) => a.state === 'up' && a.sessionUp && a.outlier.admits())
+    if (up.length > 0 && up.every((a) => a.quota && !a.quota.admits(a.assigned))) {
+      const resetsAt = Math.min(...up.map((a) => a.quota!.resetsAt(a.assigned)))
+      return new OrchestratorError('AGYC_QUOTA_EXHAUSTED', `every account that serves "${job.model}" has used its budget`,
+        { retryAfterS: (resetsAt - Date.now()) / 1000 })
+    }
     let soonest = Number.POSITIVE_INFINITY
     for (const a of job.candidates) {
       const at = a.outlier.recoversAt()
@@ -195,7 +207,10 @@ export class Dispatcher implements AccountOwner {
     }
   }
 
-  finished(job: Job, account: AccountHandle, body: string | undefined): void {
+  finished(job: Job, account: AccountHandle, body: string | undefined, usage: Usage, model: string): void {
+    const delta = countersOf(usage, false)
+    this.ledger.record(account.id, model, delta)
+    account.quota?.onRecord()
     account.health.recordSuccess(Date.now() - job.assignedAt)
     account.outlier.recordSuccess()
     this.#settle(job)
@@ -204,6 +219,7 @@ export class Dispatcher implements AccountOwner {
 
   failed(job: Job, account: AccountHandle, error: OrchestratorError): void {
     const spec = codes[error.code] as { localOrigin?: boolean; status: number }
+    if (!spec.localOrigin) this.ledger.record(account.id, account.modelFor(job.model), countersOf(undefined, true))
     // A 529 or timeout we produced says nothing about the account; counting it would eject healthy accounts exactly
     // when load peaks (Envoy keeps local-origin errors apart for the same reason). A 4xx is the request's own fault.
     if (THROTTLE.has(error.code)) {

@@ -2,6 +2,7 @@ import type { StrategyName } from '../config/schema.ts'
 import { HealthScore } from './health-score.ts'
 import { LeastRecentlyUsed } from './least-recently-used.ts'
 import { RoundRobin } from './round-robin.ts'
+import { MostQuotaLeft } from './quota.ts'
 import { WeightedRandom } from './random.ts'
 import { LeastBusy, PowerOfTwoChoices } from './least-busy.ts'
 import type { Strategy } from './types.ts'
@@ -17,5 +18,6 @@ export function createStrategies(): Record<StrategyName, Strategy> {
     random: new WeightedRandom(),
     'least-busy': new LeastBusy(),
     'power-of-two-choices': new PowerOfTwoChoices(),
+    quota: new MostQuotaLeft(),
   }
 }

@@ -11,6 +11,8 @@ export interface AccountView {
   readonly lastAssignedSeq: number
   /** [0, 1]; 1 for an account with no signal against it */
   readonly healthScore: number
+  /** share of the tightest quota budget left, in [0, 1]; 1 without a quota */
+  readonly quotaLeft: number
 }
 
 /** Picks one account among candidates; never queues, never waits (undici's kGetDispatcher, piscina's balancer). */

@@ -1,0 +1,224 @@
+/**
+ * Usage accounting per account and model: requests, errors, input, output, cache-read and cache-write tokens, in
+ * total and over rolling windows (1 min, 1 h, 5 h, 24 h). Windows are sums of time buckets: 10 s buckets kept for an
+ * hour serve the windows up to 1 h, 5 min buckets kept for a day serve the longer ones, so a window is exact to a
+ * bucket (±10 s, ±5 min) and memory stays bounded whatever the traffic. The ledger survives restarts in one JSON file,
+ * written atomically (temp file + rename); a corrupt file is set aside and reported, never fatal.
+ */
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { dirname } from 'node:path'
+import type { Usage } from '../protocol/messages.ts'
+
+export const WINDOWS = { '1m': 60_000, '1h': 3_600_000, '5h': 18_000_000, '24h': 86_400_000 } as const
+export type WindowName = keyof typeof WINDOWS
+
+const FINE_MS = 10_000
+const FINE_KEEP_MS = 3_600_000
+const COARSE_MS = 300_000
+const COARSE_KEEP_MS = 86_400_000
+
+export interface Counters {
+  requests: number
+  errors: number
+  input: number
+  output: number
+  cacheRead: number
+  cacheWrite: number
+}
+
+export const zero = (): Counters => ({ requests: 0, errors: 0, input: 0, output: 0, cacheRead: 0, cacheWrite: 0 })
+
+function add(into: Counters, from: Counters): void {
+  into.requests += from.requests
+  into.errors += from.errors
+  into.input += from.input
+  into.output += from.output
+  into.cacheRead += from.cacheRead
+  into.cacheWrite += from.cacheWrite
+}
+
+/** `usage` of one answer as counters */
+export function countersOf(usage: Usage | undefined, error: boolean): Counters {
+  const u = (usage ?? {}) as Partial<Record<string, unknown>>
+  const n = (k: string): number => (typeof u[k] === 'number' ? (u[k] as number) : 0)
+  return {
+    requests: 1, errors: error ? 1 : 0, input: n('input_tokens'), output: n('output_tokens'),
+    cacheRead: n('cache_read_input_tokens'), cacheWrite: n('cache_creation_input_tokens'),
+  }
+}
+
+/** Buckets of one size, keyed by their start time. */
+class Buckets {
+  readonly size: number
+  readonly keep: number
+  readonly map = new Map<number, Counters>()
+  constructor(size: number, keep: number) {
+    this.size = size
+    this.keep = keep
+  }
+
+  add(now: number, delta: Counters): void {
+    const start = now - (now % this.size)
+    let bucket = this.map.get(start)
+    if (!bucket) {
+      this.map.set(start, bucket = zero())
+      for (const t of this.map.keys()) if (t <= now - this.keep) this.map.delete(t)
+    }
+    add(bucket, delta)
+  }
+
+  /** sums the buckets that started within the last `ms`; also returns the oldest such start */
+  sum(now: number, ms: number): { counters: Counters; oldest: number } {
+    const counters = zero()
+    let oldest = Number.POSITIVE_INFINITY
+    for (const [start, bucket] of this.map) {
+      if (start > now - ms) {
+        add(counters, bucket)
+        if (start < oldest) oldest = start
+      }
+    }
+    return { counters, oldest }
+  }
+}
+
+class Series {
+  readonly total = zero()
+  readonly fine = new Buckets(FINE_MS, FINE_KEEP_MS)
+  readonly coarse = new Buckets(COARSE_MS, COARSE_KEEP_MS)
+
+  add(now: number, delta: Counters): void {
+    add(this.total, delta)
+    this.fine.add(now, delta)
+    this.coarse.add(now, delta)
+  }
+
+  window(now: number, ms: number): { counters: Counters; oldest: number } {
+    return ms <= FINE_KEEP_MS ? this.fine.sum(now, ms) : this.coarse.sum(now, ms)
+  }
+}
+
+export interface UsageReport {
+  total: Counters
+  windows: Record<WindowName, Counters>
+  byModel: Record<string, { total: Counters; windows: Record<WindowName, Counters> }>
+}
+
+interface SavedSeries { total: Counters; fine: [number, Counters][]; coarse: [number, Counters][] }
+interface Saved { version: 1; accounts: Record<string, Record<string, SavedSeries>> }
+
+export class UsageLedger {
+  readonly #accounts = new Map<string, Map<string, Series>>()
+  readonly #now: () => number
+  dirty = false
+
+  constructor(now: () => number = Date.now) {
+    this.#now = now
+  }
+
+  record(account: string, model: string, delta: Counters): void {
+    let models = this.#accounts.get(account)
+    if (!models) this.#accounts.set(account, models = new Map())
+    let series = models.get(model)
+    if (!series) models.set(model, series = new Series())
+    series.add(this.#now(), delta)
+    this.dirty = true
+  }
+
+  /** The account's usage over the last `ms`, all models, and when the oldest part of it leaves the window. */
+  window(account: string, ms: number): { counters: Counters; resetsAt: number } {
+    const now = this.#now()
+    const counters = zero()
+    let oldest = Number.POSITIVE_INFINITY
+    for (const series of this.#accounts.get(account)?.values() ?? []) {
+      const w = series.window(now, ms)
+      add(counters, w.counters)
+      if (w.oldest < oldest) oldest = w.oldest
+    }
+    const size = ms <= FINE_KEEP_MS ? FINE_MS : COARSE_MS
+    return { counters, resetsAt: Number.isFinite(oldest) ? oldest + size + ms : now }
+  }
+
+  report(account: string): UsageReport {
+    const now = this.#now()
+    const report: UsageReport = { total: zero(), windows: windowsOf(() => zero()), byModel: {} }
+    for (const [model, series] of this.#accounts.get(account) ?? []) {
+      const windows = windowsOf((ms) => series.window(now, ms).counters)
+      report.byModel[model] = { total: { ...series.total }, windows }
+      add(report.total, series.total)
+      for (const name of Object.keys(WINDOWS) as WindowName[]) add(report.windows[name], windows[name])
+    }
+    return report
+  }
+
+  /** Every (account, model) total, for the metrics scrape. */
+  *totals(): Generator<[string, string, Counters]> {
+    for (const [account, models] of this.#accounts) for (const [model, series] of models) yield [account, model, series.total]
+  }
+
+  save(file: string): void {
+    const saved: Saved = { version: 1, accounts: {} }
+    for (const [account, models] of this.#accounts) {
+      const out: Record<string, SavedSeries> = {}
+      for (const [model, s] of models) out[model] = { total: s.total, fine: [...s.fine.map], coarse: [...s.coarse.map] }
+      saved.accounts[account] = out
+    }
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
+    const temp = `${file}.${process.pid}.tmp`
+    writeFileSync(temp, JSON.stringify(saved), { mode: 0o600 })
+    renameSync(temp, file) // atomic: a reader sees the old file or the new one, never half of one
+    this.dirty = false
+  }
+
+  /**
+   * Loads `file` if it exists. A file that cannot be read as a ledger is renamed `<file>.corrupt-<time>` and
+   * reported through `onCorrupt`; the ledger then starts empty.
+   */
+  static load(file: string, onCorrupt: (problem: string, setAside: string) => void, now: () => number = Date.now): UsageLedger {
+    const ledger = new UsageLedger(now)
+    let text: string
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch {
+      return ledger // no file yet
+    }
+    try {
+      const saved = JSON.parse(text) as Saved
+      if (saved?.version !== 1 || typeof saved.accounts !== 'object' || saved.accounts === null) throw new Error('not a usage ledger (version 1)')
+      for (const [account, models] of Object.entries(saved.accounts)) {
+        const map = new Map<string, Series>()
+        for (const [model, s] of Object.entries(models)) {
+          const series = new Series()
+          add(series.total, checked(s.total))
+          for (const [t, c] of s.fine) series.fine.map.set(Number(t), add0(checked(c)))
+          for (const [t, c] of s.coarse) series.coarse.map.set(Number(t), add0(checked(c)))
+          map.set(model, series)
+        }
+        ledger.#accounts.set(account, map)
+      }
+    } catch (err) {
+      const aside = `${file}.corrupt-${new Date(now()).toISOString().replaceAll(':', '-')}`
+      try { renameSync(file, aside) } catch { /* reported all the same */ }
+      onCorrupt((err as Error).message, aside)
+      return new UsageLedger(now)
+    }
+    return ledger
+  }
+}
+
+function windowsOf(f: (ms: number) => Counters): Record<WindowName, Counters> {
+  return { '1m': f(WINDOWS['1m']), '1h': f(WINDOWS['1h']), '5h': f(WINDOWS['5h']), '24h': f(WINDOWS['24h']) }
+}
+
+function checked(c: unknown): Counters {
+  const o = c as Record<string, unknown>
+  for (const k of ['requests', 'errors', 'input', 'output', 'cacheRead', 'cacheWrite']) {
+    if (typeof o?.[k] !== 'number' || !Number.isFinite(o[k])) throw new Error(`bad counter "${k}"`)
+  }
+  return o as unknown as Counters
+}
+
+const add0 = (c: Counters): Counters => {
+  const out = zero()
+  add(out, c)
+  return out
+}
