@@ -47,6 +47,8 @@ export interface AccountStatus {
   /** tokens and requests per model, in total and over 1 min, 1 h, 5 h, 24 h (in /admin/accounts, not in the live feed) */
   usage?: UsageReport
   quota: { rules: readonly QuotaRule[]; left: number } | null
+  /** input + output tokens ever used (kept across restarts) */
+  tokens: number
 }
 
 export interface StatusSnapshot {
@@ -57,8 +59,7 @@ export interface StatusSnapshot {
   accounts: AccountStatus[]
 }
 
-export function accountStatus(account: AccountHandle, operations: Operations | undefined, now = Date.now(), ledger?: UsageLedger): AccountStatus {
-
+export function accountStatus(account: AccountHandle, operations: Operations | undefined, now: number, ledger: UsageLedger, withUsage = false): AccountStatus {
   const m = accountMetrics(account.id)
   const beat = account.lastHeartbeat
   const outlier = account.outlier
@@ -91,8 +92,9 @@ export function accountStatus(account: AccountHandle, operations: Operations | u
     restarts: account.workerRestarts + (beat?.restarts ?? 0),
     cooldownUntil: outlier.cooldownUntil > now ? outlier.cooldownUntil : null,
     lastError: account.lastError ?? beat?.lastError ?? null,
-    ...(ledger ? { usage: ledger.report(account.id) } : {}),
+    ...(withUsage ? { usage: ledger.report(account.id) } : {}),
     quota: account.quota ? { rules: account.quota.rules, left: account.quota.left(account.assigned) } : null,
+    tokens: ledger.tokens(account.id),
   }
 }
 
@@ -101,7 +103,7 @@ export function snapshot(dispatcher: Dispatcher, operations: Operations | undefi
   let inFlight = dispatcher.queued
   const accounts = dispatcher.accounts.map((a) => {
     inFlight += a.assigned
-    return accountStatus(a, operations, now, withUsage ? dispatcher.ledger : undefined)
+    return accountStatus(a, operations, now, dispatcher.ledger, withUsage)
   })
   return { t: now, queued: dispatcher.queued, inFlight, accounts }
 }
@@ -134,14 +136,14 @@ export function adminRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   app.post('/admin/accounts/:id/drain', (c) => {
     const account = find(c)
     void account.drain() // answers at once; the state shows 'draining' until resumed
-    return c.json(accountStatus(account, operations, Date.now(), dispatcher.ledger))
+    return c.json(accountStatus(account, operations, Date.now(), dispatcher.ledger, true))
   })
 
   app.post('/admin/accounts/:id/resume', (c) => {
     const account = find(c)
     if (operations?.retiring(account)) throw new OrchestratorError('AGYC_INVALID_REQUEST', `account "${account.id}" is being removed by a reload`)
     account.resume()
-    return c.json(accountStatus(account, operations, Date.now(), dispatcher.ledger))
+    return c.json(accountStatus(account, operations, Date.now(), dispatcher.ledger, true))
   })
 
   app.post('/admin/reload', async (c) => {

@@ -150,6 +150,13 @@ export class UsageLedger {
     return report
   }
 
+  /** Input + output tokens the account ever used, all models (cheap: totals only). */
+  tokens(account: string): number {
+    let n = 0
+    for (const series of this.#accounts.get(account)?.values() ?? []) n += series.total.input + series.total.output
+    return n
+  }
+
   /** Every (account, model) total, for the metrics scrape. */
   *totals(): Generator<[string, string, Counters]> {
     for (const [account, models] of this.#accounts) for (const [model, series] of models) yield [account, model, series.total]
