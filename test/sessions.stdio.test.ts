@@ -130,6 +130,10 @@ test('a stdio child that keeps dying marks the account failed, and requests fail
   assert.ok(Date.now() - started < 1_000, 'failed fast')
   await new Promise((r) => setTimeout(r, 300))
   assert.equal(account.lastHeartbeat?.restarts, 3, 'no restart after the account failed')
+  // an operator's reset starts it afresh (this child still cannot start, so it fails again after three more)
+  const reset = await fetch(`${orch.url}/admin/accounts/a/reset`, { method: 'POST' })
+  assert.equal(reset.status, 200)
+  await eventually(() => (account.lastHeartbeat?.restarts ?? 0) >= 6, 'the reset account started again', 5_000)
 })
 
 test('a stdio child that ignores SIGTERM is killed by the group SIGKILL when the orchestrator stops', async (t) => {

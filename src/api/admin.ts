@@ -139,6 +139,13 @@ export function adminRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     return c.json(accountStatus(account, operations, Date.now(), dispatcher.ledger, true))
   })
 
+  // out of `failed` (a session that restarted too often), cooldown and ejection cleared
+  app.post('/admin/accounts/:id/reset', async (c) => {
+    const account = find(c)
+    await account.reset()
+    return c.json(accountStatus(account, operations, Date.now(), dispatcher.ledger, true))
+  })
+
   app.post('/admin/accounts/:id/resume', (c) => {
     const account = find(c)
     if (operations?.retiring(account)) throw new OrchestratorError('AGYC_INVALID_REQUEST', `account "${account.id}" is being removed by a reload`)
