@@ -106,3 +106,20 @@ test('configured origins and host names are served, with CORS headers for those 
   assert.equal((await rawRequest(port, rawPost('/v1/messages', [`Host: proxy.lan:${port}`]))).status, 200)
   assert.equal((await rawRequest(port, rawPost('/v1/messages', [`Host: other.lan:${port}`]))).status, 403)
 })
+
+test('refused requests spawn no process: an exec account starts a child only for a request that was let in', async (t) => {
+  const { fixturePids } = await import('../helpers/orchestrator.ts')
+  const agent = new URL('../fixtures/exec-agent.mjs', import.meta.url).pathname
+  const { port, dir } = await startSecured(t, { accounts: [{ id: 'x', session: { kind: 'exec', command: 'node', args: [agent] } }] })
+  const host = `Host: 127.0.0.1:${port}`
+  const hostile = [
+    rawPost('/v1/messages', ['Host: evil.example']),
+    rawPost('/v1/messages', [host, 'Origin: https://evil.example', 'content-type: text/plain']),
+    rawPost('/v1/messages', [host, 'Sec-Fetch-Site: cross-site']),
+    rawPost(`http://127.0.0.1:${port}/v1/messages`, [host]),
+  ]
+  for (const request of hostile) assert.ok((await rawRequest(port, request)).status >= 400)
+  assert.deepEqual(fixturePids(dir), [], 'no child was started for a refused request')
+  assert.equal((await rawRequest(port, rawPost('/v1/messages', [host, 'content-type: application/json']))).status, 200)
+  assert.equal(fixturePids(dir).length, 1, 'the one request let in started exactly one child')
+})
