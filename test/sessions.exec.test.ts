@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import Anthropic from '@anthropic-ai/sdk'
-import { eventually, fixturePids, isAlive, start } from './helpers/orchestrator.ts'
+import { apiError, eventually, fixturePids, isAlive, start, textOf } from './helpers/orchestrator.ts'
 
 const AGENT = new URL('./fixtures/exec-agent.mjs', import.meta.url).pathname
 
@@ -20,18 +20,7 @@ function execAccount(id: string, session: Record<string, unknown> = {}, extra: R
   }
 }
 
-const textOf = (message: Anthropic.Message): string =>
-  message.content.map((b) => (b.type === 'text' ? b.text : '')).join('')
 
-async function apiError(promise: Promise<unknown>): Promise<InstanceType<typeof Anthropic.APIError>> {
-  try {
-    await promise
-  } catch (err) {
-    assert.ok(err instanceof Anthropic.APIError, `expected an APIError, got ${String(err)}`)
-    return err
-  }
-  assert.fail('expected the request to fail')
-}
 
 test('exec answers in each output format, streamed and not', async (t) => {
   const { client } = await start(t, {

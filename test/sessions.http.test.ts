@@ -3,13 +3,11 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import { test, type TestContext } from 'node:test'
 import Anthropic from '@anthropic-ai/sdk'
-import { isAlive, start } from './helpers/orchestrator.ts'
+import { apiError, isAlive, start, textOf } from './helpers/orchestrator.ts'
 
 const UPSTREAM = new URL('./fixtures/http-upstream.mjs', import.meta.url).pathname
 
 const ask = (content: string) => ({ model: 'claude-test-1', max_tokens: 64, messages: [{ role: 'user' as const, content }] })
-const textOf = (message: Anthropic.Message): string =>
-  message.content.map((b) => (b.type === 'text' ? b.text : '')).join('')
 
 /** the fixture upstream as a real process of this test; gone with the test */
 async function upstream(t: TestContext): Promise<{ url: string; proc: ChildProcess; stats(): Promise<{ maxInFlight: number; connections: number; requests: number }> }> {
@@ -22,15 +20,6 @@ async function upstream(t: TestContext): Promise<{ url: string; proc: ChildProce
   return { url, proc, stats: async () => (await fetch(`${url}/stats`)).json() as never }
 }
 
-async function apiError(promise: Promise<unknown>): Promise<InstanceType<typeof Anthropic.APIError>> {
-  try {
-    await promise
-  } catch (err) {
-    assert.ok(err instanceof Anthropic.APIError, `expected an APIError, got ${String(err)}`)
-    return err
-  }
-  assert.fail('expected the request to fail')
-}
 
 test('http forwards streamed and whole answers, tool_use blocks included', async (t) => {
   const up = await upstream(t)

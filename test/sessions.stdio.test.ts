@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import Anthropic from '@anthropic-ai/sdk'
-import { eventually, isAlive, start } from './helpers/orchestrator.ts'
+import { apiError, eventually, isAlive, start, textOf } from './helpers/orchestrator.ts'
 
 const AGENT = new URL('./fixtures/stdio-agent.mjs', import.meta.url).pathname
 
@@ -19,19 +19,8 @@ function stdioAccount(id: string, session: Record<string, unknown> = {}, extra: 
   }
 }
 
-const textOf = (message: Anthropic.Message): string =>
-  message.content.map((b) => (b.type === 'text' ? b.text : '')).join('')
 const pidIn = (text: string): number => Number(/pid (\d+)/.exec(text)?.[1])
 
-async function apiError(promise: Promise<unknown>): Promise<InstanceType<typeof Anthropic.APIError>> {
-  try {
-    await promise
-  } catch (err) {
-    assert.ok(err instanceof Anthropic.APIError, `expected an APIError, got ${String(err)}`)
-    return err
-  }
-  assert.fail('expected the request to fail')
-}
 
 test('stdio answers streamed and not, from one long-lived child', async (t) => {
   const { client, orch } = await start(t, { accounts: [stdioAccount('a')] })

@@ -112,3 +112,18 @@ export async function post(url: string, path: string, body: string, headers: Rec
   try { json = JSON.parse(text) } catch { json = undefined }
   return { status: res.status, headers: res.headers, json, text }
 }
+
+/** The text of an answer's text blocks. */
+export const textOf = (message: Anthropic.Message): string =>
+  message.content.map((b) => (b.type === 'text' ? b.text : '')).join('')
+
+/** Awaits a request that must fail, and returns the SDK's error. */
+export async function apiError(promise: Promise<unknown>): Promise<InstanceType<typeof Anthropic.APIError>> {
+  try {
+    await promise
+  } catch (err) {
+    assert.ok(err instanceof Anthropic.APIError, `expected an APIError, got ${String(err)}`)
+    return err
+  }
+  assert.fail('expected the request to fail')
+}
