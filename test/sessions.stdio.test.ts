@@ -113,7 +113,7 @@ test('a stdio child that keeps dying marks the account failed, and requests fail
   await eventually(() => account.lastHeartbeat?.restarts === 3 && account.lastHeartbeat.childAlive === false, 'three starts, then no more', 5_000)
   const started = Date.now()
   const err = await apiError(client.messages.create(ask('anyone there?')))
-  assert.equal(err.status, 529, 'no account can serve: the only one has failed')
+  assert.equal(err.status, 529, `no account can serve: the only one has failed (${err.message})`)
   assert.match((err.error as { error: { message: string } }).error.message, /a: session failed/)
   assert.match(account.lastHeartbeat?.lastError ?? '', /did not start/)
   assert.ok(Date.now() - started < 1_000, 'failed fast')

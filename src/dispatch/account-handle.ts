@@ -180,6 +180,9 @@ export class AccountHandle implements AccountView {
   }
 
   #attach(): void {
+    // a new worker, a new session: its own events say otherwise from here on
+    this.sessionUp = true
+    this.sessionState = 'up'
     const data = new MessageChannel()
     const control = new MessageChannel()
     this.#data = data.port1
@@ -306,10 +309,8 @@ export class AccountHandle implements AccountView {
           this.lastHeartbeat = event
           this.lastHeartbeatAt = Date.now()
           break
-        case 'ready':
+        case 'ready': // (the session may have reported its upstream down already: that stands)
           this.state = 'up'
-          this.sessionUp = true
-          this.sessionState = 'up'
           this.lastHeartbeatAt = Date.now()
           this.#log.debug('account ready')
           this.#ready.resolve()

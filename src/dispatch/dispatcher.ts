@@ -288,7 +288,20 @@ export class Dispatcher implements AccountOwner {
     }
     const fleetLatencyMs = latencyCount === 0 ? 0 : latencySum / latencyCount
     for (const a of this.accounts) a.rescore(now, fleetLatencyMs)
-    if (this.#queue.size > 0) this.released(this.accounts[0])
+    if (this.#queue.size > 0) {
+      this.released(this.accounts[0])
+      this.#dropHopeless()
+    }
+  }
+
+  /** Waiting jobs none of whose accounts will come back without an operator (failed, drained) are answered now. */
+  #dropHopeless(): void {
+    for (const job of [...this.#queue]) {
+      if (job.candidates.some((a) => a.routable || a.recovering)) continue
+      this.#queue.remove(job)
+      this.#settle(job)
+      job.sink.fail(this.#noAccount(job), undefined)
+    }
   }
 
   /** Stop taking requests: new ones get 503. */

@@ -27,6 +27,7 @@ export interface SupervisorHooks {
 
 export class Supervisor {
   #state: SupervisorState = 'starting'
+  #reportedUp = true
   child: Child | undefined
   restarts = 0
   lastError: string | undefined
@@ -54,12 +55,17 @@ export class Supervisor {
 
   get state(): SupervisorState { return this.#state }
 
-  /** Every change between serving and not serving is told to the main thread at once, so routing skips the account. */
+  /**
+   * Every change between serving and not serving is told to the main thread at once, so routing skips the account.
+   * Compared with what the main thread believes, which is "up" for a fresh worker: a first start that fails is news.
+   */
   #set(state: SupervisorState): void {
-    const was = this.#state
     this.#state = state
-    if ((was === 'up') !== (state === 'up') || state === 'failed') {
-      this.#context.emit({ kind: 'session', up: state === 'up', state, ...(this.lastError ? { reason: this.lastError } : {}) })
+    if (state === 'starting') return // an attempt under way is not news; its outcome is
+    const up = state === 'up'
+    if (up !== this.#reportedUp || state === 'failed') {
+      this.#reportedUp = up
+      this.#context.emit({ kind: 'session', up, state, ...(this.lastError ? { reason: this.lastError } : {}) })
     }
   }
 
