@@ -66,7 +66,7 @@ test('exec runs up to maxConcurrency children at once and queues the rest', asyn
 test('a misbehaving exec child is answered with a clear error, never a hang', async (t) => {
   const { client } = await start(t, {
     health: { outlierDetection: false }, // one account, many errors: each answer must keep its own meaning
-    accounts: [execAccount('a', { output: 'events', args: ['--output', 'events'], idleTimeoutMs: 400, maxOutputBytes: 100_000 }, { maxConcurrency: 8 })],
+    accounts: [execAccount('a', { output: 'events', args: ['--output', 'events'], idleTimeoutMs: 2_000, maxOutputBytes: 100_000 }, { maxConcurrency: 8 })],
   })
   const cases: [string, number, string][] = [
     ['[[exit 3]]', 502, 'api_error'],

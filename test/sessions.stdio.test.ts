@@ -46,7 +46,7 @@ test('stdio runs maxConcurrency requests at once over one pipe', async (t) => {
 })
 
 test('a misbehaving stdio child is answered with a clear error, never a hang', async (t) => {
-  const { client } = await start(t, { health: { outlierDetection: false }, accounts: [stdioAccount('a', { idleTimeoutMs: 400 }, { maxConcurrency: 8 })] })
+  const { client } = await start(t, { health: { outlierDetection: false }, accounts: [stdioAccount('a', { idleTimeoutMs: 1_500 }, { maxConcurrency: 8 })] })
   const err429 = await apiError(client.messages.create(ask('[[error rate_limit_error]] [[retry-after 3]]')))
   assert.equal(err429.status, 429)
   assert.equal(err429.headers?.get('retry-after'), '3')
