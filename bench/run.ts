@@ -4,6 +4,7 @@
  * writes it with its JSON under bench/results/, and (full runs) the README section to .readme/issue-7.md.
  *
  *   node bench/run.ts [--quick] [--duration S] [--rounds N] [--only arm,arm] [--cpu-prof] [--out DIR] [--no-readme]
+ *                     [--connections 1,50] [--sections json,sse,ttfb,proxy]   (narrow a run down, e.g. to profile one case)
  *
  * Arms: baseline, orch-1, orch-8, orch-30, http-proxy, nginx, portkey, memory-30, memory-100, exec.
  */
@@ -32,6 +33,8 @@ const { values } = parseArgs({
     rounds: { type: 'string' },
     only: { type: 'string' },
     out: { type: 'string', default: join(ROOT, 'bench/results') },
+    connections: { type: 'string' },
+    sections: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
     'no-readme': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -58,6 +61,14 @@ const selected = (arm: Arm): boolean => !only || only.includes(arm)
 const LEVELS = quick
   ? { json: [16], sse: [16], streams: 32, proxy: [16], memory: [2, 4] }
   : { json: [1, 16, 50], sse: [1, 16, 50, 100], streams: 100, proxy: [1, 16, 50], memory: [30, 100] }
+// --connections 50 and --sections json,ttfb narrow a run down, for profiling one case
+const onlyLevels = values.connections?.split(',').map(Number)
+const sections = values.sections?.split(',')
+for (const key of ['json', 'sse', 'proxy'] as const) {
+  if (onlyLevels) LEVELS[key] = LEVELS[key].filter((c) => onlyLevels.includes(c))
+  if (sections && !sections.includes(key)) LEVELS[key] = []
+}
+const ttfbWanted = !sections || sections.includes('ttfb')
 
 const REQUEST = {
   model: 'claude-sonnet-4-5',
@@ -187,7 +198,7 @@ async function mockSection(): Promise<void> {
   for (const connections of LEVELS.json) for (const server of servers) plans.push({ section: 'json', arm: server.name, connections, server, body: JSON_BODY, tool: 'autocannon' })
   for (const connections of LEVELS.sse) for (const server of servers) plans.push({ section: 'sse', arm: server.name, connections, server, body: SSE_BODY, tool: 'autocannon' })
   const orch8 = servers.find((s) => s.name === 'orch-8') ?? servers.find((s) => s.name !== 'baseline')
-  if (orch8) {
+  if (orch8 && ttfbWanted) {
     for (const server of [baseline, orch8]) plans.push({ section: 'sse', arm: server.name, connections: LEVELS.streams, server, body: SSE_BODY, tool: 'ttfb' })
   }
   await measure(plans)
@@ -356,7 +367,7 @@ for (const name of [stamp, 'latest']) {
   writeFileSync(join(values.out, `${name}.md`), `${markdown}\n`)
 }
 say(`written: ${join(values.out, `${stamp}.json`)} and .md${values['cpu-prof'] ? `; CPU profiles under ${profileDir}` : ''}`)
-if (!quick && !only && !values['no-readme']) {
+if (!quick && !only && !onlyLevels && !sections && !values['no-readme']) {
   const template = readFileSync(join(ROOT, 'bench/readme-section.md'), 'utf8')
   mkdirSync(join(ROOT, '.readme'), { recursive: true })
   writeFileSync(join(ROOT, '.readme/issue-7.md'), template.replace('{{results}}', markdown))
