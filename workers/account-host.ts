@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto'
 import type { MessagePort } from 'node:worker_threads'
 import { threadId } from 'node:worker_threads'
 import { OrchestratorError, type Code } from '../src/errors.ts'
-import { ToWorkerBatch, assertNever, type FromWorker, type RunCommand, type WorkerStats } from '../src/protocol/messages.ts'
+import { assertNever, type FromWorker, type RunCommand, type WorkerStats } from '../src/protocol/messages.ts'
+import { decodeToWorkerBatch, encodeFromWorker } from '../src/protocol/wire.ts'
 import { estimateInputTokens, type MessagesRequest } from '../src/protocol/anthropic.ts'
 import * as sse from '../src/api/sse.ts'
 import type { Completion, Session, SessionOutput, SessionRequest } from './sessions/types.ts'
@@ -139,7 +140,7 @@ export class AccountHost {
   }
 
   #onMessage = (raw: unknown): void => {
-    for (const command of ToWorkerBatch.parse(raw)) {
+    for (const command of decodeToWorkerBatch(raw)) {
       switch (command.kind) {
         case 'run':
           if (this.#running.size < this.#limit) this.#start(command)
@@ -246,7 +247,8 @@ export class AccountHost {
     this.#generation++
     const batch = this.#outbox
     this.#outbox = []
-    this.#port.postMessage(batch)
+    // encoded only now: a stream's chunk event stays open for appending until the turn ends
+    this.#port.postMessage(batch.map(encodeFromWorker))
   }
 
   /** fails whatever is left (the worker is stopping) and stops the session */

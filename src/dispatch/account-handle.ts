@@ -10,7 +10,8 @@ import { portEndpoint } from '../protocol/comlink-port.ts'
 import type { Logger } from 'pino'
 import type { AccountConfig } from '../config/schema.ts'
 import { OrchestratorError } from '../errors.ts'
-import { FromWorkerBatch, assertNever, type ControlApi, type Heartbeat, type ToWorker, type WorkerStats } from '../protocol/messages.ts'
+import { assertNever, type ControlApi, type Heartbeat, type ToWorker, type WorkerStats } from '../protocol/messages.ts'
+import { decodeFromWorkerBatch, encodeToWorker } from '../protocol/wire.ts'
 import type { AccountView } from '../strategies/types.ts'
 import type { Job } from './job.ts'
 
@@ -54,7 +55,8 @@ export class AccountHandle implements AccountView {
   readonly #pool: Piscina
   readonly #pending = new Map<number, Job>()
   #seq = 0
-  #outbox: ToWorker[] = []
+  /** commands already in their wire form (protocol/wire.ts) */
+  #outbox: unknown[] = []
   #flushScheduled = false
   #data: MessagePort | undefined
   #control: Comlink.Remote<ControlApi> | undefined
@@ -185,7 +187,7 @@ export class AccountHandle implements AccountView {
   }
 
   #send(command: ToWorker): void {
-    this.#outbox.push(command)
+    this.#outbox.push(encodeToWorker(command))
     if (!this.#flushScheduled) {
       this.#flushScheduled = true
       setImmediate(this.#flush)
@@ -202,7 +204,7 @@ export class AccountHandle implements AccountView {
   }
 
   #onMessage = (raw: unknown): void => {
-    for (const event of FromWorkerBatch.parse(raw)) {
+    for (const event of decodeFromWorkerBatch(raw)) {
       switch (event.kind) {
         case 'chunk': {
           this.#pending.get(event.id)?.sink.chunk(event.text)
