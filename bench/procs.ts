@@ -120,15 +120,39 @@ export function processTree(pid: number): number[] {
 }
 
 /** user + system CPU seconds of the process tree so far (all threads: /proc/<pid>/stat counts them). */
-export function cpuSeconds(pids: readonly number[]): number {
+export function cpuSeconds(pids: readonly number[], dir = '/proc/'): number {
   let ticks = 0
   for (const pid of pids) {
-    const stat = readText(`/proc/${pid}/stat`)
+    const stat = readText(`${dir}${pid}/stat`)
     if (!stat) continue
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
     ticks += Number(fields[11]) + Number(fields[12]) // utime, stime (fields 14 and 15 of proc(5))
   }
   return ticks / CLOCK_TICKS
+}
+
+export interface ThreadCpu {
+  /** the process's main thread (the event loop that runs the HTTP server) */
+  main: number
+  /** account worker threads (node names them WorkerThread) */
+  workers: number
+  /** everything else: V8's GC and compiler helpers, libuv's pool, child processes */
+  other: number
+}
+
+/** CPU seconds of the process tree, split by thread kind (/proc/<pid>/task/<tid>/stat). */
+export function cpuByThread(pid: number, tree: readonly number[]): ThreadCpu {
+  const split: ThreadCpu = { main: 0, workers: 0, other: 0 }
+  let tids: string[] = []
+  try { tids = readdirSync(`/proc/${pid}/task`) } catch { return split }
+  for (const tid of tids) {
+    const seconds = cpuSeconds([Number(tid)], `/proc/${pid}/task/`)
+    if (Number(tid) === pid) split.main += seconds
+    else if (readText(`/proc/${pid}/task/${tid}/comm`).trim() === 'WorkerThread') split.workers += seconds
+    else split.other += seconds
+  }
+  split.other += cpuSeconds(tree.filter((p) => p !== pid))
+  return split
 }
 
 /** resident memory of the process tree, in MB */

@@ -16,6 +16,8 @@ export interface Cell {
   median: LoadResult
   /** server process CPU (user + system, all threads and children) per answered request, µs; median of runs */
   cpuUsPerRequest: number
+  /** the same split by thread: main (HTTP + dispatcher), account workers, other (GC helpers, libuv, children) */
+  cpuSplit: { main: number; workers: number; other: number }
   /** the load generator: autocannon, or ttfb.ts for the time-to-first-byte runs */
   tool: 'autocannon' | 'ttfb'
 }
@@ -63,6 +65,7 @@ export interface Report {
 const f0 = (n: number): string => Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '–'
 const f1 = (n: number): string => Number.isFinite(n) ? n.toFixed(1) : '–'
 const f2 = (n: number): string => Number.isFinite(n) ? n.toFixed(2) : '–'
+const split = (c: Cell): string => c.cpuSplit ? `${f0(c.cpuSplit.main)} / ${f0(c.cpuSplit.workers)} / ${f0(c.cpuSplit.other)}` : ''
 const signed = (n: number, digits = 1): string => Number.isFinite(n) ? `${n >= 0 ? '+' : ''}${n.toFixed(digits)}` : '–'
 
 /** numbers right-aligned, text (`numeric: false`) left */
@@ -85,7 +88,7 @@ function loadTable(report: Report, section: Section, reference: string): string 
       f1(m.p50), f1(m.p99), f1(m.p999), base ? signed(m.p99 - base.median.p99) : '–',
       // at c=1 the time per request is 1/rps, finer than autocannon's whole-millisecond histogram
       c.connections === 1 && base ? signed(1000 / m.rps - 1000 / base.median.rps, 3) : '',
-      f0(m.errors + m.non2xx), f0(c.cpuUsPerRequest),
+      f0(m.errors + m.non2xx), f0(c.cpuUsPerRequest), split(c),
     ]
     if (section === 'proxy') {
       const nginx = find(report, section, 'nginx', c.connections)
@@ -94,7 +97,7 @@ function loadTable(report: Report, section: Section, reference: string): string 
     }
     return row
   })
-  const head = ['arm', 'c', 'req/s', `× ${reference}`, 'p50 ms', 'p99 ms', 'p99.9 ms', 'added p99 ms', 'added ms/req (c=1)', 'errors', 'CPU µs/req']
+  const head = ['arm', 'c', 'req/s', `× ${reference}`, 'p50 ms', 'p99 ms', 'p99.9 ms', 'added p99 ms', 'added ms/req (c=1)', 'errors', 'CPU µs/req', 'main / workers / other']
   if (section === 'proxy') head.splice(4, 0, '× nginx', '× portkey')
   return table(head, rows)
 }
@@ -102,11 +105,11 @@ function loadTable(report: Report, section: Section, reference: string): string 
 function ttfbTable(report: Report): string {
   const cells = report.cells.filter((c) => c.tool === 'ttfb')
   const base = cells.find((c) => c.arm === 'baseline')
-  return table(['arm', 'streams', 'req/s', '× baseline', 'TTFB p50 ms', 'TTFB p99 ms', 'TTFB p99.9 ms', 'added TTFB p99 ms', 'total p99 ms', 'errors', 'CPU µs/req'],
+  return table(['arm', 'streams', 'req/s', '× baseline', 'TTFB p50 ms', 'TTFB p99 ms', 'TTFB p99.9 ms', 'added TTFB p99 ms', 'total p99 ms', 'errors', 'CPU µs/req', 'main / workers / other'],
     cells.map((c) => {
       const m = c.median
       return [c.arm, String(c.connections), f0(m.rps), base ? f2(m.rps / base.median.rps) : '–', f2(m.ttfb?.p50 ?? NaN), f2(m.ttfb?.p99 ?? NaN),
-        f2(m.ttfb?.p999 ?? NaN), base ? signed((m.ttfb?.p99 ?? NaN) - (base.median.ttfb?.p99 ?? NaN), 2) : '–', f1(m.p99), f0(m.errors + m.non2xx), f0(c.cpuUsPerRequest)]
+        f2(m.ttfb?.p999 ?? NaN), base ? signed((m.ttfb?.p99 ?? NaN) - (base.median.ttfb?.p99 ?? NaN), 2) : '–', f1(m.p99), f0(m.errors + m.non2xx), f0(c.cpuUsPerRequest), split(c)]
     }))
 }
 

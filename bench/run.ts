@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { autocannon, ttfbProbe, type LoadResult, type Target as LoadTarget } from './load.ts'
-import { cpuSeconds, pinningUnavailable, rssMb } from './procs.ts'
+import { cpuByThread, pinningUnavailable, rssMb, type ThreadCpu } from './procs.ts'
 import { find, toMarkdown, type ArmStatus, type Cell, type MemoryRow, type Report, type Section, type Target } from './report.ts'
 import {
   BENCH_MAX_CONCURRENCY, sessionKindMissing, startBaseline, startNginx, startOrchestrator, startPortkey, type Running, type Started,
@@ -139,30 +139,38 @@ function medianResult(runs: LoadResult[]): LoadResult {
   return result
 }
 
-async function once(plan: Plan, seconds: number): Promise<{ result: LoadResult; cpuUs: number }> {
+async function once(plan: Plan, seconds: number): Promise<{ result: LoadResult; cpu: ThreadCpu }> {
   const target: LoadTarget = { url: plan.server.url, headers: plan.server.headers, body: plan.body }
   const pids = plan.server.pids()
-  const before = cpuSeconds(pids)
+  const before = cpuByThread(plan.server.proc.pid, pids)
   const result = plan.tool === 'ttfb' ? await ttfbProbe(target, plan.connections, seconds) : await autocannon(target, plan.connections, seconds)
-  const cpu = cpuSeconds(pids) - before
-  return { result, cpuUs: result.requests > 0 ? (cpu * 1e6) / result.requests : NaN }
+  const after = cpuByThread(plan.server.proc.pid, pids)
+  const per = (k: keyof ThreadCpu): number => result.requests > 0 ? ((after[k] - before[k]) * 1e6) / result.requests : NaN
+  return { result, cpu: { main: per('main'), workers: per('workers'), other: per('other') } }
 }
+
+const total = (c: ThreadCpu): number => c.main + c.workers + c.other
 
 /** Rounds over all plans, every other round in reverse, so slow drift of the shared machine hits every arm alike. */
 async function measure(plans: Plan[]): Promise<void> {
-  const runs = new Map<Plan, { results: LoadResult[]; cpu: number[] }>(plans.map((p) => [p, { results: [], cpu: [] }]))
+  const runs = new Map<Plan, { results: LoadResult[]; cpu: ThreadCpu[] }>(plans.map((p) => [p, { results: [], cpu: [] }]))
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 === 0 ? plans : [...plans].reverse()
     for (const plan of order) {
-      const { result, cpuUs } = await once(plan, durationS)
+      const { result, cpu } = await once(plan, durationS)
       runs.get(plan)!.results.push(result)
-      runs.get(plan)!.cpu.push(cpuUs)
-      say(`round ${round + 1}/${rounds} ${plan.section} ${plan.arm} c=${plan.connections}${plan.tool === 'ttfb' ? ' (ttfb)' : ''}: ${Math.round(result.rps)} req/s, p99 ${result.p99.toFixed(1)} ms, ${result.errors + result.non2xx} errors, ${Math.round(cpuUs)} µs CPU/req`)
+      runs.get(plan)!.cpu.push(cpu)
+      say(`round ${round + 1}/${rounds} ${plan.section} ${plan.arm} c=${plan.connections}${plan.tool === 'ttfb' ? ' (ttfb)' : ''}: ${Math.round(result.rps)} req/s, p99 ${result.p99.toFixed(1)} ms, ${result.errors + result.non2xx} errors, ${Math.round(total(cpu))} µs CPU/req`)
     }
   }
   for (const plan of plans) {
     const { results, cpu } = runs.get(plan)!
-    cells.push({ section: plan.section, arm: plan.arm, connections: plan.connections, runs: results, median: medianResult(results), cpuUsPerRequest: median(cpu.filter(Number.isFinite)), tool: plan.tool })
+    const ok = cpu.filter((c) => Number.isFinite(total(c)))
+    const pick = (f: (c: ThreadCpu) => number): number => ok.length ? median(ok.map(f)) : NaN
+    cells.push({
+      section: plan.section, arm: plan.arm, connections: plan.connections, runs: results, median: medianResult(results),
+      cpuUsPerRequest: pick(total), cpuSplit: { main: pick((c) => c.main), workers: pick((c) => c.workers), other: pick((c) => c.other) }, tool: plan.tool,
+    })
   }
 }
 
