@@ -12,8 +12,9 @@ import type { AccountConfig, HealthConfig } from '../config/schema.ts'
 import { OrchestratorError } from '../errors.ts'
 import { Outlier } from '../health/outlier.ts'
 import { HealthStats, combine, scoreParts, type ScoreParts } from '../health/score.ts'
-import { FromWorkerBatch, assertNever, type ControlApi, type Heartbeat, type ToWorker, type Usage, type WorkerStats } from '../protocol/messages.ts'
 import { metrics } from '../metrics.ts'
+import { assertNever, type ControlApi, type Heartbeat, type ToWorker, type Usage, type WorkerStats } from '../protocol/messages.ts'
+import { decodeFromWorkerBatch, encodeToWorker } from '../protocol/wire.ts'
 import type { AccountView } from '../strategies/types.ts'
 import type { UsageLedger } from '../usage/ledger.ts'
 import { Quota } from '../usage/quota.ts'
@@ -73,7 +74,8 @@ export class AccountHandle implements AccountView {
   readonly #pool: Piscina
   readonly #pending = new Map<number, Job>()
   #seq = 0
-  #outbox: ToWorker[] = []
+  /** commands already in their wire form (protocol/wire.ts) */
+  #outbox: unknown[] = []
   #flushScheduled = false
   #data: MessagePort | undefined
   #control: Comlink.Remote<ControlApi> | undefined
@@ -265,7 +267,7 @@ export class AccountHandle implements AccountView {
   }
 
   #send(command: ToWorker): void {
-    this.#outbox.push(command)
+    this.#outbox.push(encodeToWorker(command))
     if (!this.#flushScheduled) {
       this.#flushScheduled = true
       setImmediate(this.#flush)
@@ -282,7 +284,7 @@ export class AccountHandle implements AccountView {
   }
 
   #onMessage = (raw: unknown): void => {
-    for (const event of FromWorkerBatch.parse(raw)) {
+    for (const event of decodeFromWorkerBatch(raw)) {
       switch (event.kind) {
         case 'chunk': {
           this.#pending.get(event.id)?.sink.chunk(event.text)

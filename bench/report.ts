@@ -1,0 +1,167 @@
+/**
+ * The report: one JSON document (for comparing commits) and its markdown rendering (stdout, bench/results/, and the
+ * README section). Ratios are taken within one run only: the machines are shared and absolute numbers drift.
+ */
+import type { LoadResult } from './load.ts'
+
+export type Section = 'json' | 'sse' | 'proxy'
+
+export interface Cell {
+  section: Section
+  arm: string
+  connections: number
+  /** each run's result, in the order they ran */
+  runs: LoadResult[]
+  /** per-field medians of the runs */
+  median: LoadResult
+  /** server process CPU (user + system, all threads and children) per answered request, µs; median of runs */
+  cpuUsPerRequest: number
+  /** the same split by thread: main (HTTP + dispatcher), account workers, other (GC helpers, libuv, children) */
+  cpuSplit: { main: number; workers: number; other: number }
+  /** the load generator: autocannon, or ttfb.ts for the time-to-first-byte runs */
+  tool: 'autocannon' | 'ttfb'
+}
+
+export interface ArmStatus {
+  arm: string
+  status: 'ran' | 'skipped'
+  reason?: string
+  detail?: string
+}
+
+export interface MemoryRow {
+  accounts: number
+  readyMs: number
+  loggedReadyMs: number | undefined
+  rssIdleMb: number
+  rssLoadMb: number
+  /** the load during the under-load reading */
+  load: string
+}
+
+export interface Target {
+  what: string
+  goal: string
+  measured: string
+  met: boolean | undefined
+}
+
+export interface Report {
+  version: 1
+  startedAt: string
+  finishedAt: string
+  quick: boolean
+  command: string
+  options: { durationS: number; rounds: number; only: string[] | undefined; maxConcurrency: number }
+  machine: { cpu: string; cores: number; node: string; kernel: string; loadAvgBefore: number[]; loadAvgAfter: number[]; memoryGb: number }
+  pinning: string
+  arms: ArmStatus[]
+  cells: Cell[]
+  memory: MemoryRow[]
+  targets: Target[]
+  git: string
+}
+
+const f0 = (n: number): string => Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '–'
+const f1 = (n: number): string => Number.isFinite(n) ? n.toFixed(1) : '–'
+const f2 = (n: number): string => Number.isFinite(n) ? n.toFixed(2) : '–'
+const split = (c: Cell): string => c.cpuSplit ? `${f0(c.cpuSplit.main)} / ${f0(c.cpuSplit.workers)} / ${f0(c.cpuSplit.other)}` : ''
+const signed = (n: number, digits = 1): string => Number.isFinite(n) ? `${n >= 0 ? '+' : ''}${n.toFixed(digits)}` : '–'
+
+/** numbers right-aligned, text (`numeric: false`) left */
+function table(head: string[], rows: string[][], numeric = true): string {
+  const rule = head.map((_, i) => (i === 0 || !numeric ? '---' : '---:')).join('|')
+  return [`| ${head.join(' | ')} |`, `|${rule}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n')
+}
+
+export function find(report: Pick<Report, 'cells'>, section: Section, arm: string, connections: number, tool: Cell['tool'] = 'autocannon'): Cell | undefined {
+  return report.cells.find((c) => c.section === section && c.arm === arm && c.connections === connections && c.tool === tool)
+}
+
+function loadTable(report: Report, section: Section, reference: string): string {
+  const cells = report.cells.filter((c) => c.section === section && c.tool === 'autocannon')
+  const rows = cells.map((c) => {
+    const base = find(report, section, reference, c.connections)
+    const m = c.median
+    const row = [
+      c.arm, String(c.connections), f0(m.rps), base ? f2(m.rps / base.median.rps) : '–',
+      f1(m.p50), f1(m.p99), f1(m.p999), base ? signed(m.p99 - base.median.p99) : '–',
+      // at c=1 the time per request is 1/rps, finer than autocannon's whole-millisecond histogram
+      c.connections === 1 && base ? signed(1000 / m.rps - 1000 / base.median.rps, 3) : '',
+      f0(m.errors + m.non2xx), f0(c.cpuUsPerRequest), split(c),
+    ]
+    if (section === 'proxy') {
+      const nginx = find(report, section, 'nginx', c.connections)
+      const portkey = find(report, section, 'portkey', c.connections)
+      row.splice(4, 0, nginx ? f2(m.rps / nginx.median.rps) : '–', portkey ? f1(m.rps / portkey.median.rps) : '–')
+    }
+    return row
+  })
+  const head = ['arm', 'c', 'req/s', `× ${reference}`, 'p50 ms', 'p99 ms', 'p99.9 ms', 'added p99 ms', 'added ms/req (c=1)', 'errors', 'CPU µs/req', 'main / workers / other']
+  if (section === 'proxy') head.splice(4, 0, '× nginx', '× portkey')
+  return table(head, rows)
+}
+
+function ttfbTable(report: Report): string {
+  const cells = report.cells.filter((c) => c.tool === 'ttfb')
+  const base = cells.find((c) => c.arm === 'baseline')
+  return table(['arm', 'streams', 'req/s', '× baseline', 'TTFB p50 ms', 'TTFB p99 ms', 'TTFB p99.9 ms', 'added TTFB p99 ms', 'total p99 ms', 'errors', 'CPU µs/req', 'main / workers / other'],
+    cells.map((c) => {
+      const m = c.median
+      return [c.arm, String(c.connections), f0(m.rps), base ? f2(m.rps / base.median.rps) : '–', f2(m.ttfb?.p50 ?? NaN), f2(m.ttfb?.p99 ?? NaN),
+        f2(m.ttfb?.p999 ?? NaN), base ? signed((m.ttfb?.p99 ?? NaN) - (base.median.ttfb?.p99 ?? NaN), 2) : '–', f1(m.p99), f0(m.errors + m.non2xx), f0(c.cpuUsPerRequest), split(c)]
+    }))
+}
+
+export function toMarkdown(report: Report): string {
+  const m = report.machine
+  const out: string[] = []
+  out.push(`Run ${report.startedAt}${report.quick ? ' (**--quick**: smoke run, numbers meaningless)' : ''} · commit ${report.git}`)
+  out.push('')
+  out.push(`Machine: ${m.cpu}, ${m.cores} cores, ${f0(m.memoryGb)} GB, Linux ${m.kernel}, Node ${m.node}; load average before ${m.loadAvgBefore.map(f2).join(' / ')}, after ${m.loadAvgAfter.map(f2).join(' / ')}.`)
+  out.push(`Pinning: ${report.pinning}. Each figure is the median of ${report.options.rounds} alternating run(s) of ${report.options.durationS} s; accounts have maxConcurrency ${report.options.maxConcurrency}, mock session with zero latency; per-request log lines go to a file.`)
+  out.push(`Command: \`${report.command}\``)
+  out.push('')
+  if (report.targets.length > 0) {
+    out.push('### Targets')
+    out.push('')
+    out.push(table(['target', 'goal', 'measured', 'met'], report.targets.map((t) => [t.what, t.goal, t.measured, t.met === undefined ? 'n/a' : t.met ? 'yes' : '**no**']), false))
+    out.push('')
+  }
+  if (report.cells.some((c) => c.section === 'json')) {
+    out.push('### Non-streaming (`POST /v1/messages`, one JSON message)')
+    out.push('')
+    out.push(loadTable(report, 'json', 'baseline'))
+    out.push('')
+  }
+  if (report.cells.some((c) => c.section === 'sse' && c.tool === 'autocannon')) {
+    out.push('### Streaming (50 text deltas, SSE)')
+    out.push('')
+    out.push(loadTable(report, 'sse', 'baseline'))
+    out.push('')
+  }
+  if (report.cells.some((c) => c.tool === 'ttfb')) {
+    out.push('### Streaming: time to first byte (ttfb.ts, concurrent streams)')
+    out.push('')
+    out.push(ttfbTable(report))
+    out.push('')
+  }
+  if (report.cells.some((c) => c.section === 'proxy')) {
+    out.push('### Proxy case (non-streaming, each in front of the same baseline; the upstream runs on the server core too)')
+    out.push('')
+    out.push(loadTable(report, 'proxy', 'direct'))
+    out.push('')
+  }
+  if (report.memory.length > 0) {
+    out.push('### Memory and start-up')
+    out.push('')
+    out.push(table(['accounts', 'ready (spawn → listening) ms', 'ready as logged ms', 'RSS idle MB', 'RSS under load MB', 'load'],
+      report.memory.map((r) => [String(r.accounts), f0(r.readyMs), r.loggedReadyMs === undefined ? '–' : f0(r.loggedReadyMs), f0(r.rssIdleMb), f0(r.rssLoadMb), r.load])))
+    out.push('')
+  }
+  out.push('### Arms')
+  out.push('')
+  out.push(table(['arm', 'status', 'note'], report.arms.map((a) => [a.arm, a.status, a.reason ?? a.detail ?? '']), false))
+  out.push('')
+  return out.join('\n')
+}

@@ -1,0 +1,384 @@
+/**
+ * `npm run bench`: the bare baseline, the orchestrator (mock accounts) and the proxies, measured in one run on
+ * loopback, each server and each load generator a separate process pinned to its own core. Prints a markdown report,
+ * writes it with its JSON under bench/results/, and (full runs) the README section to .readme/issue-7.md.
+ *
+ *   node bench/run.ts [--quick] [--duration S] [--rounds N] [--only arm,arm] [--cpu-prof] [--out DIR] [--no-readme]
+ *                     [--connections 1,50] [--sections json,sse,ttfb,proxy]   (narrow a run down, e.g. to profile one case)
+ *
+ * Arms: baseline, orch-1, orch-8, orch-30, http-proxy, nginx, portkey, memory-30, memory-100, exec.
+ */
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { autocannon, ttfbProbe, type LoadResult, type Target as LoadTarget } from './load.ts'
+import { cpuByThread, pinningUnavailable, rssMb, type ThreadCpu } from './procs.ts'
+import { find, toMarkdown, type ArmStatus, type Cell, type MemoryRow, type Report, type Section, type Target } from './report.ts'
+import {
+  BENCH_MAX_CONCURRENCY, sessionKindMissing, startBaseline, startNginx, startOrchestrator, startPortkey, type Running, type Started,
+} from './servers.ts'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+export const ARMS = ['baseline', 'orch-1', 'orch-8', 'orch-30', 'http-proxy', 'nginx', 'portkey', 'memory-30', 'memory-100', 'exec'] as const
+type Arm = (typeof ARMS)[number]
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    duration: { type: 'string' },
+    rounds: { type: 'string' },
+    only: { type: 'string' },
+    out: { type: 'string', default: join(ROOT, 'bench/results') },
+    connections: { type: 'string' },
+    sections: { type: 'string' },
+    'cpu-prof': { type: 'boolean', default: false },
+    'no-readme': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+})
+if (values.help) {
+  process.stdout.write(`usage: node bench/run.ts [--quick] [--duration S] [--rounds N] [--only ${ARMS.join(',')}] [--cpu-prof] [--out DIR] [--no-readme]\n`)
+  process.exit(0)
+}
+
+const quick = values.quick
+const durationS = Math.max(1, Number(values.duration ?? (quick ? 1 : 5)))
+const rounds = Math.max(1, Number(values.rounds ?? (quick ? 1 : 3)))
+const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean)
+for (const arm of only ?? []) {
+  if (!(ARMS as readonly string[]).includes(arm)) {
+    process.stderr.write(`--only: unknown arm "${arm}" (expected ${ARMS.join(', ')})\n`)
+    process.exit(2)
+  }
+}
+const selected = (arm: Arm): boolean => !only || only.includes(arm)
+
+// what each section measures; --quick keeps every arm but one level and short runs (a smoke run, no thresholds)
+const LEVELS = quick
+  ? { json: [16], sse: [16], streams: 32, proxy: [16], memory: [2, 4] }
+  : { json: [1, 16, 50], sse: [1, 16, 50, 100], streams: 100, proxy: [1, 16, 50], memory: [30, 100] }
+// --connections 50 and --sections json,ttfb narrow a run down, for profiling one case
+const onlyLevels = values.connections?.split(',').map(Number)
+const sections = values.sections?.split(',')
+for (const key of ['json', 'sse', 'proxy'] as const) {
+  if (onlyLevels) LEVELS[key] = LEVELS[key].filter((c) => onlyLevels.includes(c))
+  if (sections && !sections.includes(key)) LEVELS[key] = []
+}
+const ttfbWanted = !sections || sections.includes('ttfb')
+
+const REQUEST = {
+  model: 'claude-sonnet-4-5',
+  max_tokens: 256,
+  system: 'You are a concise assistant. Answer in one short sentence.',
+  messages: [{ role: 'user', content: 'Say hello to the benchmark, please, in one short friendly sentence.' }],
+  metadata: { user_id: 'bench' },
+}
+const JSON_BODY = JSON.stringify(REQUEST)
+const SSE_BODY = JSON.stringify({ ...REQUEST, stream: true })
+const MOCK = { kind: 'mock', latencyMs: 0, deltas: 50 }
+
+const dir = mkdtempSync(join(tmpdir(), 'agyc-bench-'))
+const profileDir = join(values.out, 'profiles')
+const live = new Set<Running>()
+const arms = new Map<Arm, ArmStatus>()
+const cells: Cell[] = []
+const memory: MemoryRow[] = []
+const note = (arm: Arm, status: ArmStatus['status'], text?: string): void => {
+  arms.set(arm, status === 'skipped' ? { arm, status, reason: text } : { arm, status, detail: text })
+}
+const say = (line: string): void => { process.stderr.write(`bench: ${line}\n`) }
+
+async function stopAll(): Promise<void> {
+  await Promise.all([...live].map((s) => s.stop()))
+  live.clear()
+}
+process.once('SIGINT', () => { void stopAll().then(() => process.exit(130)) })
+
+function keep(started: Started): Running | undefined {
+  if ('skipped' in started) return undefined
+  live.add(started)
+  return started
+}
+
+async function stop(server: Running | undefined): Promise<void> {
+  if (!server) return
+  await server.stop()
+  live.delete(server)
+}
+
+const nodeFlags = (name: string): string[] => values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, name)}`] : []
+
+// ── measuring ───────────────────────────────────────────────────────────────────────────────────────────────────
+interface Plan {
+  section: Section
+  arm: string
+  connections: number
+  server: Running
+  body: string
+  tool: Cell['tool']
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = s.length >> 1
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2
+}
+
+function medianResult(runs: LoadResult[]): LoadResult {
+  const pick = (f: (r: LoadResult) => number): number => median(runs.map(f))
+  const result: LoadResult = {
+    requests: pick((r) => r.requests), durationS: pick((r) => r.durationS), rps: pick((r) => r.rps),
+    p50: pick((r) => r.p50), p99: pick((r) => r.p99), p999: pick((r) => r.p999), mean: pick((r) => r.mean),
+    errors: pick((r) => r.errors), non2xx: pick((r) => r.non2xx),
+  }
+  if (runs.every((r) => r.ttfb)) result.ttfb = { p50: pick((r) => r.ttfb!.p50), p99: pick((r) => r.ttfb!.p99), p999: pick((r) => r.ttfb!.p999) }
+  return result
+}
+
+async function once(plan: Plan, seconds: number): Promise<{ result: LoadResult; cpu: ThreadCpu }> {
+  const target: LoadTarget = { url: plan.server.url, headers: plan.server.headers, body: plan.body }
+  const pids = plan.server.pids()
+  const before = cpuByThread(plan.server.proc.pid, pids)
+  const result = plan.tool === 'ttfb' ? await ttfbProbe(target, plan.connections, seconds) : await autocannon(target, plan.connections, seconds)
+  const after = cpuByThread(plan.server.proc.pid, pids)
+  const per = (k: keyof ThreadCpu): number => result.requests > 0 ? ((after[k] - before[k]) * 1e6) / result.requests : NaN
+  return { result, cpu: { main: per('main'), workers: per('workers'), other: per('other') } }
+}
+
+const total = (c: ThreadCpu): number => c.main + c.workers + c.other
+
+/** Rounds over all plans, every other round in reverse, so slow drift of the shared machine hits every arm alike. */
+async function measure(plans: Plan[]): Promise<void> {
+  const runs = new Map<Plan, { results: LoadResult[]; cpu: ThreadCpu[] }>(plans.map((p) => [p, { results: [], cpu: [] }]))
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? plans : [...plans].reverse()
+    for (const plan of order) {
+      const { result, cpu } = await once(plan, durationS)
+      runs.get(plan)!.results.push(result)
+      runs.get(plan)!.cpu.push(cpu)
+      say(`round ${round + 1}/${rounds} ${plan.section} ${plan.arm} c=${plan.connections}${plan.tool === 'ttfb' ? ' (ttfb)' : ''}: ${Math.round(result.rps)} req/s, p99 ${result.p99.toFixed(1)} ms, ${result.errors + result.non2xx} errors, ${Math.round(total(cpu))} µs CPU/req`)
+    }
+  }
+  for (const plan of plans) {
+    const { results, cpu } = runs.get(plan)!
+    const ok = cpu.filter((c) => Number.isFinite(total(c)))
+    const pick = (f: (c: ThreadCpu) => number): number => ok.length ? median(ok.map(f)) : NaN
+    cells.push({
+      section: plan.section, arm: plan.arm, connections: plan.connections, runs: results, median: medianResult(results),
+      cpuUsPerRequest: pick(total), cpuSplit: { main: pick((c) => c.main), workers: pick((c) => c.workers), other: pick((c) => c.other) }, tool: plan.tool,
+    })
+  }
+}
+
+/** A short unrecorded run per server and body: the JIT and the connection pools warm up before anything counts. */
+async function warm(servers: Running[], bodies: string[]): Promise<void> {
+  if (quick) return
+  for (const server of servers) for (const body of bodies) await once({ section: 'json', arm: server.name, connections: 16, server, body, tool: 'autocannon' }, 1)
+}
+
+// ── sections ────────────────────────────────────────────────────────────────────────────────────────────────────
+async function mockSection(): Promise<void> {
+  const orchArms = (['orch-1', 'orch-8', 'orch-30'] as const).filter(selected)
+  if (orchArms.length === 0 && !selected('baseline')) return
+  // started together: start-up is measured on its own in the memory section
+  const [baselineStarted, ...orchStarted] = await Promise.all([
+    startBaseline(dir),
+    ...orchArms.map((arm) => startOrchestrator(dir, arm, { accounts: Number(arm.slice(5)), session: MOCK, nodeFlags: nodeFlags(arm) })),
+  ])
+  const baseline = keep(baselineStarted)!
+  note('baseline', 'ran')
+  const servers: Running[] = [baseline]
+  orchArms.forEach((arm, i) => {
+    const server = keep(orchStarted[i])
+    if (!server) {
+      note(arm, 'skipped', (orchStarted[i] as { skipped: string }).skipped)
+      return
+    }
+    servers.push(server)
+    note(arm, 'ran', `${arm.slice(5)} mock account(s)`)
+  })
+  await warm(servers, [JSON_BODY, SSE_BODY])
+  const plans: Plan[] = []
+  for (const connections of LEVELS.json) for (const server of servers) plans.push({ section: 'json', arm: server.name, connections, server, body: JSON_BODY, tool: 'autocannon' })
+  for (const connections of LEVELS.sse) for (const server of servers) plans.push({ section: 'sse', arm: server.name, connections, server, body: SSE_BODY, tool: 'autocannon' })
+  const orch8 = servers.find((s) => s.name === 'orch-8') ?? servers.find((s) => s.name !== 'baseline')
+  if (orch8 && ttfbWanted) {
+    for (const server of [baseline, orch8]) plans.push({ section: 'sse', arm: server.name, connections: LEVELS.streams, server, body: SSE_BODY, tool: 'ttfb' })
+  }
+  await measure(plans)
+  for (const server of servers) await stop(server)
+}
+
+async function proxySection(): Promise<void> {
+  const wanted = (['http-proxy', 'nginx', 'portkey'] as const).filter(selected)
+  if (wanted.length === 0) return
+  const upstream = keep(await startBaseline(dir, 'upstream'))!
+  const upstreamPort = Number(new URL(upstream.url).port)
+  const direct: Running = { ...upstream, name: 'direct' }
+  const servers: Running[] = [direct]
+  for (const arm of wanted) {
+    let started: Started
+    if (arm === 'http-proxy') {
+      started = await startOrchestrator(dir, arm, { accounts: 8, session: { kind: 'http', baseUrl: `http://127.0.0.1:${upstreamPort}` }, nodeFlags: nodeFlags(arm) })
+    } else if (arm === 'nginx') {
+      started = await startNginx(dir, upstreamPort)
+    } else {
+      started = await startPortkey(dir, upstreamPort)
+    }
+    const server = keep(started)
+    if (!server) {
+      note(arm, 'skipped', `not available: ${(started as { skipped: string }).skipped}`)
+      say(`${arm} skipped: ${(started as { skipped: string }).skipped}`)
+      continue
+    }
+    // one request first: a proxy that answers errors would measure nothing
+    const probe = await autocannon({ url: server.url, headers: server.headers, body: JSON_BODY }, 1, 1)
+    if (probe.requests === 0) {
+      note(arm, 'skipped', `not available: started, but answered no request with a 2xx (${probe.non2xx} non-2xx, ${probe.errors} errors)`)
+      await stop(server)
+      continue
+    }
+    servers.push(server)
+    note(arm, 'ran', arm === 'http-proxy' ? '8 accounts of session kind http' : undefined)
+  }
+  if (servers.length > 1) {
+    await warm(servers, [JSON_BODY])
+    const plans: Plan[] = []
+    for (const connections of LEVELS.proxy) for (const server of servers) plans.push({ section: 'proxy', arm: server.name, connections, server, body: JSON_BODY, tool: 'autocannon' })
+    await measure(plans)
+  }
+  for (const server of servers.slice(1)) await stop(server)
+  await stop(upstream)
+}
+
+async function memorySection(): Promise<void> {
+  const wanted = (['memory-30', 'memory-100'] as const).filter(selected)
+  for (const arm of wanted) {
+    const accounts = LEVELS.memory[arm === 'memory-30' ? 0 : 1]
+    const started = await startOrchestrator(dir, `mem-${accounts}`, { accounts, session: MOCK })
+    const server = keep(started)
+    if (!server) {
+      note(arm, 'skipped', (started as { skipped: string }).skipped)
+      continue
+    }
+    await new Promise((r) => setTimeout(r, quick ? 300 : 2_000)) // the workers' first heartbeats and GC settle
+    const pids = server.pids()
+    const rssIdleMb = rssMb(pids)
+    let rssLoadMb = rssIdleMb
+    const sampler = setInterval(() => { rssLoadMb = Math.max(rssLoadMb, rssMb(pids)) }, 100)
+    const load = await autocannon({ url: server.url, body: JSON_BODY }, 50, durationS)
+    clearInterval(sampler)
+    memory.push({ accounts, readyMs: server.readyMs, loggedReadyMs: server.loggedReadyMs, rssIdleMb, rssLoadMb, load: `c=50 non-streaming, ${Math.round(load.rps)} req/s` })
+    note(arm, 'ran', `${accounts} accounts${quick ? ' (--quick: fewer accounts)' : ''}`)
+    say(`${accounts} accounts: ready ${Math.round(server.readyMs)} ms, RSS idle ${Math.round(rssIdleMb)} MB, under load ${Math.round(rssLoadMb)} MB`)
+    await stop(server)
+  }
+}
+
+function execArm(): void {
+  if (!selected('exec')) return
+  const missing = sessionKindMissing({ kind: 'exec', command: process.execPath, args: [] })
+  note('exec', 'skipped', missing
+    ? `not available: ${missing}`
+    : 'not wired yet: exec cold vs warm needs the exec kind\'s prewarm option and a fixture CLI (issue 3)')
+}
+
+// ── targets (full runs only: a quick run has no thresholds) ─────────────────────────────────────────────────────
+function targets(): Target[] {
+  if (quick) return []
+  const out: Target[] = []
+  const r = { cells }
+  const ratio = (section: Section, arm: string, ref: string, c: number, tool: Cell['tool'] = 'autocannon'): number | undefined => {
+    const a = find(r, section, arm, c, tool)
+    const b = find(r, section, ref, c, tool)
+    return a && b ? a.median.rps / b.median.rps : undefined
+  }
+  const add = (what: string, goal: string, value: number | undefined, fmt: (v: number) => string, ok: (v: number) => boolean): void => {
+    out.push({ what, goal, measured: value === undefined ? 'not measured' : fmt(value), met: value === undefined ? undefined : ok(value) })
+  }
+  const json8 = find(r, 'json', 'orch-8', 50)
+  const base50 = find(r, 'json', 'baseline', 50)
+  add('non-streaming, 8 accounts, c=50: req/s', '≥ 0.6× baseline', ratio('json', 'orch-8', 'baseline', 50), (v) => `${v.toFixed(2)}×`, (v) => v >= 0.6)
+  add('non-streaming, 8 accounts, c=50: added p99', '≤ 5 ms', json8 && base50 ? json8.median.p99 - base50.median.p99 : undefined, (v) => `${v.toFixed(1)} ms`, (v) => v <= 5)
+  const one = find(r, 'json', 'orch-8', 1)
+  const base1 = find(r, 'json', 'baseline', 1)
+  add('non-streaming, 8 accounts, c=1: added latency', '≤ 0.3 ms', one && base1 ? 1000 / one.median.rps - 1000 / base1.median.rps : undefined, (v) => `${v.toFixed(3)} ms`, (v) => v <= 0.3)
+  add('streaming, 8 accounts, 100 streams: req/s', '≥ 0.8× baseline', ratio('sse', 'orch-8', 'baseline', 100), (v) => `${v.toFixed(2)}×`, (v) => v >= 0.8)
+  const t8 = find(r, 'sse', 'orch-8', LEVELS.streams, 'ttfb')
+  const tb = find(r, 'sse', 'baseline', LEVELS.streams, 'ttfb')
+  add('streaming, 8 accounts, 100 streams: TTFB p99', '≤ baseline + 2 ms', t8?.median.ttfb && tb?.median.ttfb ? t8.median.ttfb.p99 - tb.median.ttfb.p99 : undefined, (v) => `${v >= 0 ? '+' : ''}${v.toFixed(2)} ms`, (v) => v <= 2)
+  add('proxy (http kind), c=50: req/s', '≥ 0.6× nginx', ratio('proxy', 'http-proxy', 'nginx', 50), (v) => `${v.toFixed(2)}× nginx`, (v) => v >= 0.6)
+  add('proxy (http kind), c=50: req/s', '≥ 10× Portkey', ratio('proxy', 'http-proxy', 'portkey', 50), (v) => `${v.toFixed(1)}× Portkey`, (v) => v >= 10)
+  const m30 = memory.find((m) => m.accounts === 30)
+  const m100 = memory.find((m) => m.accounts === 100)
+  add('30 idle accounts: RSS', '≤ 300 MB', m30?.rssIdleMb, (v) => `${Math.round(v)} MB`, (v) => v <= 300)
+  add('100 idle accounts: RSS', '≤ 1 GB', m100?.rssIdleMb, (v) => `${Math.round(v)} MB`, (v) => v <= 1024)
+  add('100 accounts: ready', '≤ 2 s', m100?.readyMs, (v) => `${(v / 1000).toFixed(2)} s`, (v) => v <= 2000)
+  return out
+}
+
+function gitDescribe(): string {
+  try {
+    const hash = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim()
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim()
+    return dirty ? `${hash} (with uncommitted changes)` : hash
+  } catch {
+    return 'unknown'
+  }
+}
+
+// ── main ────────────────────────────────────────────────────────────────────────────────────────────────────────
+const startedAt = new Date().toISOString()
+const loadAvgBefore = loadavg()
+say(`${quick ? 'quick smoke run' : 'full run'}: ${durationS} s per run, ${rounds} round(s); pinning: ${pinningUnavailable ? `off (${pinningUnavailable})` : 'on'}; scratch ${dir}`)
+try {
+  await mockSection()
+  await proxySection()
+  await memorySection()
+  execArm()
+} finally {
+  await stopAll()
+}
+for (const arm of ARMS) if (!arms.has(arm)) arms.set(arm, { arm, status: 'skipped', reason: 'not selected (--only)' })
+
+const report: Report = {
+  version: 1,
+  startedAt,
+  finishedAt: new Date().toISOString(),
+  quick,
+  command: `node bench/run.ts ${process.argv.slice(2).join(' ')}`.trim(),
+  options: { durationS, rounds, only, maxConcurrency: BENCH_MAX_CONCURRENCY },
+  machine: {
+    cpu: cpus()[0]?.model.trim() ?? 'unknown', cores: cpus().length, node: process.version, kernel: release(),
+    loadAvgBefore, loadAvgAfter: loadavg(), memoryGb: totalmem() / 2 ** 30,
+  },
+  pinning: pinningUnavailable
+    ? `off: ${pinningUnavailable}; server and load generator share the cores`
+    : `taskset: servers (and the proxies' upstream) on core 0, load generators on core 1`,
+  arms: ARMS.map((a) => arms.get(a)!),
+  cells,
+  memory,
+  targets: targets(),
+  git: gitDescribe(),
+}
+
+const markdown = toMarkdown(report)
+process.stdout.write(`${markdown}\n`)
+mkdirSync(values.out, { recursive: true })
+const stamp = startedAt.replace(/[:.]/g, '-')
+for (const name of [stamp, 'latest']) {
+  writeFileSync(join(values.out, `${name}.json`), `${JSON.stringify(report, null, 2)}\n`)
+  writeFileSync(join(values.out, `${name}.md`), `${markdown}\n`)
+}
+say(`written: ${join(values.out, `${stamp}.json`)} and .md${values['cpu-prof'] ? `; CPU profiles under ${profileDir}` : ''}`)
+if (!quick && !only && !onlyLevels && !sections && !values['no-readme']) {
+  const template = readFileSync(join(ROOT, 'bench/readme-section.md'), 'utf8')
+  mkdirSync(join(ROOT, '.readme'), { recursive: true })
+  writeFileSync(join(ROOT, '.readme/issue-7.md'), template.replace('{{results}}', markdown))
+  say('README section written: .readme/issue-7.md')
+}
+rmSync(dir, { recursive: true, force: true })

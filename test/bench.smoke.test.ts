@@ -1,0 +1,55 @@
+/**
+ * The benchmark must not rot: a quick run (a few seconds of load, no thresholds) produces a report in which every arm
+ * is present, measured or skipped with its reason. Figures are not asserted: the machines are shared and noisy.
+ */
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { test } from 'node:test'
+import type { Report } from '../bench/report.ts'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const ARMS = ['baseline', 'orch-1', 'orch-8', 'orch-30', 'http-proxy', 'nginx', 'portkey', 'memory-30', 'memory-100', 'exec']
+
+test('a quick bench run reports every arm, each measured or skipped with a reason', { timeout: 120_000 }, async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'agyc-bench-smoke-'))
+  t.after(() => rmSync(out, { recursive: true, force: true }))
+  const child = spawn(process.execPath, [join(ROOT, 'bench/run.ts'), '--quick', '--out', out], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d })
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
+  const timer = setTimeout(() => child.kill('SIGINT'), 110_000)
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+  clearTimeout(timer)
+  assert.equal(code, 0, stderr.slice(-2000))
+
+  const report = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as Report
+  assert.equal(report.quick, true)
+  assert.deepEqual(report.targets, [], 'a quick run judges no target')
+  assert.deepEqual(report.arms.map((a) => a.arm), ARMS)
+  for (const arm of report.arms) {
+    if (arm.status === 'skipped') assert.ok(arm.reason && arm.reason.length > 0, `${arm.arm} is skipped without a reason`)
+    else assert.equal(arm.status, 'ran')
+  }
+  // the arms that need nothing outside this repository always run and answer every request
+  for (const name of ['baseline', 'orch-1', 'orch-8', 'orch-30', 'memory-30', 'memory-100']) {
+    assert.equal(report.arms.find((a) => a.arm === name)?.status, 'ran', `${name} did not run`)
+  }
+  for (const section of ['json', 'sse'] as const) {
+    for (const arm of ['baseline', 'orch-1', 'orch-8', 'orch-30']) {
+      const cell = report.cells.find((c) => c.section === section && c.arm === arm && c.tool === 'autocannon')
+      assert.ok(cell, `no ${section} figures for ${arm}`)
+      assert.ok(cell.median.requests > 0, `${section} ${arm} answered nothing`)
+      assert.equal(cell.median.errors + cell.median.non2xx, 0, `${section} ${arm} had errors`)
+    }
+  }
+  assert.ok(report.cells.some((c) => c.tool === 'ttfb' && c.arm === 'orch-8' && c.median.ttfb), 'no time-to-first-byte figures')
+  assert.equal(report.memory.length, 2)
+  // the markdown went to stdout and to the results folder
+  assert.match(stdout, /### Arms/)
+  assert.equal(readFileSync(join(out, 'latest.md'), 'utf8').trim(), stdout.trim())
+})
