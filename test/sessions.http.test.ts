@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
 import { test, type TestContext } from 'node:test'
 import Anthropic from '@anthropic-ai/sdk'
-import { apiError, isAlive, start, textOf } from './helpers/orchestrator.ts'
+import { apiError, freePort, isAlive, start, textOf } from './helpers/orchestrator.ts'
 
 const UPSTREAM = new URL('./fixtures/http-upstream.mjs', import.meta.url).pathname
 
@@ -131,11 +130,3 @@ test('http with start: the worker launches the local server, waits for it, and s
   assert.equal(isAlive(pids[0]), false)
 })
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}

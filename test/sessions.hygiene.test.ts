@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
-import { eventually, fixturePids, isAlive } from './helpers/orchestrator.ts'
+import { eventually, fixturePids, freePort, isAlive } from './helpers/orchestrator.ts'
 
 const ROOT = new URL('..', import.meta.url).pathname
 const fixture = (name: string): string => new URL(`./fixtures/${name}`, import.meta.url).pathname
@@ -78,11 +77,3 @@ test('SIGTERM of the orchestrator stops every child and exits 0', async (t) => {
   for (const pid of pids) assert.equal(isAlive(pid), false, `child ${pid} outlived the orchestrator`)
 })
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}

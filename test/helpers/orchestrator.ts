@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createServer } from 'node:net'
 import { Writable } from 'node:stream'
 import type { TestContext } from 'node:test'
 import Anthropic from '@anthropic-ai/sdk'
@@ -126,4 +127,14 @@ export async function apiError(promise: Promise<unknown>): Promise<InstanceType<
     return err
   }
   assert.fail('expected the request to fail')
+}
+
+/** A port nothing listens on right now (for a fixture server a config must name in advance). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
 }
