@@ -47,7 +47,8 @@ export const presets: Record<PresetKind, Preset> = {
     binary: 'codex',
     npmPackage: '@openai/codex',
     stateEnv: (dir) => ({ CODEX_HOME: join(dir, '.codex') }),
-    quietEnv: {},
+    // its log lines on stderr are colored otherwise
+    quietEnv: { NO_COLOR: '1' },
     loginFiles: ['.codex/auth.json'],
     loginArgs: ['login'],
   },

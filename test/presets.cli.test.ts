@@ -58,6 +58,7 @@ test('agent CLI presets through the orchestrator, with the real CLIs', { timeout
     accounts: KINDS.flatMap((kind) => ACCOUNTS[kind].map((id) => account(id, kind, fake))),
   })
   const { orch, client } = started
+  t.after(() => { if (process.env.DUMP_LOGS) for (const l of started.logs) if ((l.level as number) >= 40) console.log(JSON.stringify(l).slice(0, 400)) })
   const handle = (id: AccountId) => orch.dispatcher.accounts.find((a) => a.id === id)!
   // the long-lived CLIs (Gemini ~2 s, Codex ~0.3 s) must be up before the first request
   await eventually(() => KINDS.every((k) => ACCOUNTS[k].every((id) => handle(id).state === 'up' && handle(id).sessionUp)), 'every account is up', 60_000)
