@@ -4,9 +4,12 @@
  * internet). One orchestrator serves every case: the CLIs are heavy (0.3–2.9 s to start, 150–300 MB each).
  */
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { fileURLToPath } from 'node:url'
 import Anthropic from '@anthropic-ai/sdk'
 import { startFakeModels, type FakeModels } from './helpers/fake-models.ts'
 import { eventually, start, type Started } from './helpers/orchestrator.ts'
@@ -44,6 +47,20 @@ async function apiError(promise: Promise<unknown>): Promise<InstanceType<typeof 
     return err
   }
   assert.fail('expected the request to fail')
+}
+
+/** runs bin/agyc as a user does */
+function agyc(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const bin = fileURLToPath(new URL('../bin/agyc', import.meta.url))
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => { stdout += d })
+    child.stderr.on('data', (d: Buffer) => { stderr += d })
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
 }
 
 /** what the fake model server was asked with this account's key */
@@ -188,4 +205,44 @@ test('an account whose CLI is not installed fails at start with the reason, and 
   assert.match(String(missing.lastError), /nonexistent/)
   const answer = await client.messages.create({ model: 'other', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] })
   assert.equal(textOf(answer), 'mock answer')
+})
+
+test('agyc accounts login runs the CLI login inside each account\'s own state; validate warns until it is done', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'agyc-login-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const probe = fileURLToPath(new URL('./fixtures/login-probe.mjs', import.meta.url))
+  const file = join(dir, 'config.json')
+  writeFileSync(file, JSON.stringify({
+    accounts: [
+      { id: 'one', session: { kind: 'claude-code', command: probe } },
+      { id: 'two', session: { kind: 'claude-code', command: probe } },
+      { id: 'gone', session: { kind: 'codex', command: join(dir, 'no-such-codex'), apiKey: { fromEnv: 'AGYC_TEST_CODEX_A' } } },
+    ],
+  }))
+  const before = await agyc(['validate', file])
+  assert.equal(before.code, 0, 'warnings are not errors')
+  assert.match(before.stderr, /^warning: accounts\[0\] \(one\): claude-code is not logged in/m)
+  assert.match(before.stderr, /^warning: accounts\[1\] \(two\): claude-code is not logged in/m)
+  assert.match(before.stderr, /^warning: accounts\[2\] \(gone\): codex: command ".*no-such-codex" was not found/m)
+  assert.doesNotMatch(before.stderr, /\(gone\): codex is not logged in/, 'an account with an API key needs no login')
+
+  const login = await agyc(['accounts', 'login', 'one', '--config', file], { AGYC_TEST_PARENT_SECRET: 'x' })
+  assert.equal(login.code, 0, login.stderr)
+  const seen = JSON.parse(/^probe (.*)$/m.exec(login.stdout)![1])
+  const state = join(dir, '.state', 'one')
+  assert.deepEqual(seen.args, ['auth', 'login'])
+  assert.equal(seen.HOME, state)
+  assert.equal(seen.CLAUDE_CONFIG_DIR, join(state, '.claude'))
+  assert.equal(seen.TMPDIR, join(state, 'tmp'))
+  assert.equal(seen.cwd, join(state, 'work'))
+  assert.equal(seen.DISABLE_TELEMETRY, '1')
+  assert.deepEqual(seen.leaked, [], 'the orchestrator\'s environment does not reach the CLI')
+  assert.ok(existsSync(join(state, '.claude', '.credentials.json')))
+  assert.equal(existsSync(join(dir, '.state', 'two', '.claude')), false, 'the other account is untouched')
+
+  const after = await agyc(['validate', file])
+  assert.equal(after.code, 0)
+  assert.doesNotMatch(after.stderr, /\(one\)/)
+  assert.match(after.stderr, /\(two\): claude-code is not logged in/)
+  assert.equal((await agyc(['accounts', 'login', 'nobody', '--config', file])).code, 2)
 })
