@@ -168,6 +168,21 @@ test('agent CLI presets through the orchestrator, with the real CLIs', { timeout
     }
   })
 
+  await t.test('a CLI whose credentials are refused answers 401 and counts against its account', async () => {
+    for (const kind of KINDS) {
+      const ids = ACCOUNTS[kind]
+      for (const id of ids) fake.failing.set(KEYS[id], { status: 401 })
+      const err = await apiError(client.messages.create(ask(kind, 'who am I?')))
+      assert.equal(err.status, 401, kind)
+      assert.equal((err.error as { error?: { type?: string } })?.error?.type, 'authentication_error', kind)
+      for (const id of ids) {
+        assert.equal(handle(id).outlier.consecutive, 1, `${id}: one failure on its record`)
+        fake.failing.delete(KEYS[id])
+        handle(id).outlier.reset()
+      }
+    }
+  })
+
   await t.test('two accounts of one preset keep separate state directories', async () => {
     for (const [kind, dirOf] of [['claude-code', '.claude'], ['codex', '.codex']] as const) {
       const [a, b] = ACCOUNTS[kind]
@@ -245,4 +260,11 @@ test('agyc accounts login runs the CLI login inside each account\'s own state; v
   assert.doesNotMatch(after.stderr, /\(one\)/)
   assert.match(after.stderr, /\(two\): claude-code is not logged in/)
   assert.equal((await agyc(['accounts', 'login', 'nobody', '--config', file])).code, 2)
+})
+
+test('config.agents.example.json validates and has one account of each preset', async () => {
+  const ran = await agyc(['validate', fileURLToPath(new URL('../config.agents.example.json', import.meta.url))])
+  assert.equal(ran.code, 0, ran.stderr)
+  const config = JSON.parse(readFileSync(new URL('../config.agents.example.json', import.meta.url), 'utf8')) as { accounts: { session: { kind: string } }[] }
+  assert.deepEqual(config.accounts.map((a) => a.session.kind).sort(), ['claude-code', 'codex', 'gemini-cli'])
 })
