@@ -183,6 +183,33 @@ test('agent CLI presets through the orchestrator, with the real CLIs', { timeout
     }
   })
 
+  await t.test('a client that leaves stops its request in the CLI, and the account serves the next one', async () => {
+    fake.holdMs = 1_500
+    try {
+      for (const kind of KINDS) {
+        const before = fake.requests.length
+        const controller = new AbortController()
+        const pending = client.messages.create(ask(kind, 'a slow one'), { signal: controller.signal })
+        await eventually(() => fake.requests.slice(before).some((r) => r.method === 'POST'), `${kind} reached the model`, 20_000)
+        controller.abort()
+        await assert.rejects(pending)
+        const abandoned = fake.abandoned.length
+        // the CLI itself hung up on the model: the cancel reached it (Claude Code is killed, Gemini CLI gets
+        // session/cancel, Codex turn/interrupt)
+        await eventually(() => fake.abandoned.length > abandoned, `${kind} stopped its model call`, 5_000)
+        fake.holdMs = 0
+        const next = await client.messages.create(ask(kind, 'and now?'))
+        assert.equal(textOf(next), 'Hello from the fake model.', kind)
+        for (const id of ACCOUNTS[kind]) assert.equal(handle(id).outlier.consecutive, 0, `${id}: a cancel is not the account's failure`)
+        fake.holdMs = 1_500
+      }
+    } finally {
+      fake.holdMs = 0
+    }
+    // Claude Code's process of the cancelled request is gone: only warm ones (and none running) remain
+    await eventually(() => ACCOUNTS['claude-code'].every((id) => handle(id).childPids.size <= 1), 'no claude-code process outlives its request', 10_000)
+  })
+
   await t.test('two accounts of one preset keep separate state directories', async () => {
     for (const [kind, dirOf] of [['claude-code', '.claude'], ['codex', '.codex']] as const) {
       const [a, b] = ACCOUNTS[kind]

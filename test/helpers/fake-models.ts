@@ -30,6 +30,10 @@ export interface FakeModels {
   /** the answer's text, cut into deltas */
   deltas: string[]
   usage: { input: number; output: number }
+  /** model calls wait this long before answering (a slow model, for cancellation) */
+  holdMs: number
+  /** paths of model calls whose client hung up before the answer (a CLI that stopped its call) */
+  abandoned: string[]
   close(): Promise<void>
 }
 
@@ -45,7 +49,7 @@ function keyOf(req: IncomingMessage): string {
 
 export async function startFakeModels(): Promise<FakeModels> {
   const state: Omit<FakeModels, 'url' | 'close'> = {
-    requests: [], failing: new Map(), deltas: ['Hello', ' from the', ' fake model.'], usage: { input: 101, output: 7 },
+    requests: [], failing: new Map(), deltas: ['Hello', ' from the', ' fake model.'], usage: { input: 101, output: 7 }, holdMs: 0, abandoned: [],
   }
 
   const claude = (res: ServerResponse, body: any): void => {
@@ -143,11 +147,17 @@ export async function startFakeModels(): Promise<FakeModels> {
       if (req.method !== 'POST') return void res.writeHead(200).end() // Claude Code's HEAD / probe
       const provider = path.startsWith('/v1/messages') ? 'claude' : path.startsWith('/v1beta/models/') ? 'gemini' : path.startsWith('/v1/responses') ? 'codex' : undefined
       if (!provider) return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"message":"not found"}}')
-      const failure = state.failing.get(key)
-      if (failure) return fail(res, provider, failure)
-      if (provider === 'claude') claude(res, body)
-      else if (provider === 'gemini') gemini(res, path.includes(':streamGenerateContent'))
-      else codex(res, body)
+      res.on('close', () => { if (!res.writableEnded) state.abandoned.push(path) })
+      const answer = (): void => {
+        if (res.destroyed) return
+        const failure = state.failing.get(key)
+        if (failure) return fail(res, provider, failure)
+        if (provider === 'claude') claude(res, body)
+        else if (provider === 'gemini') gemini(res, path.includes(':streamGenerateContent'))
+        else codex(res, body)
+      }
+      if (state.holdMs > 0) setTimeout(answer, state.holdMs)
+      else answer()
     })
   })
   server.keepAliveTimeout = 1_000
