@@ -1,11 +1,14 @@
 /** `agyc validate FILE`: the start-up checks without starting anything; the same lines, the same exit code. */
 import { ConfigError, loadConfigFile } from '../config/load.ts'
+import type { Config } from '../config/schema.ts'
+import { isPreset, locateCommand, loggedIn, missingCommandMessage, usesKey } from '../presets.ts'
 import { parseCommand } from './args.ts'
 
 export const validateUsage = `usage: agyc validate FILE
 
 Checks a config file as start-up does and prints one line per problem (path: message).
-Exit 0 when it is valid, 2 when it has problems.
+Exit 0 when it is valid, 2 when it has problems. Agent-CLI accounts whose CLI is missing or not logged in
+get a warning line each (exit 0 all the same).
 `
 
 export function runValidate(argv: string[]): void {
@@ -22,9 +25,26 @@ export function runValidate(argv: string[]): void {
   try {
     const config = loadConfigFile(file)
     process.stdout.write(`${file}: ok (${config.accounts.length} account${config.accounts.length === 1 ? '' : 's'}, strategy ${config.dispatcher.strategy})\n`)
+    // not errors: a CLI installed later or a login done later makes the account work without a config change
+    for (const line of presetWarnings(config)) process.stderr.write(`warning: ${line}\n`)
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err
     for (const line of err.problems) process.stderr.write(`${line}\n`)
     process.exit(2)
   }
+}
+
+/** Agent-CLI accounts that would not serve as things stand: the CLI is not installed, or nobody logged in. */
+export function presetWarnings(config: Config): string[] {
+  const lines: string[] = []
+  config.accounts.forEach((account, i) => {
+    const session = account.session
+    if (!isPreset(session)) return
+    const where = `accounts[${i}] (${account.id})`
+    if (!locateCommand(session.kind, session.command)) lines.push(`${where}: ${missingCommandMessage(session.kind, session.command)}`)
+    if (!usesKey(session) && !loggedIn(session.kind, account.stateDir)) {
+      lines.push(`${where}: ${session.kind} is not logged in (no credentials in ${account.stateDir}); run "agyc accounts login ${account.id}"`)
+    }
+  })
+  return lines
 }

@@ -57,6 +57,10 @@ function resolveCommandPaths(session: SessionConfig, baseDir: string): SessionCo
     case 'http':
       if (!session.start) return session
       return { ...session, start: { ...session.start, command: againstConfig(session.start.command, baseDir), args: session.start.args.map((a) => againstConfig(a, baseDir)) } }
+    case 'claude-code':
+    case 'gemini-cli':
+    case 'codex':
+      return session.command === undefined ? session : { ...session, command: againstConfig(session.command, baseDir) }
     default:
       return session
   }

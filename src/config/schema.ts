@@ -147,8 +147,68 @@ const HttpSession = z.strictObject({
   start: HttpStart.optional(),
 })
 
-const sessionKinds = ['mock', 'exec', 'stdio', 'http'] as const
-export const Session = z.discriminatedUnion('kind', [MockSession, ExecSession, StdioSession, HttpSession], {
+/**
+ * What the three agent-CLI presets share (README, "Agent CLIs as accounts"). The preset knows the CLI's flags, its
+ * machine-readable mode, its state directory variables and how to keep it quiet; the config says where it talks to.
+ */
+const presetFields = {
+  /** the CLI's executable; default: found on PATH, else in this project's node_modules/.bin */
+  command: z.string().min(1).optional(),
+  /** appended to the preset's own arguments, one element each */
+  extraArgs: z.array(z.string()).default([]),
+  /** extra variables for the CLI, after the preset's own (same rules as a child's `env`) */
+  env: ChildEnv,
+  killGraceMs: nonNegativeInt(2_000),
+  /** the CLI's own base-URL setting (a gateway or a local model server); default: the vendor's API */
+  baseUrl: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).optional(),
+  /** the API key the CLI sends; without one the CLI uses its own login (`agyc accounts login <id>`) */
+  apiKey: FromEnv.optional(),
+  /** the model the CLI runs; fixed per account (declare `models` on the account to route by name) */
+  model: z.string().min(1).optional(),
+  /** added to the CLI's own system prompt */
+  systemPrompt: z.string().optional(),
+  /** longest silence from the CLI while a request runs, then AGYC_UPSTREAM_TIMEOUT */
+  idleTimeoutMs: positiveInt(300_000),
+}
+
+/** Claude Code: a process per request, started ahead (its stream-json input mode is one conversation per process). */
+const ClaudeCodeSession = z.strictObject({
+  kind: z.literal('claude-code'),
+  ...presetFields,
+  /** sent as `Authorization: Bearer` (ANTHROPIC_AUTH_TOKEN) instead of an API key */
+  authToken: FromEnv.optional(),
+  /** processes started ahead, each waiting for its one request */
+  prewarm: nonNegativeInt(1),
+  /** CLAUDE_CODE_MAX_RETRIES: the orchestrator's failover decides, so at most one retry of its own */
+  maxRetries: z.number().int().min(0).max(1, { error: 'expected 0 or 1 (the orchestrator fails over itself)' }).default(0),
+  maxOutputBytes: positiveInt(16 * 1024 * 1024),
+})
+
+/** Gemini CLI: one long-lived `gemini --acp` per account, a fresh ACP session per request. */
+const GeminiCliSession = z.strictObject({
+  kind: z.literal('gemini-cli'),
+  ...presetFields,
+  /** without `-m` Gemini CLI routes through a classifier call first (and retries it for a minute) */
+  model: z.string().min(1).default('gemini-2.5-flash'),
+  startTimeoutMs: positiveInt(60_000),
+  maxLineBytes: positiveInt(16 * 1024 * 1024),
+  restart: Restart.default(Restart.parse({})),
+})
+
+/** Codex: one long-lived `codex app-server` per account, an ephemeral thread per request. */
+const CodexSession = z.strictObject({
+  kind: z.literal('codex'),
+  ...presetFields,
+  startTimeoutMs: positiveInt(30_000),
+  maxLineBytes: positiveInt(16 * 1024 * 1024),
+  restart: Restart.default(Restart.parse({})),
+})
+
+export const presetKinds = ['claude-code', 'gemini-cli', 'codex'] as const
+export type PresetKind = (typeof presetKinds)[number]
+
+const sessionKinds = ['mock', 'exec', 'stdio', 'http', ...presetKinds] as const
+export const Session = z.discriminatedUnion('kind', [MockSession, ExecSession, StdioSession, HttpSession, ClaudeCodeSession, GeminiCliSession, CodexSession], {
   error: (issue) => issue.code === 'invalid_union'
     ? `unknown session kind (expected one of ${sessionKinds.map((k) => `"${k}"`).join(', ')})` : undefined,
 })

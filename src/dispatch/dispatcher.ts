@@ -28,6 +28,11 @@ const RETRYABLE = new Set<Code>([
 ])
 /** The upstream asked us to slow down: cooldown, not a mark against the account's health. */
 const THROTTLE = new Set<Code>(['AGYC_UPSTREAM_RATE_LIMITED', 'AGYC_UPSTREAM_OVERLOADED'])
+/**
+ * 4xx that are the account's own fault, not the request's: its credentials were refused (an agent CLI that is not
+ * logged in, a revoked key). They count like a 5xx, so such an account is ejected instead of taking every turn.
+ */
+const ACCOUNT_FAULT = new Set<Code>(['AGYC_UPSTREAM_AUTH', 'AGYC_UPSTREAM_FORBIDDEN'])
 
 export interface DispatcherOptions {
   health: HealthConfig
@@ -226,7 +231,7 @@ export class Dispatcher implements AccountOwner {
       account.outlier.recordThrottle(error.retryAfterS)
       metrics.cooldown(account.id)
       this.#log.warn({ account: account.id, code: error.code, retryAfterS: error.retryAfterS }, 'account cooling down')
-    } else if (!spec.localOrigin && spec.status >= 500 && error.code !== 'AGYC_WORKER_DIED' && account.sessionUp) {
+    } else if (!spec.localOrigin && (spec.status >= 500 || ACCOUNT_FAULT.has(error.code)) && error.code !== 'AGYC_WORKER_DIED' && account.sessionUp) {
       // (a dead worker or child counts once, in the account handle, however many requests it took with it)
       account.health.recordFailure()
       if (account.outlier.recordFailure()) {

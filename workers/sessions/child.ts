@@ -4,9 +4,11 @@
  * worker thread that spawned it: architecture-findings §2), and stopped by group: SIGTERM, then SIGKILL.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { dirname } from 'node:path'
+import { mkdirSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { OrchestratorError } from '../../src/errors.ts'
 import { ensureStateDir } from '../../src/state-dir.ts'
+import { LineSplitter } from './answer.ts'
 import type { SessionContext } from './types.ts'
 
 type EnvValue = string | { fromEnv: string }
@@ -19,6 +21,8 @@ export interface ChildSpec {
   args: readonly string[]
   env: Readonly<Record<string, EnvValue>>
   killGraceMs: number
+  /** a folder inside the state directory to run in (created), instead of the state directory itself */
+  workDir?: string
 }
 
 /** Resolved once per account: cwd, environment and the account's identity for every child it spawns. */
@@ -31,6 +35,24 @@ export interface Launcher {
 export function createLauncher(context: SessionContext, spec: ChildSpec): Launcher {
   const { account } = context
   const { stateDir, tmpDir } = ensureStateDir(account.stateDir)
+  const env = childEnvironment(account.id, stateDir, tmpDir, spec.env)
+  const command = spec.command === 'node' ? process.execPath : spec.command
+  let cwd = stateDir
+  if (spec.workDir) {
+    cwd = join(stateDir, spec.workDir)
+    mkdirSync(cwd, { recursive: true, mode: 0o700 })
+  }
+  return {
+    stateDir,
+    tmpDir,
+    spawn(args, what) {
+      return new Child(context, spawn(command, [...args], { cwd, env, detached: true, stdio: 'pipe' }), what, spec.killGraceMs)
+    },
+  }
+}
+
+/** The allowlisted environment of an account's children (also what `agyc accounts login` runs a CLI with). */
+export function childEnvironment(accountId: string, stateDir: string, tmpDir: string, extra: Readonly<Record<string, EnvValue>>): Record<string, string> {
   const env: Record<string, string> = {}
   for (const name of INHERITED) if (process.env[name] !== undefined) env[name] = process.env[name]
   // "node" and `#!/usr/bin/env node` scripts get the Node that runs us (the one npm installed), not whatever is on PATH
@@ -38,16 +60,9 @@ export function createLauncher(context: SessionContext, spec: ChildSpec): Launch
   env.HOME = stateDir
   env.TMPDIR = tmpDir
   env.AGYC_STATE_DIR = stateDir
-  env.AGYC_ACCOUNT_ID = account.id
-  for (const [name, value] of Object.entries(spec.env)) env[name] = resolveEnvValue(value, name, stateDir)
-  const command = spec.command === 'node' ? process.execPath : spec.command
-  return {
-    stateDir,
-    tmpDir,
-    spawn(args, what) {
-      return new Child(context, spawn(command, [...args], { cwd: stateDir, env, detached: true, stdio: 'pipe' }), what, spec.killGraceMs)
-    },
-  }
+  env.AGYC_ACCOUNT_ID = accountId
+  for (const [name, value] of Object.entries(extra)) env[name] = resolveEnvValue(value, name, stateDir)
+  return env
 }
 
 /** `{"fromEnv": "VAR"}` is read here, in the worker, at account start; the value is never logged. */
@@ -133,4 +148,29 @@ export class Child {
     const tail = this.stderr.toString()
     return tail ? `${this.what} ${how}: ${tail}` : `${this.what} ${how}`
   }
+}
+
+/** stderr lines logged per second; a child flooding stderr must not flood our logs */
+const STDERR_LINES_PER_S = 20
+const STDERR_LINE_CHARS = 1_000
+
+/** A long-lived child's stderr goes to the log line by line, each cut at 1000 characters, at most 20 a second. */
+export function logStderr(context: SessionContext, child: Child): void {
+  const errLines = new LineSplitter(64 * 1024)
+  let budget = STDERR_LINES_PER_S
+  let dropped = 0
+  const refill = setInterval(() => {
+    if (dropped > 0) context.emit({ kind: 'log', level: 'warn', msg: 'child stderr lines dropped', fields: { dropped } })
+    budget = STDERR_LINES_PER_S
+    dropped = 0
+  }, 1_000)
+  void child.closed.then(() => clearInterval(refill))
+  child.proc.stderr.on('data', (text: string) => {
+    let complete: string[]
+    try { complete = errLines.push(text) } catch { complete = [errLines.rest().slice(0, STDERR_LINE_CHARS)] }
+    for (const line of complete) {
+      if (budget-- > 0) context.emit({ kind: 'log', level: 'warn', msg: 'child stderr', fields: { childPid: child.pid, line: line.slice(0, STDERR_LINE_CHARS) } })
+      else dropped++
+    }
+  })
 }

@@ -14,14 +14,57 @@ import { Answer, LineSplitter } from './answer.ts'
 import { createLauncher, type Child, type Launcher } from './child.ts'
 import type { Completion, Session, SessionContext, SessionOutput, SessionRequest } from './types.ts'
 
-type ExecConfig = Extract<SessionContext['account']['session'], { kind: 'exec' }>
+export type ExecConfig = Extract<SessionContext['account']['session'], { kind: 'exec' }>
+
+/**
+ * How a preset talks to its process per request, in place of the config's `input`/`output` modes (claude-code.ts):
+ * what goes to stdin, and a reader for what comes back, one JSON line at a time.
+ */
+export interface ExecDialect {
+  /** the child's stdin for this request, then EOF; throws an OrchestratorError for what cannot be given to it */
+  input(req: SessionRequest): string
+  reader(answer: Answer, req: SessionRequest): ExecReader
+}
+
+export interface ExecReader {
+  /** one JSON line of stdout; throwing fails the request and kills the child */
+  line(event: { type?: unknown; [k: string]: unknown }): void
+  /** the child exited and everything it wrote was read: the completion, or the failure */
+  end(code: number | null, signal: NodeJS.Signals | null, child: Child): Completion
+}
+
+export interface ExecPreset {
+  config: ExecConfig
+  dialect: ExecDialect
+  /** a folder of the state directory to run in (ChildSpec.workDir) */
+  workDir?: string
+  /** names the child in errors and logs */
+  what: string
+}
+
+/** `output: "events"`: Anthropic stream events, and maybe a final `{"type":"message"}` line with the whole message. */
+function anthropicEvents(answer: Answer): ExecReader {
+  let finalMessage: unknown
+  return {
+    line(event) {
+      if (event.type === 'message') finalMessage = event
+      else answer.event(event)
+    },
+    end(code, signal, child) {
+      if (code !== 0) throw new OrchestratorError('AGYC_UPSTREAM_FAILED', child.describeExit(code, signal))
+      return finalMessage ? answer.message((finalMessage as { message?: unknown }).message ?? finalMessage) : answer.completion()
+    },
+  }
+}
 
 const PLACEHOLDER = /\{(model|stateDir|prompt|requestFile)\}/g
 /** a warm child that died while waiting is replaced after this long, so a child that cannot start does not spin */
 const WARM_RETRY_MS = 1_000
 
-export function createExecSession(context: SessionContext): Session {
-  const config = context.account.session as ExecConfig
+export function createExecSession(context: SessionContext, preset?: ExecPreset): Session {
+  const config = preset?.config ?? (context.account.session as ExecConfig)
+  const dialect = preset?.dialect
+  const what = preset?.what ?? 'exec child'
   const usesRequestFile = config.args.some((a) => a.includes('{requestFile}'))
   let launcher: Launcher
   const warm: Child[] = []
@@ -30,7 +73,7 @@ export function createExecSession(context: SessionContext): Session {
   let warmRetry: NodeJS.Timeout | undefined
 
   function spawn(args: readonly string[]): Child {
-    const child = launcher.spawn(args, 'exec child')
+    const child = launcher.spawn(args, what)
     live.add(child)
     void child.closed.then(() => live.delete(child))
     return child
@@ -61,6 +104,8 @@ export function createExecSession(context: SessionContext): Session {
   }
 
   async function run(req: SessionRequest, out: SessionOutput): Promise<Completion> {
+    // before any child is taken: a request the dialect cannot render is the client's 400
+    const dialectInput = dialect?.input(req)
     const prompt = lastUserText(req.request)
     const requestJson = JSON.stringify({ ...req.request, model: req.model })
     req.signal.throwIfAborted()
@@ -70,9 +115,9 @@ export function createExecSession(context: SessionContext): Session {
       writeFileSync(requestFile, requestJson, { mode: 0o600 })
     }
     const child = childFor(req, prompt, requestFile)
-    const answer = new Answer(out, 'exec child', estimateInputTokens(req.request))
+    const answer = new Answer(out, what, estimateInputTokens(req.request))
+    const reader = dialect ? dialect.reader(answer, req) : config.output === 'events' ? anthropicEvents(answer) : undefined
     let failure: OrchestratorError | undefined
-    let finalMessage: unknown
     let collected = ''
     let written = 0
     const lines = new LineSplitter(config.maxOutputBytes)
@@ -93,8 +138,7 @@ export function createExecSession(context: SessionContext): Session {
       } catch {
         throw new OrchestratorError('AGYC_UPSTREAM_FAILED', `exec child printed a line that is not JSON: ${JSON.stringify(line.slice(0, 200))}`)
       }
-      if (event?.type === 'message') finalMessage = event
-      else answer.event(event)
+      reader!.line(event)
     }
 
     child.proc.stdout.setEncoding('utf8')
@@ -104,40 +148,36 @@ export function createExecSession(context: SessionContext): Session {
       written += text.length
       try {
         if (written > config.maxOutputBytes) throw new OrchestratorError('AGYC_UPSTREAM_FAILED', `exec child wrote more than ${config.maxOutputBytes} bytes`)
-        switch (config.output) {
-          case 'text': answer.textPiece(text); break
-          case 'message': collected += text; break
-          case 'events': for (const line of lines.push(text)) onLine(line); break
-        }
+        if (reader) for (const line of lines.push(text)) onLine(line)
+        else if (config.output === 'text') answer.textPiece(text)
+        else collected += text
       } catch (err) {
         fail(err instanceof OrchestratorError ? err : new OrchestratorError('AGYC_UPSTREAM_FAILED', `exec child: ${(err as Error).message}`))
       }
     })
 
-    if (config.input === 'request') child.proc.stdin.end(requestJson)
+    if (dialectInput !== undefined) child.proc.stdin.end(dialectInput)
+    else if (config.input === 'request') child.proc.stdin.end(requestJson)
     else if (config.input === 'prompt') child.proc.stdin.end(prompt)
     else child.proc.stdin.end()
 
     try {
       const { code, signal } = await child.closed
       if (failure) throw failure
-      if (code !== 0) throw new OrchestratorError('AGYC_UPSTREAM_FAILED', child.describeExit(code, signal))
-      switch (config.output) {
-        case 'text':
-          return answer.completion()
-        case 'message': {
-          let message: unknown
-          try {
-            message = JSON.parse(collected)
-          } catch {
-            throw new OrchestratorError('AGYC_UPSTREAM_FAILED', `exec child's output is not one JSON message: ${JSON.stringify(collected.slice(0, 200))}`)
-          }
-          return answer.message(message)
-        }
-        default:
-          onLine(lines.rest())
-          return finalMessage ? answer.message((finalMessage as { message?: unknown }).message ?? finalMessage) : answer.completion()
+      if (reader) {
+        // a dialect reads what a failing child said last (its error event); plain events only from a clean exit
+        if (code === 0 || dialect) onLine(lines.rest())
+        return reader.end(code, signal, child)
       }
+      if (code !== 0) throw new OrchestratorError('AGYC_UPSTREAM_FAILED', child.describeExit(code, signal))
+      if (config.output === 'text') return answer.completion()
+      let message: unknown
+      try {
+        message = JSON.parse(collected)
+      } catch {
+        throw new OrchestratorError('AGYC_UPSTREAM_FAILED', `exec child's output is not one JSON message: ${JSON.stringify(collected.slice(0, 200))}`)
+      }
+      return answer.message(message)
     } finally {
       clearTimeout(idle)
       req.signal.removeEventListener('abort', onAbort)
@@ -147,7 +187,7 @@ export function createExecSession(context: SessionContext): Session {
 
   return {
     async start() {
-      launcher = createLauncher(context, config)
+      launcher = createLauncher(context, { ...config, workDir: preset?.workDir })
       refill()
     },
     run,

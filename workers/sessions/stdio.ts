@@ -7,7 +7,7 @@
 import { OrchestratorError } from '../../src/errors.ts'
 import { estimateInputTokens } from '../../src/protocol/anthropic.ts'
 import { Answer, LineSplitter } from './answer.ts'
-import { createLauncher, type Child } from './child.ts'
+import { createLauncher, logStderr, type Child } from './child.ts'
 import { Supervisor } from './supervisor.ts'
 import type { Completion, Session, SessionContext, SessionOutput, SessionRequest } from './types.ts'
 import { fromAnthropicError } from './upstream-errors.ts'
@@ -30,10 +30,6 @@ interface Line {
   error?: unknown
   retry_after?: unknown
 }
-
-/** stderr lines logged per second; a child flooding stderr must not flood our logs */
-const STDERR_LINES_PER_S = 20
-const STDERR_LINE_CHARS = 1_000
 
 export function createStdioSession(context: SessionContext): Session {
   const config = context.account.session as StdioConfig
@@ -131,23 +127,7 @@ export function createStdioSession(context: SessionContext): Session {
       }
       for (const line of complete) onLine(child, line)
     })
-    const errLines = new LineSplitter(64 * 1024)
-    let budget = STDERR_LINES_PER_S
-    let dropped = 0
-    const refill = setInterval(() => {
-      if (dropped > 0) context.emit({ kind: 'log', level: 'warn', msg: 'child stderr lines dropped', fields: { dropped } })
-      budget = STDERR_LINES_PER_S
-      dropped = 0
-    }, 1_000)
-    void child.closed.then(() => clearInterval(refill))
-    child.proc.stderr.on('data', (text: string) => {
-      let complete: string[]
-      try { complete = errLines.push(text) } catch { complete = [errLines.rest().slice(0, STDERR_LINE_CHARS)] }
-      for (const line of complete) {
-        if (budget-- > 0) context.emit({ kind: 'log', level: 'warn', msg: 'child stderr', fields: { childPid: child.pid, line: line.slice(0, STDERR_LINE_CHARS) } })
-        else dropped++
-      }
-    })
+    logStderr(context, child)
     return ping(child, 'start', config.startTimeoutMs)
   }
 

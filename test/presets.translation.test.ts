@@ -1,0 +1,74 @@
+/** The presets' pure translation rules: a conversation as one prompt, and a CLI's words as our error codes. */
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { OrchestratorError } from '../src/errors.ts'
+import { cliError, resetFromText } from '../workers/sessions/cli-errors.ts'
+import { codexError } from '../workers/sessions/codex.ts'
+import { renderPrompt } from '../workers/sessions/transcript.ts'
+
+const refusal = (fn: () => unknown): OrchestratorError => {
+  try {
+    fn()
+  } catch (err) {
+    assert.ok(err instanceof OrchestratorError)
+    return err
+  }
+  assert.fail('expected a refusal')
+}
+
+test('a single user turn is the prompt as it is; system and earlier turns become a tagged transcript', () => {
+  assert.equal(renderPrompt({ messages: [{ role: 'user', content: '-p $(x)' }] }, 'cli'), '-p $(x)')
+  const prompt = renderPrompt({
+    system: [{ type: 'text', text: 'Be brief.' }],
+    messages: [
+      { role: 'user', content: 'q1' },
+      { role: 'assistant', content: [{ type: 'thinking', thinking: '…' }, { type: 'text', text: 'a1' }] },
+      { role: 'user', content: [{ type: 'text', text: 'q2' }, { type: 'text', text: 'more' }] },
+      { role: 'system', content: 'per-turn note' },
+    ],
+  }, 'cli')
+  assert.equal(prompt, '<system>\nBe brief.\n\nper-turn note\n</system>\n\n<transcript>\n<user>\nq1\n</user>\n<assistant>\na1\n</assistant>\n</transcript>\n\nq2\nmore')
+})
+
+test('what a CLI cannot take is refused as the client\'s 400, naming the place', () => {
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }, { type: 'image', source: {} }] }] }, /^messages\.0\.content\.1: /],
+    [{ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'n', input: {} }] }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't' }] }] }, /^messages\.1\.content\.0: /],
+    [{ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: 'prefill' }] }, /^messages\.1\.role: /],
+    [{ messages: [{ role: 'user', content: '  ' }] }, /^messages\.0\.content: /],
+    [{ messages: [{ role: 'user', content: 'x' }], tool_choice: { type: 'any' } }, /^tool_choice: /],
+    [{ system: [{ type: 'document' }], messages: [{ role: 'user', content: 'x' }] }, /^system\.0: /],
+  ]
+  for (const [request, where] of cases) {
+    const err = refusal(() => renderPrompt(request, 'cli'))
+    assert.equal(err.code, 'AGYC_INVALID_REQUEST')
+    assert.match(err.message, where)
+  }
+})
+
+test('reset times are read in the forms the CLIs print them', () => {
+  const now = new Date('2026-11-25T14:00:00').getTime()
+  assert.equal(resetFromText('fake 429\nSuggested retry after 42s.', now), 42)
+  assert.equal(resetFromText('{"retryDelay": "17s"}', now), 17)
+  assert.equal(resetFromText('try again in 2h 5m', now), 2 * 3600 + 5 * 60)
+  assert.equal(resetFromText('Your limit resets in 3 hours', now), 3 * 3600)
+  assert.equal(resetFromText('…or try again at 3:03 PM.', now), 63 * 60)
+  assert.equal(resetFromText('…or try again at 1:30 PM.', now), 23.5 * 3600, 'a time already past today is tomorrow')
+  assert.equal(resetFromText('try again at Nov 26th, 2026 2:00 PM.', now), 24 * 3600)
+  assert.equal(resetFromText('5-hour limit reached ∙ resets 4pm', now), 2 * 3600)
+  assert.equal(resetFromText(`Claude AI usage limit reached|${now / 1000 + 600}`, now), 600)
+  assert.equal(resetFromText('API Error: Request rejected (429)', now), undefined)
+})
+
+test('a CLI\'s error becomes the code its status or words mean, with the reset as retry-after', () => {
+  assert.equal(cliError('x', 'API Error: Request rejected (429) · slow down', 429).code, 'AGYC_UPSTREAM_RATE_LIMITED')
+  assert.equal(cliError('x', 'Invalid API key · Please run /login').code, 'AGYC_UPSTREAM_AUTH')
+  assert.equal(cliError('x', 'something odd', 500).code, 'AGYC_UPSTREAM_FAILED')
+  assert.equal(cliError('x', 'Overloaded', 529).code, 'AGYC_UPSTREAM_OVERLOADED')
+  assert.equal(cliError('x', 'quota exhausted, retry after 30s').retryAfterS, 30)
+  const usage = codexError({ message: 'You’ve hit your usage limit. Try again in 10 minutes.', codexErrorInfo: 'usageLimitExceeded' })
+  assert.equal(usage.code, 'AGYC_UPSTREAM_RATE_LIMITED')
+  assert.equal(usage.retryAfterS, 600)
+  assert.equal(codexError({ message: 'exceeded retry limit, last status: 401', codexErrorInfo: { responseTooManyFailedAttempts: { httpStatusCode: 401 } } }).code, 'AGYC_UPSTREAM_AUTH')
+  assert.equal(codexError({ message: 'boom', codexErrorInfo: 'other' }).code, 'AGYC_UPSTREAM_FAILED')
+})

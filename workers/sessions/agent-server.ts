@@ -1,0 +1,147 @@
+/**
+ * A long-lived agent CLI that serves many requests over JSON-RPC (Gemini CLI `--acp`, Codex `app-server`): one child
+ * per account, kept up by the Supervisor (restarts with backoff, `failed` after too many), a handshake before it
+ * counts as ready, and a fresh conversation per request (an ACP session, a Codex thread), so requests stay
+ * independent. Up to `maxConcurrency` requests share the child. The protocol modules say what to send; this one owns
+ * the child, the idle timeout, cancellation, and failing what was in flight when the child dies.
+ */
+import { OrchestratorError } from '../../src/errors.ts'
+import { estimateInputTokens } from '../../src/protocol/anthropic.ts'
+import type { RestartPolicy } from './supervisor.ts'
+import { Supervisor } from './supervisor.ts'
+import { Answer } from './answer.ts'
+import { createLauncher, logStderr, type Child, type ChildSpec } from './child.ts'
+import { JsonRpcPeer } from './json-rpc.ts'
+import { renderPrompt } from './transcript.ts'
+import type { Completion, Session, SessionContext, SessionOutput, SessionRequest } from './types.ts'
+
+export interface Turn {
+  readonly done: Promise<Completion>
+  /** the client left or the deadline passed: ask the agent to stop (best effort) */
+  cancel(): void
+}
+
+export interface TurnContext {
+  readonly peer: JsonRpcPeer
+  readonly prompt: string
+  readonly answer: Answer
+  readonly request: SessionRequest
+  /** the working directory the CLI runs in */
+  readonly cwd: string
+  /** the agent said something about this turn: the idle timeout starts over */
+  touch(): void
+}
+
+export interface AgentProtocol {
+  /** `"jsonrpc":"2.0"` on every message */
+  readonly tagged: boolean
+  handshake(peer: JsonRpcPeer): Promise<void>
+  turn(context: TurnContext): Turn
+  notification(method: string, params: any): void
+  request(method: string, params: any): unknown
+}
+
+export interface AgentServerOptions {
+  what: string
+  spec: ChildSpec
+  protocol: AgentProtocol
+  startTimeoutMs: number
+  idleTimeoutMs: number
+  maxLineBytes: number
+  restart: RestartPolicy
+  /** writes the CLI's settings into the state directory before each start */
+  prepare(): void
+}
+
+export function createAgentServerSession(context: SessionContext, options: AgentServerOptions): Session {
+  const { what, protocol } = options
+  let supervisor: Supervisor
+  let peer: JsonRpcPeer | undefined
+  let cwd = ''
+  const inFlight = new Set<(error: OrchestratorError) => void>()
+
+  async function ready(child: Child): Promise<void> {
+    logStderr(context, child)
+    const fresh = new JsonRpcPeer(child, protocol.tagged, {
+      notification: (method, params) => protocol.notification(method, params),
+      request: (method, params) => protocol.request(method, params),
+      stray: (line) => context.emit({ kind: 'log', level: 'warn', msg: `${what} printed a line that is not JSON-RPC`, fields: { line } }),
+    }, options.maxLineBytes)
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await Promise.race([
+        protocol.handshake(fresh),
+        new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no handshake within ${options.startTimeoutMs} ms`)), options.startTimeoutMs) }),
+      ])
+    } finally {
+      clearTimeout(timer)
+    }
+    peer = fresh
+  }
+
+  function exited(reason: string): void {
+    peer = undefined
+    for (const fail of [...inFlight]) fail(new OrchestratorError('AGYC_UPSTREAM_FAILED', reason))
+  }
+
+  function run(req: SessionRequest, out: SessionOutput): Promise<Completion> {
+    let prompt: string
+    try {
+      prompt = renderPrompt(req.request, what)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    const current = peer
+    if (supervisor.state !== 'up' || !current) {
+      const why = supervisor.lastError ? ` (${supervisor.lastError})` : ''
+      return Promise.reject(new OrchestratorError('AGYC_UPSTREAM_FAILED', `${what} is ${supervisor.state}${why}`))
+    }
+    return new Promise<Completion>((resolve, reject) => {
+      let turn: Turn | undefined
+      const finish = (error?: OrchestratorError, completion?: Completion): void => {
+        if (!inFlight.delete(fail)) return
+        clearTimeout(idle)
+        req.signal.removeEventListener('abort', onAbort)
+        if (error) {
+          turn?.cancel()
+          reject(error)
+        } else resolve(completion!)
+      }
+      const fail = (error: OrchestratorError): void => finish(error)
+      const onAbort = (): void => fail(new OrchestratorError('AGYC_CANCELLED', 'the request was cancelled'))
+      const idle = setTimeout(() => fail(new OrchestratorError('AGYC_UPSTREAM_TIMEOUT', `${what} was silent on this request for ${options.idleTimeoutMs} ms`)), options.idleTimeoutMs)
+      inFlight.add(fail)
+      req.signal.addEventListener('abort', onAbort, { once: true })
+      turn = protocol.turn({
+        peer: current, prompt, request: req, cwd,
+        answer: new Answer(out, what, estimateInputTokens(req.request)),
+        touch: () => idle.refresh(),
+      })
+      turn.done.then(
+        (completion) => finish(undefined, completion),
+        (err: unknown) => finish(err instanceof OrchestratorError ? err : new OrchestratorError('AGYC_UPSTREAM_FAILED', `${what}: ${(err as Error)?.message ?? String(err)}`)),
+      )
+    })
+  }
+
+  return {
+    async start() {
+      options.prepare()
+      const launcher = createLauncher(context, options.spec)
+      cwd = options.spec.workDir ? `${launcher.stateDir}/${options.spec.workDir}` : launcher.stateDir
+      supervisor = new Supervisor(context, launcher, options.spec.args, options.restart, { ready, exited }, what)
+      await supervisor.start()
+    },
+    run,
+    async stop() {
+      await supervisor?.stop()
+      exited('the account is stopping')
+    },
+    reset() {
+      supervisor?.reset()
+    },
+    get child() {
+      return supervisor?.info
+    },
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * `codex`: Codex as an account (agent-clis.md). One long-lived `codex app-server` per account, speaking JSON-RPC over
+ * stdio without the `"jsonrpc"` field: `initialize` + `initialized`, then per request an ephemeral `thread/start` and
+ * one `turn/start`. Text arrives as `item/agentMessage/delta`, token counts as `thread/tokenUsage/updated`, and the
+ * turn ends with `turn/completed` (status completed, failed with its error, or interrupted).
+ */
+import { OrchestratorError, type Code } from '../../src/errors.ts'
+import { CODEX_KEY_VAR, writeSettings } from '../../src/presets.ts'
+import { createAgentServerSession, type AgentProtocol, type TurnContext } from './agent-server.ts'
+import { cliError, resetFromText } from './cli-errors.ts'
+import { presetSpec, unavailableSession } from './preset.ts'
+import { summariseTool } from './tool-summary.ts'
+import type { Completion, Session, SessionContext } from './types.ts'
+import { codeForStatus } from './upstream-errors.ts'
+
+type CodexConfig = Extract<SessionContext['account']['session'], { kind: 'codex' }>
+
+export function createCodexSession(context: SessionContext): Session {
+  const config = context.account.session as CodexConfig
+  const spec = presetSpec(context, config, ['app-server'], { [CODEX_KEY_VAR]: config.apiKey })
+  if (typeof spec === 'string') return unavailableSession(context, spec)
+  return createAgentServerSession(context, {
+    what: 'codex',
+    spec,
+    protocol: appServer(config),
+    startTimeoutMs: config.startTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    maxLineBytes: config.maxLineBytes,
+    restart: config.restart,
+    prepare: () => writeSettings(config, context.account.stateDir),
+  })
+}
+
+interface TurnError { message?: string; codexErrorInfo?: unknown }
+
+/** Codex's own error classes first (they say "usage limit" even when no HTTP status is known), then its words. */
+export function codexError(error: TurnError | undefined): OrchestratorError {
+  const message = error?.message ?? 'the turn failed'
+  const info = error?.codexErrorInfo
+  const named: Record<string, Code> = {
+    usageLimitExceeded: 'AGYC_UPSTREAM_RATE_LIMITED', rateLimitExceeded: 'AGYC_UPSTREAM_RATE_LIMITED', sessionBudgetExceeded: 'AGYC_UPSTREAM_RATE_LIMITED',
+    unauthorized: 'AGYC_UPSTREAM_AUTH', serverOverloaded: 'AGYC_UPSTREAM_OVERLOADED', modelNotFound: 'AGYC_UPSTREAM_NOT_FOUND',
+    contextWindowExceeded: 'AGYC_UPSTREAM_REJECTED', badRequest: 'AGYC_UPSTREAM_REJECTED',
+  }
+  let code: Code | undefined = typeof info === 'string' ? named[info] : undefined
+  if (!code && info && typeof info === 'object') {
+    const status = (Object.values(info)[0] as { httpStatusCode?: unknown } | undefined)?.httpStatusCode
+    if (typeof status === 'number') code = codeForStatus(status)
+  }
+  if (!code) return cliError('codex', message)
+  const retryAfterS = code === 'AGYC_UPSTREAM_RATE_LIMITED' || code === 'AGYC_UPSTREAM_OVERLOADED' ? resetFromText(message) : undefined
+  return new OrchestratorError(code, `codex: ${message}`, retryAfterS === undefined ? undefined : { retryAfterS })
+}
+
+interface Running {
+  readonly context: TurnContext
+  turnId?: string
+  item?: string
+  wrote: boolean
+  paragraph: boolean
+  usage?: Record<string, number>
+  error?: TurnError
+  settle(completion: Completion | Error): void
+}
+
+/** the agent's own actions, by item type, as one line each */
+function describeItem(item: Record<string, any>): string | undefined {
+  switch (item.type) {
+    case 'commandExecution': return summariseTool('shell', item.command)
+    case 'fileChange': return summariseTool('apply_patch', (item.changes ?? []).map((c: { path?: string }) => c.path))
+    case 'mcpToolCall': return summariseTool(`${item.server}.${item.tool}`, item.arguments)
+    case 'dynamicToolCall': return summariseTool(String(item.tool ?? 'tool'), item.arguments)
+    case 'webSearch': return summariseTool('web_search', item.query)
+    case 'imageGeneration': case 'imageView': case 'collabAgentToolCall': case 'subAgentActivity':
+      return summariseTool(item.type, undefined)
+    default: return undefined // messages, reasoning, plans, compaction: not actions
+  }
+}
+
+function appServer(config: CodexConfig): AgentProtocol {
+  const threads = new Map<string, Running>()
+
+  const text = (run: Running, piece: string): void => {
+    if (run.paragraph && run.wrote) run.context.answer.textPiece('\n\n')
+    run.paragraph = false
+    run.context.answer.textPiece(piece)
+    run.wrote = true
+  }
+
+  return {
+    tagged: false,
+    async handshake(peer) {
+      await peer.request('initialize', { clientInfo: { name: 'agyc', title: 'AGYC Orchestrator', version: '0.1.0' } })
+      peer.notify('initialized', {})
+    },
+    turn(context) {
+      let threadId: string | undefined
+      let turnId: string | undefined
+      let cancelled = false
+      const { promise, resolve, reject } = Promise.withResolvers<Completion>()
+      const done = (async () => {
+        const started = await context.peer.request<{ thread: { id: string; model?: string } }>('thread/start', {
+          ephemeral: true, cwd: context.cwd, approvalPolicy: 'never', sandbox: 'read-only',
+          ...(config.model ? { model: config.model } : {}),
+          ...(config.systemPrompt !== undefined ? { developerInstructions: config.systemPrompt } : {}),
+        })
+        threadId = started.thread.id
+        if (cancelled) throw new OrchestratorError('AGYC_CANCELLED', 'the request was cancelled')
+        const model = started.thread.model ?? config.model
+        if (model) context.answer.event({ type: 'message_start', message: { model } })
+        const run: Running = {
+          context, wrote: false, paragraph: false,
+          settle: (outcome) => (outcome instanceof Error ? reject(outcome) : resolve(outcome)),
+        }
+        threads.set(threadId, run)
+        try {
+          context.touch()
+          const turn = await context.peer.request<{ turn: { id: string } }>('turn/start', { threadId, input: [{ type: 'text', text: context.prompt, text_elements: [] }] })
+          turnId = run.turnId = turn.turn.id
+          if (cancelled) context.peer.request('turn/interrupt', { threadId, turnId }).catch(() => {})
+          return await promise
+        } finally {
+          threads.delete(threadId)
+          // an ephemeral thread leaves nothing on disk; unloading it frees the server's memory too
+          context.peer.request('thread/unsubscribe', { threadId }).catch(() => {})
+        }
+      })()
+      return {
+        done,
+        cancel() {
+          cancelled = true
+          if (threadId && turnId) context.peer.request('turn/interrupt', { threadId, turnId }).catch(() => {})
+        },
+      }
+    },
+    notification(method, params) {
+      const run = threads.get(params?.threadId)
+      if (!run) return
+      run.context.touch()
+      switch (method) {
+        case 'item/agentMessage/delta':
+          if (run.item !== undefined && run.item !== params.itemId) run.paragraph = true
+          run.item = params.itemId
+          if (typeof params.delta === 'string') text(run, params.delta)
+          return
+        case 'item/started': {
+          const line = describeItem(params.item ?? {})
+          if (!line) return
+          run.paragraph = true
+          text(run, line)
+          run.paragraph = true
+          return
+        }
+        case 'thread/tokenUsage/updated': {
+          // the thread is this request's alone: its total is the request's usage
+          const t = params.tokenUsage?.total ?? {}
+          if (typeof t.inputTokens === 'number' && typeof t.outputTokens === 'number') {
+            run.usage = { input_tokens: t.inputTokens, output_tokens: t.outputTokens, cache_read_input_tokens: t.cachedInputTokens ?? 0 }
+          }
+          return
+        }
+        case 'error':
+          if (!params.willRetry) run.error = params.error
+          return
+        case 'turn/completed': {
+          const turn = params.turn ?? {}
+          if (turn.status === 'completed') {
+            run.context.answer.event({ type: 'message_delta', delta: { stop_reason: 'end_turn' }, ...(run.usage ? { usage: run.usage } : {}) })
+            run.settle(run.context.answer.completion())
+          } else if (turn.status === 'interrupted') {
+            run.settle(new OrchestratorError('AGYC_CANCELLED', 'the request was cancelled'))
+          } else {
+            run.settle(codexError(turn.error ?? run.error))
+          }
+          return
+        }
+        default:
+          return
+      }
+    },
+    request(method) {
+      // nobody is there to approve (and approval_policy is "never"): decline whatever is asked
+      if (method === 'item/commandExecution/requestApproval' || method === 'item/fileChange/requestApproval') return { decision: 'decline' }
+      if (method === 'execCommandApproval' || method === 'applyPatchApproval') return { decision: 'denied' }
+      throw new Error(`method ${method} is not offered by this client`)
+    },
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * `gemini-cli`: Gemini CLI as an account (agent-clis.md). One long-lived `gemini --acp -m MODEL` per account, speaking
+ * the Agent Client Protocol (JSON-RPC 2.0 over stdio): `initialize`, `authenticate`, then per request a fresh
+ * `session/new` and one `session/prompt`. Text arrives as `session/update` notifications (`agent_message_chunk`), the
+ * prompt's answer carries the stop reason and the CLI's token counts (`_meta.quota.token_count`).
+ */
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { OrchestratorError } from '../../src/errors.ts'
+import { writeSettings } from '../../src/presets.ts'
+import { createAgentServerSession, type AgentProtocol, type TurnContext } from './agent-server.ts'
+import { cliError } from './cli-errors.ts'
+import { RpcError, type JsonRpcPeer } from './json-rpc.ts'
+import { presetSpec, unavailableSession } from './preset.ts'
+import { summariseTool } from './tool-summary.ts'
+import type { Session, SessionContext } from './types.ts'
+
+type GeminiConfig = Extract<SessionContext['account']['session'], { kind: 'gemini-cli' }>
+
+const STOP_REASONS: Record<string, string> = { end_turn: 'end_turn', max_tokens: 'max_tokens', refusal: 'refusal', max_turn_requests: 'end_turn' }
+
+export function createGeminiCliSession(context: SessionContext): Session {
+  const config = context.account.session as GeminiConfig
+  const stateDir = context.account.stateDir
+  const spec = presetSpec(context, config, ['--acp', '-m', config.model], {
+    GOOGLE_GEMINI_BASE_URL: config.baseUrl,
+    GEMINI_API_KEY: config.apiKey,
+  })
+  if (typeof spec === 'string') return unavailableSession(context, spec)
+  return createAgentServerSession(context, {
+    what: 'gemini-cli',
+    spec,
+    protocol: acp(config, stateDir),
+    startTimeoutMs: config.startTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    maxLineBytes: config.maxLineBytes,
+    restart: config.restart,
+    prepare() {
+      writeSettings(config, stateDir)
+      if (config.systemPrompt !== undefined) writeMemory(stateDir, config.systemPrompt)
+    },
+  })
+}
+
+/** the account's system prompt becomes its global memory file, which Gemini CLI adds to its own system prompt */
+function writeMemory(stateDir: string, text: string): void {
+  writeFileSync(join(stateDir, '.gemini', 'GEMINI.md'), `${text}\n`, { mode: 0o600 })
+}
+
+/** the auth method the settings chose (a login records it there), or the API key when the config gives one */
+function authMethod(config: GeminiConfig, stateDir: string): string {
+  if (config.apiKey) return 'gemini-api-key'
+  try {
+    const settings = JSON.parse(readFileSync(join(stateDir, '.gemini', 'settings.json'), 'utf8')) as { security?: { auth?: { selectedType?: unknown } } }
+    const chosen = settings.security?.auth?.selectedType
+    if (typeof chosen === 'string') return chosen
+  } catch { /* no settings: the default login */ }
+  return 'oauth-personal'
+}
+
+interface Running {
+  readonly context: TurnContext
+  wrote: boolean
+  paragraph: boolean
+}
+
+function acp(config: GeminiConfig, stateDir: string): AgentProtocol {
+  const sessions = new Map<string, Running>()
+
+  const text = (run: Running, piece: string): void => {
+    if (run.paragraph && run.wrote) run.context.answer.textPiece('\n\n')
+    run.paragraph = false
+    run.context.answer.textPiece(piece)
+    run.wrote = true
+  }
+
+  return {
+    tagged: true,
+    async handshake(peer: JsonRpcPeer) {
+      await peer.request('initialize', { protocolVersion: 1, clientCapabilities: { fs: { readTextFile: false, writeTextFile: false }, terminal: false } })
+      try {
+        await peer.request('authenticate', { methodId: authMethod(config, stateDir) })
+      } catch (err) {
+        throw new Error(`gemini-cli could not authenticate (log in with "agyc accounts login", or set apiKey): ${(err as Error).message}`)
+      }
+    },
+    turn(context) {
+      let sessionId: string | undefined
+      let cancelled = false
+      const done = (async () => {
+        try {
+          const created = await context.peer.request<{ sessionId: string }>('session/new', { cwd: context.cwd, mcpServers: [] })
+          sessionId = created.sessionId
+          if (cancelled) throw new OrchestratorError('AGYC_CANCELLED', 'the request was cancelled')
+          const run: Running = { context, wrote: false, paragraph: false }
+          sessions.set(sessionId, run)
+          context.touch()
+          const result = await context.peer.request<{ stopReason?: string; _meta?: { quota?: { token_count?: { input_tokens?: number; output_tokens?: number }; model_usage?: { model?: string }[] } } }>(
+            'session/prompt', { sessionId, prompt: [{ type: 'text', text: context.prompt }] })
+          if (result.stopReason === 'cancelled') throw new OrchestratorError('AGYC_CANCELLED', 'the request was cancelled')
+          const quota = result._meta?.quota
+          const model = quota?.model_usage?.[0]?.model ?? config.model
+          context.answer.event({ type: 'message_start', message: { model } })
+          const tokens = quota?.token_count
+          context.answer.event({
+            type: 'message_delta',
+            delta: { stop_reason: STOP_REASONS[result.stopReason ?? ''] ?? 'end_turn' },
+            ...(typeof tokens?.input_tokens === 'number' && typeof tokens.output_tokens === 'number' ? { usage: { input_tokens: tokens.input_tokens, output_tokens: tokens.output_tokens } } : {}),
+          })
+          return context.answer.completion()
+        } catch (err) {
+          if (err instanceof RpcError) {
+            // ACP errors carry the upstream's HTTP status as their code (429 "…Suggested retry after 42s.")
+            throw cliError('gemini-cli', err.message, err.code !== undefined && err.code >= 400 && err.code < 600 ? err.code : undefined)
+          }
+          throw err
+        } finally {
+          if (sessionId) sessions.delete(sessionId)
+        }
+      })()
+      return {
+        done,
+        cancel() {
+          cancelled = true
+          if (sessionId) context.peer.notify('session/cancel', { sessionId })
+        },
+      }
+    },
+    notification(method, params) {
+      if (method !== 'session/update') return
+      const run = sessions.get(params?.sessionId)
+      if (!run) return
+      run.context.touch()
+      const update = params.update ?? {}
+      switch (update.sessionUpdate) {
+        case 'agent_message_chunk':
+          if (update.content?.type === 'text' && typeof update.content.text === 'string') text(run, update.content.text)
+          return
+        case 'tool_call':
+          run.paragraph = true
+          text(run, summariseTool(String(update.kind ?? 'tool'), update.title ?? update.rawInput))
+          run.paragraph = true
+          return
+        default:
+          return // thoughts, plans, tool progress: the tool_call line already says what the agent did
+      }
+    },
+    request(method, params) {
+      if (method === 'session/request_permission') {
+        // nobody is there to approve: refuse once, the agent carries on without the tool
+        const options = (params?.options ?? []) as { optionId: string; kind?: string }[]
+        const reject = options.find((o) => o.kind === 'reject_once') ?? options.find((o) => o.kind?.startsWith('reject'))
+        return { outcome: reject ? { outcome: 'selected', optionId: reject.optionId } : { outcome: 'cancelled' } }
+      }
+      throw new Error(`method ${method} is not offered by this client`)
+    },
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * JSON-RPC over a long-lived child's stdio, one object per line: Gemini CLI's ACP (JSON-RPC 2.0) and Codex's
+ * app-server (the same shape without the `"jsonrpc"` field). Our requests carry numeric ids; the child's own requests
+ * (a permission prompt) are answered by the handler; everything else is a notification.
+ */
+import { LineSplitter } from './answer.ts'
+import type { Child } from './child.ts'
+
+export class RpcError extends Error {
+  readonly code: number | undefined
+  readonly data: unknown
+  constructor(message: string, code?: number, data?: unknown) {
+    super(message)
+    this.name = 'RpcError'
+    this.code = code
+    this.data = data
+  }
+}
+
+export interface RpcHandlers {
+  notification(method: string, params: any): void
+  /** a request from the child; what it returns (or resolves to) is the result, a throw the error */
+  request(method: string, params: any): unknown
+  /** a stdout line that is not JSON-RPC: logged, not fatal (CLIs print the odd warning there) */
+  stray(line: string): void
+}
+
+interface Incoming { id?: unknown; method?: unknown; params?: unknown; result?: unknown; error?: { code?: unknown; message?: unknown; data?: unknown } }
+
+export class JsonRpcPeer {
+  readonly #child: Child
+  readonly #tagged: boolean
+  readonly #handlers: RpcHandlers
+  readonly #pending = new Map<number, { resolve(value: any): void; reject(err: Error): void }>()
+  #nextId = 1
+  #closed: string | undefined
+
+  /** `tagged`: add `"jsonrpc":"2.0"` to every message (ACP wants it, Codex's app-server leaves it out) */
+  constructor(child: Child, tagged: boolean, handlers: RpcHandlers, maxLineBytes: number) {
+    this.#child = child
+    this.#tagged = tagged
+    this.#handlers = handlers
+    const lines = new LineSplitter(maxLineBytes)
+    child.proc.stdout.setEncoding('utf8')
+    child.proc.stdout.on('data', (text: string) => {
+      let complete: string[]
+      try {
+        complete = lines.push(text)
+      } catch (err) {
+        this.close(`${child.what} broke the protocol: ${(err as Error).message}`)
+        void child.kill()
+        return
+      }
+      for (const line of complete) this.#onLine(line)
+    })
+    void child.closed.then(({ code, signal }) => this.close(child.describeExit(code, signal)))
+  }
+
+  request<T = any>(method: string, params: unknown): Promise<T> {
+    if (this.#closed) return Promise.reject(new RpcError(this.#closed))
+    const id = this.#nextId++
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject })
+      this.#send({ id, method, params })
+    })
+  }
+
+  notify(method: string, params: unknown): void {
+    if (!this.#closed) this.#send({ method, params })
+  }
+
+  /** fails every request still waiting for its answer */
+  close(reason: string): void {
+    this.#closed ??= reason
+    for (const [id, pending] of this.#pending) {
+      this.#pending.delete(id)
+      pending.reject(new RpcError(reason))
+    }
+  }
+
+  #send(message: Record<string, unknown>): void {
+    this.#child.proc.stdin.write(`${JSON.stringify(this.#tagged ? { jsonrpc: '2.0', ...message } : message)}\n`)
+  }
+
+  #onLine(text: string): void {
+    if (text.trim() === '') return
+    let message: Incoming
+    try {
+      message = JSON.parse(text) as Incoming
+      if (!message || typeof message !== 'object') throw new Error('not an object')
+    } catch {
+      this.#handlers.stray(text.slice(0, 1_000))
+      return
+    }
+    if (typeof message.method === 'string') {
+      if (message.id === undefined || message.id === null) {
+        this.#handlers.notification(message.method, message.params)
+        return
+      }
+      const id = message.id
+      Promise.resolve()
+        .then(() => this.#handlers.request(message.method as string, message.params))
+        .then(
+          (result) => this.#send({ id, result: result ?? null }),
+          (err: unknown) => this.#send({ id, error: { code: -32601, message: err instanceof Error ? err.message : String(err) } }),
+        )
+      return
+    }
+    const pending = typeof message.id === 'number' ? this.#pending.get(message.id) : undefined
+    if (!pending) return
+    this.#pending.delete(message.id as number)
+    if (message.error) {
+      const e = message.error
+      pending.reject(new RpcError(typeof e.message === 'string' ? e.message : 'error', typeof e.code === 'number' ? e.code : undefined, e.data))
+    } else pending.resolve(message.result)
+  }
+}
