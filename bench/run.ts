@@ -79,6 +79,9 @@ const REQUEST = {
 }
 const JSON_BODY = JSON.stringify(REQUEST)
 const SSE_BODY = JSON.stringify({ ...REQUEST, stream: true })
+// what session affinity costs (issue 9): the same request with affinity off, and as one sticky conversation
+const UNSTICKY_BODY = JSON.stringify({ ...REQUEST, metadata: { routing: { sticky: false } } })
+const STICKY_BODY = JSON.stringify({ ...REQUEST, metadata: { user_id: 'bench-conversation' } })
 const MOCK = { kind: 'mock', latencyMs: 0, deltas: 50 }
 
 const dir = mkdtempSync(join(tmpdir(), 'agyc-bench-'))
@@ -208,6 +211,13 @@ async function mockSection(): Promise<void> {
   const orch8 = servers.find((s) => s.name === 'orch-8') ?? servers.find((s) => s.name !== 'baseline')
   if (orch8 && ttfbWanted) {
     for (const server of [baseline, orch8]) plans.push({ section: 'sse', arm: server.name, connections: LEVELS.streams, server, body: SSE_BODY, tool: 'ttfb' })
+  }
+  if (orch8) {
+    // affinity on (the default) is the plain orch-8 row; these two show its cost and a conversation that goes home
+    for (const connections of LEVELS.json) {
+      plans.push({ section: 'json', arm: `${orch8.name} affinity off`, connections, server: orch8, body: UNSTICKY_BODY, tool: 'autocannon' })
+      plans.push({ section: 'json', arm: `${orch8.name} one sticky session`, connections, server: orch8, body: STICKY_BODY, tool: 'autocannon' })
+    }
   }
   await measure(plans)
   for (const server of servers) await stop(server)
