@@ -386,9 +386,15 @@ for (const name of [stamp, 'latest']) {
 }
 say(`written: ${join(values.out, `${stamp}.json`)} and .md${values['cpu-prof'] ? `; CPU profiles under ${profileDir}` : ''}`)
 if (!quick && !only && !onlyLevels && !sections && !values['no-readme']) {
-  const template = readFileSync(join(ROOT, 'bench/readme-section.md'), 'utf8')
-  mkdirSync(join(ROOT, '.readme'), { recursive: true })
-  writeFileSync(join(ROOT, '.readme/issue-7.md'), template.replace('{{results}}', markdown))
-  say('README section written: .readme/issue-7.md')
+  // the README carries the latest full run: its tables between the two markers are replaced
+  const readmePath = join(ROOT, 'README.md')
+  const readme = readFileSync(readmePath, 'utf8')
+  const begin = readme.indexOf('<!-- bench:results:start')
+  const end = readme.indexOf('<!-- bench:results:end -->')
+  if (begin >= 0 && end > begin) {
+    const afterMarker = readme.indexOf('-->', begin) + 3
+    writeFileSync(readmePath, `${readme.slice(0, afterMarker)}\n\n${markdown.trim()}\n\n${readme.slice(end)}`)
+    say('README updated: Performance, "The latest full run"')
+  } else say('README markers for the results not found: README not updated')
 }
 rmSync(dir, { recursive: true, force: true })
