@@ -46,6 +46,13 @@ export interface Target {
   met: boolean | undefined
 }
 
+export interface ChildRow {
+  variant: string
+  msPerRequest: number
+  p99Ms: number
+  errors: number
+}
+
 export interface Report {
   version: 1
   startedAt: string
@@ -58,6 +65,8 @@ export interface Report {
   arms: ArmStatus[]
   cells: Cell[]
   memory: MemoryRow[]
+  /** what one request costs on a child-process session, cold and warm (c=1) */
+  children: ChildRow[]
   targets: Target[]
   git: string
 }
@@ -157,6 +166,13 @@ export function toMarkdown(report: Report): string {
     out.push('')
     out.push(table(['accounts', 'ready (spawn → listening) ms', 'ready as logged ms', 'RSS idle MB', 'RSS under load MB', 'load'],
       report.memory.map((r) => [String(r.accounts), f0(r.readyMs), r.loggedReadyMs === undefined ? '–' : f0(r.loggedReadyMs), f0(r.rssIdleMb), f0(r.rssLoadMb), r.load])))
+    out.push('')
+  }
+  if (report.children.length > 0) {
+    out.push('### Child-process sessions: a request cold and warm (c=1, the fixture agent)')
+    out.push('')
+    out.push(table(['session', 'ms per request', 'p99 ms', 'errors'],
+      report.children.map((r) => [r.variant, r.msPerRequest.toFixed(1), f0(r.p99Ms), String(r.errors)])))
     out.push('')
   }
   out.push('### Arms')

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { autocannon, ttfbProbe, type LoadResult, type Target as LoadTarget } from './load.ts'
 import { cpuByThread, pinningUnavailable, rssMb, type ThreadCpu } from './procs.ts'
-import { find, toMarkdown, type ArmStatus, type Cell, type MemoryRow, type Report, type Section, type Target } from './report.ts'
+import { find, toMarkdown, type ArmStatus, type Cell, type ChildRow, type MemoryRow, type Report, type Section, type Target } from './report.ts'
 import {
   BENCH_MAX_CONCURRENCY, sessionKindMissing, startBaseline, startNginx, startOrchestrator, startPortkey, type Running, type Started,
 } from './servers.ts'
@@ -90,6 +90,7 @@ const live = new Set<Running>()
 const arms = new Map<Arm, ArmStatus>()
 const cells: Cell[] = []
 const memory: MemoryRow[] = []
+const children: ChildRow[] = []
 const note = (arm: Arm, status: ArmStatus['status'], text?: string): void => {
   arms.set(arm, status === 'skipped' ? { arm, status, reason: text } : { arm, status, detail: text })
 }
@@ -289,12 +290,34 @@ async function memorySection(): Promise<void> {
   }
 }
 
-function execArm(): void {
+/**
+ * What a request costs on a child-process session (issue 3): `exec` cold (a process started per request), `exec`
+ * warm (`prewarm`: a process already waiting on stdin) and `stdio` (one long-lived process), one request at a time.
+ */
+async function execArm(): Promise<void> {
   if (!selected('exec')) return
-  const missing = sessionKindMissing({ kind: 'exec', command: process.execPath, args: [] })
-  note('exec', 'skipped', missing
-    ? `not available: ${missing}`
-    : 'not wired yet: exec cold vs warm needs the exec kind\'s prewarm option and a fixture CLI (issue 3)')
+  const agent = (name: string) => join(ROOT, 'test/fixtures', name)
+  const variants = [
+    { variant: 'exec, cold (a process per request)', session: { kind: 'exec', command: 'node', args: [agent('exec-agent.mjs'), '--output', 'events'], output: 'events' } },
+    { variant: 'exec, warm (prewarm: 2)', session: { kind: 'exec', command: 'node', args: [agent('exec-agent.mjs'), '--output', 'events'], output: 'events', prewarm: 2 } },
+    { variant: 'stdio (one long-lived process)', session: { kind: 'stdio', command: 'node', args: [agent('stdio-agent.mjs')] } },
+  ]
+  const ran: string[] = []
+  for (const [i, { variant, session }] of variants.entries()) {
+    const started = await startOrchestrator(dir, `child-${i}`, { accounts: 1, session })
+    const server = keep(started)
+    if (!server) {
+      note('exec', 'skipped', (started as { skipped: string }).skipped)
+      return
+    }
+    await autocannon({ url: server.url, body: JSON_BODY }, 1, 1) // the first child, the JIT
+    const load = await autocannon({ url: server.url, body: JSON_BODY }, 1, durationS)
+    children.push({ variant, msPerRequest: load.rps > 0 ? 1000 / load.rps : Number.NaN, p99Ms: load.p99, errors: load.errors + load.non2xx })
+    say(`${variant}: ${(1000 / load.rps).toFixed(1)} ms per request`)
+    ran.push(variant)
+    await stop(server)
+  }
+  note('exec', 'ran', ran.join('; '))
 }
 
 // ── targets (full runs only: a quick run has no thresholds) ─────────────────────────────────────────────────────
@@ -349,7 +372,7 @@ try {
   await mockSection()
   await proxySection()
   await memorySection()
-  execArm()
+  await execArm()
 } finally {
   await stopAll()
 }
@@ -372,6 +395,7 @@ const report: Report = {
   arms: ARMS.map((a) => arms.get(a)!),
   cells,
   memory,
+  children,
   targets: targets(),
   git: gitDescribe(),
 }
