@@ -19,8 +19,7 @@ import type { AccountView } from '../strategies/types.ts'
 import type { UsageLedger } from '../usage/ledger.ts'
 import { Quota } from '../usage/quota.ts'
 import type { Job } from './job.ts'
-
-const WORKER_FILE = new URL('../../workers/account-worker.ts', import.meta.url).href
+import { workerEntry } from './worker-code.ts'
 
 export type AccountState = 'starting' | 'up' | 'down' | 'draining' | 'stopped'
 
@@ -96,7 +95,8 @@ export class AccountHandle implements AccountView {
     this.outlier = new Outlier(options.health, options.now)
     this.quota = config.quota ? new Quota(config.id, config.quota, options.ledger, options.now) : undefined
     this.#pool = new Piscina({
-      filename: WORKER_FILE,
+      // plain JS, stripped once from the sources (worker-code.ts)
+      filename: workerEntry((reason) => this.#log.warn({ reason }, 'account workers run their TypeScript sources')),
       minThreads: 1,
       maxThreads: 1,
       // 'sync' (the default) parks an idle worker in Atomics.wait: its ports, timers and child pipes go deaf
