@@ -56,6 +56,7 @@ test('a TypeScript module graph becomes plain JavaScript that runs, with type-on
 
   assert.deepEqual(code.files, ['lib/entry.ts', 'lib/geometry/area.ts', 'lib/lazy.ts', 'lib/util.ts'], 'types.ts is imported only for types')
   assert.deepEqual(code.bareImports, ['node:path'])
+  assert.deepEqual(code.eagerImports, [], 'node:path is reached through a dynamic import only')
   assert.equal(code.cached, false)
   assert.deepEqual(jsFiles(join(cacheDir, code.hash)), ['lib/entry.js', 'lib/geometry/area.js', 'lib/lazy.js', 'lib/util.js'])
 
@@ -134,5 +135,15 @@ test('the account worker\'s code names no .ts file at run time', (t) => {
       if (imp.type === 'import-meta') continue
       assert.ok(!imp.specifier?.endsWith('.ts'), `${file} imports ${imp.specifier}`)
     }
+  }
+})
+
+test('an account worker loads no zod, and no session kind\'s machinery before its account needs it', (t) => {
+  const code = prepareWorkerCode(WORKER_SOURCE, { cacheDir: tempDir(t) })
+  assert.deepEqual(code.bareImports.filter((s) => s === 'zod' || s.startsWith('zod/')), [], 'zod is for the main thread')
+  // session kinds are imported when an account uses one (workers/sessions/index.ts): a mock account needs neither
+  for (const heavy of ['undici', 'node:child_process']) {
+    assert.ok(code.bareImports.includes(heavy), `${heavy} is in the graph (a session kind uses it)`)
+    assert.ok(!code.eagerImports.includes(heavy), `${heavy} is not loaded at start`)
   }
 })

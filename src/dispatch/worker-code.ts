@@ -41,6 +41,8 @@ export interface WorkerCode {
   readonly files: readonly string[]
   /** every non-relative specifier the graph imports at run time ('comlink', 'node:fs', …), sorted */
   readonly bareImports: readonly string[]
+  /** those a worker loads at start, through static imports alone (the rest wait for a dynamic import), sorted */
+  readonly eagerImports: readonly string[]
   /** false when this call wrote the directory */
   readonly cached: boolean
 }
@@ -63,6 +65,9 @@ interface Module {
   readonly rel: string
   readonly source: string
   readonly code: string
+  /** what its static imports reach: relative files (absolute paths) and bare specifiers */
+  readonly staticFiles: readonly string[]
+  readonly staticBare: readonly string[]
 }
 
 export function prepareWorkerCode(entryFile = WORKER_SOURCE, options: WorkerCodeOptions = {}): WorkerCode {
@@ -92,6 +97,8 @@ export function prepareWorkerCode(entryFile = WORKER_SOURCE, options: WorkerCode
     if (rel.startsWith('..') || isAbsolute(rel)) throw new WorkerCodeError(`${file} lies outside ${root}`)
     const source = readFileSync(file, 'utf8')
     let code = strip(source, pathToFileURL(file).href)
+    const staticFiles: string[] = []
+    const staticBare: string[] = []
     for (const imp of parse(code, file)[0]) {
       if (imp.type === 'import-meta') {
         // it would name the copy in the cache, not the source: a path built on it would point nowhere
@@ -103,16 +110,31 @@ export function prepareWorkerCode(entryFile = WORKER_SOURCE, options: WorkerCode
       }
       if (!specifier.startsWith('./') && !specifier.startsWith('../')) {
         bare.add(specifier)
+        if (imp.type !== 'dynamic') staticBare.push(specifier)
         continue
       }
       if (!specifier.endsWith('.ts')) throw new WorkerCodeError(`${rel} imports "${specifier}" (relative imports in the worker's code name .ts files)`)
       // a dynamic import's span includes its quotes; a static one's does not
       const end = imp.type === 'dynamic' ? imp.end - 1 : imp.end
       code = `${code.slice(0, end - 3)}.js${code.slice(end)}`
-      pending.push(resolve(dirname(file), specifier))
+      const target = resolve(dirname(file), specifier)
+      pending.push(target)
+      if (imp.type !== 'dynamic') staticFiles.push(target)
     }
-    modules.set(file, { rel: rel.split(sep).join('/'), source, code })
+    modules.set(file, { rel: rel.split(sep).join('/'), source, code, staticFiles, staticBare })
   }
+
+  const eager = new Set<string>()
+  const seen = new Set<string>()
+  const walk = (file: string): void => {
+    if (seen.has(file)) return
+    seen.add(file)
+    const m = modules.get(file)
+    if (!m) return
+    for (const b of m.staticBare) eager.add(b)
+    for (const f of m.staticFiles) walk(f)
+  }
+  walk(resolve(entryFile))
 
   const sorted = [...modules.values()].sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0))
   const files = sorted.map((m) => m.rel)
@@ -121,7 +143,7 @@ export function prepareWorkerCode(entryFile = WORKER_SOURCE, options: WorkerCode
   const cached = existsSync(dir)
   if (cached) touch(dir)
   else write(dir, sorted)
-  const code: Omit<WorkerCode, 'entry' | 'cached'> = { hash, files, bareImports: [...bare].sort() }
+  const code: Omit<WorkerCode, 'entry' | 'cached'> = { hash, files, bareImports: [...bare].sort(), eagerImports: [...eager].sort() }
   writeAtomically(index, JSON.stringify(code))
   prune(cacheDir, hash)
   return { ...code, entry: entryUrl(cacheDir, hash, entryRel), cached }
@@ -145,7 +167,7 @@ function readSource(file: string): string {
 function readIndex(file: string): Omit<WorkerCode, 'entry' | 'cached'> | undefined {
   try {
     const index = JSON.parse(readFileSync(file, 'utf8')) as Omit<WorkerCode, 'entry' | 'cached'>
-    return typeof index.hash === 'string' && Array.isArray(index.files) && Array.isArray(index.bareImports) ? index : undefined
+    return typeof index.hash === 'string' && Array.isArray(index.files) && Array.isArray(index.bareImports) && Array.isArray(index.eagerImports) ? index : undefined
   } catch {
     return undefined // none yet: the slow path writes one
   }
