@@ -4,14 +4,15 @@
  *   node bench/idle.ts [--accounts 1,30,100] [--rounds N] [--settle-ms 2000] [--config-extra '{"dispatcher":{…}}']
  *
  * Starts `node src/main.ts` with N mock accounts, pinned to the server core like the bench, and prints per N the
- * median of `rounds` starts: spawn → listening (wall clock), the server's own logged readyMs, RSS after settling, and
+ * median of `rounds` starts: spawn → listening (wall clock), the server's own logged readyMs (from the dispatcher's
+ * start), the server's CPU time (all threads) spent by then, RSS after settling, and
  * the load average at that moment (the machine is shared: a figure without it means little).
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { rssMb } from './procs.ts'
+import { cpuSeconds, rssMb } from './procs.ts'
 import { startOrchestrator, type Running } from './servers.ts'
 
 const { values } = parseArgs({
@@ -34,11 +35,13 @@ try {
     const ready: number[] = []
     const logged: number[] = []
     const rss: number[] = []
+    const cpu: number[] = []
     const loads: string[] = []
     for (let r = 0; r < rounds; r++) {
       const started = await startOrchestrator(dir, `idle-${accounts}-${r}`, { accounts, session: { kind: 'mock', latencyMs: 0 }, extra })
       if ('skipped' in started) throw new Error(started.skipped)
       const server: Running = started
+      cpu.push(cpuSeconds(server.pids()) * 1000) // CPU spent to get ready: steadier than wall clock on a shared machine
       await new Promise((res) => setTimeout(res, settleMs)) // first heartbeats and GC settle
       ready.push(server.readyMs)
       logged.push(server.loggedReadyMs ?? Number.NaN)
@@ -48,6 +51,7 @@ try {
     }
     process.stdout.write(`${JSON.stringify({
       accounts, rounds, readyMs: Math.round(median(ready)), loggedReadyMs: Math.round(median(logged)),
+      cpuToReadyMs: Math.round(median(cpu)),
       rssMb: Math.round(median(rss)), all: { ready: ready.map(Math.round), rss: rss.map(Math.round) }, load1: loads,
     })}\n`)
   }
