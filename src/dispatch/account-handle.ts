@@ -97,12 +97,14 @@ export class AccountHandle implements AccountView {
     this.#pool = new Piscina({
       // plain JS, stripped once from the sources (worker-code.ts)
       filename: workerEntry((reason) => this.#log.warn({ reason }, 'account workers run their TypeScript sources')),
-      minThreads: 1,
+      // the thread starts with its attach task, not with the pool: the dispatcher's start-up ramp (and a lazy account's
+      // first request) decides when; ended, it goes at once (idleTimeout 0): the next attach starts a fresh one
+      minThreads: 0,
       maxThreads: 1,
       // 'sync' (the default) parks an idle worker in Atomics.wait: its ports, timers and child pipes go deaf
       atomics: 'disabled',
       concurrentTasksPerWorker: 1,
-      idleTimeout: Number.MAX_SAFE_INTEGER,
+      idleTimeout: 0,
       closeTimeout: 2_000,
     })
     // a worker that fails to start rejects its attach task; keep piscina's own 'error' events from crashing us
