@@ -38,6 +38,8 @@ export interface AccountOptions {
   log: Logger
   owner: AccountOwner
   now?: () => number
+  /** `dispatcher.lazyWorkers`: the worker starts at the account's first request, and stops after `idleMs` without one */
+  lazy?: { enabled: boolean; idleMs: number }
 }
 
 /** child restart-style backoff for a worker that died: 100 ms × 1.5ⁿ with jitter, capped at 15 s (PM2's defaults) */
@@ -81,6 +83,12 @@ export class AccountHandle implements AccountView {
   #ready: PromiseWithResolvers<void> = Promise.withResolvers()
   #reattach: NodeJS.Timeout | undefined
   #stopping = false
+  readonly #lazy: { enabled: boolean; idleMs: number } | undefined
+  /** lazy workers: the account serves, but has no worker until a request comes (see #park) */
+  #parked = false
+  /** lazy workers with idleMs: #seq when a heartbeat last looked, and when one last saw work */
+  #idleSeq = 0
+  #activeAt = 0
   /** settles when the current attach task ends, whichever way */
   #task: Promise<void> = Promise.resolve()
 
@@ -92,6 +100,7 @@ export class AccountHandle implements AccountView {
     this.#log = options.log.child({ account: config.id })
     this.#owner = options.owner
     this.#health = options.health
+    this.#lazy = options.lazy?.enabled ? options.lazy : undefined
     this.outlier = new Outlier(options.health, options.now)
     this.quota = config.quota ? new Quota(config.id, config.quota, options.ledger, options.now) : undefined
     this.#pool = new Piscina({
@@ -143,6 +152,7 @@ export class AccountHandle implements AccountView {
 
   /** Recomputes the health score (the watchdog calls it once per heartbeat period). */
   rescore(now: number, fleetLatencyMs: number): void {
+    if (this.#parked) this.lastHeartbeatAt = now // no worker, no heartbeats: nothing is known against the account
     const hb = this.#health.heartbeatMs
     this.scoreParts = scoreParts({
       heartbeatAgeMs: this.state === 'up' || this.state === 'draining' ? now - this.lastHeartbeatAt : Number.POSITIVE_INFINITY,
@@ -159,6 +169,7 @@ export class AccountHandle implements AccountView {
 
   /** The worker missed its heartbeats (a hung event loop): end the thread; piscina starts a replacement. */
   terminate(reason: string): void {
+    if (this.#parked) return
     this.#log.error({ reason }, 'terminating account worker')
     this.lastError = reason
     void this.#pool.threads[0]?.terminate()
@@ -177,10 +188,74 @@ export class AccountHandle implements AccountView {
     return [...(this.config.models ?? []), ...Object.keys(this.config.aliases ?? {})]
   }
 
-  /** Starts the worker; resolves once its session is ready (or the first start failed). */
+  /** Starts the worker; resolves once its session is ready (or the first start failed). With lazy workers: at once. */
   start(): Promise<void> {
+    if (this.#lazy) {
+      this.#park()
+      return Promise.resolve()
+    }
     this.#attach()
     return this.#ready.promise
+  }
+
+  /** lazy workers: no worker runs now */
+  get parked(): boolean {
+    return this.#parked
+  }
+
+  /**
+   * Lazy workers: the account takes work without a worker; its first request starts one (#wake). It looks up and
+   * healthy meanwhile: nothing is known against it, and a parked account that looked unavailable would never be woken.
+   */
+  #park(): void {
+    this.#parked = true
+    this.state = 'up'
+    this.sessionUp = true
+    this.sessionState = 'up'
+    this.lastHeartbeatAt = Date.now()
+    this.#activeAt = this.lastHeartbeatAt
+    this.#owner.released(this)
+  }
+
+  /** Lazy workers: a request came for a parked account. Its commands wait in the outbox until the worker is ready. */
+  #wake(): void {
+    this.#parked = false
+    this.state = 'starting'
+    this.#log.debug('starting the account worker for a request')
+    this.#attach()
+  }
+
+  /**
+   * Lazy workers with idleMs, on each heartbeat: stop a worker that has had no request for idleMs. Requests are
+   * noticed through the per-account sequence number, so the request path pays nothing for this.
+   */
+  #parkIfIdle(now: number): void {
+    if (this.#pending.size > 0 || this.#seq !== this.#idleSeq) {
+      this.#idleSeq = this.#seq
+      this.#activeAt = now
+      return
+    }
+    const data = this.#data
+    if (now - this.#activeAt < this.#lazy!.idleMs || this.state !== 'up' || !this.sessionUp || this.#stopping || !data) return
+    this.#log.debug({ idleMs: this.#lazy!.idleMs }, 'stopping an idle account worker')
+    // the stopping worker's last events (its session going down, its children reaped) are not news about the account
+    data.off('message', this.#onMessage)
+    const control = this.#control
+    this.#data = undefined // #detach, when the task ends, sees the worker is no longer current and only closes its ports
+    this.#control = undefined
+    const pids = [...this.childPids]
+    this.childPids.clear()
+    const task = this.#task
+    // a new request may start the next worker meanwhile: piscina runs its attach once this one has ended
+    const stuck = setTimeout(() => void this.#pool.threads[0]?.terminate(), 3_000)
+    void control?.stop().catch(() => { /* the reply is lost when the worker closes its port: the task's end counts */ })
+    void task.finally(() => {
+      clearTimeout(stuck)
+      for (const pid of pids) {
+        try { process.kill(-pid, 'SIGKILL') } catch { /* already gone */ }
+      }
+    })
+    this.#park()
   }
 
   #attach(): void {
@@ -243,6 +318,7 @@ export class AccountHandle implements AccountView {
   }
 
   assign(job: Job, dispatchSeq: number): void {
+    if (this.#parked) this.#wake()
     job.seq = ++this.#seq
     job.account = this
     job.state = 'assigned'
@@ -280,7 +356,8 @@ export class AccountHandle implements AccountView {
   #flush = (): void => {
     this.#flushScheduled = false
     const batch = this.#outbox
-    if (batch.length === 0) return
+    // a lazily started worker takes its first requests once it is ready
+    if (batch.length === 0 || this.state === 'starting') return
     this.#outbox = []
     this.#data?.postMessage(batch)
   }
@@ -312,12 +389,14 @@ export class AccountHandle implements AccountView {
         case 'heartbeat':
           this.lastHeartbeat = event
           this.lastHeartbeatAt = Date.now()
+          if (this.#lazy !== undefined && this.#lazy.idleMs > 0) this.#parkIfIdle(this.lastHeartbeatAt)
           break
         case 'ready': // (the session may have reported its upstream down already: that stands)
           this.state = 'up'
           this.lastHeartbeatAt = Date.now()
           this.#log.debug('account ready')
           this.#ready.resolve()
+          this.#flush() // what a lazily started worker was started for
           this.#owner.released(this)
           break
         case 'session':
