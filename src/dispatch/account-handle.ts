@@ -42,6 +42,13 @@ export interface AccountOptions {
   lazy?: { enabled: boolean; idleMs: number }
 }
 
+/**
+ * Lazy workers: parked accounts starting a worker for a request, in this process. Bounded like the start-up ramp
+ * (Dispatcher.start, 8 at a time): a worker costs ~60 ms of CPU to start, and a burst spread by round-robin over 100
+ * parked accounts would start 100 at once and starve the main thread (measured: 12 req/s over the first 5 s).
+ */
+const wakes = { starting: 0, limit: 8 }
+
 /** child restart-style backoff for a worker that died: 100 ms × 1.5ⁿ with jitter, capped at 15 s (PM2's defaults) */
 export const backoffMs = (attempt: number): number => Math.min(15_000, 100 * 1.5 ** attempt) * (0.8 + Math.random() * 0.4)
 
@@ -86,6 +93,8 @@ export class AccountHandle implements AccountView {
   readonly #lazy: { enabled: boolean; idleMs: number } | undefined
   /** lazy workers: the account serves, but has no worker until a request comes (see #park) */
   #parked = false
+  /** counted in `wakes.starting` */
+  #waking = false
   /** lazy workers with idleMs: #seq when a heartbeat last looked, and when one last saw work */
   #idleSeq = 0
   #activeAt = 0
@@ -122,13 +131,13 @@ export class AccountHandle implements AccountView {
 
   /** up, not cooling or ejected, with a free slot now: what strategies look for */
   get available(): boolean {
-    return this.state === 'up' && this.sessionUp && this.assigned < this.maxConcurrency && this.outlier.admits()
+    return this.state === 'up' && (!this.#parked || wakes.starting < wakes.limit) && this.sessionUp && this.assigned < this.maxConcurrency && this.outlier.admits()
       && (this.quota === undefined || this.quota.admits(this.assigned))
   }
 
   /** may be handed work (into its worker queue when busy) */
   get routable(): boolean {
-    return this.state === 'up' && this.sessionUp && this.outlier.admits() && (this.quota === undefined || this.quota.admits(this.assigned))
+    return this.state === 'up' && (!this.#parked || wakes.starting < wakes.limit) && this.sessionUp && this.outlier.admits() && (this.quota === undefined || this.quota.admits(this.assigned))
   }
 
   get quotaLeft(): number {
@@ -137,7 +146,7 @@ export class AccountHandle implements AccountView {
 
   /** not serving now, but coming back without an operator: worth queueing for (its worker or child restarting) */
   get recovering(): boolean {
-    return this.state === 'starting' || this.state === 'down' || (this.state === 'up' && !this.sessionUp && this.sessionState !== 'failed')
+    return this.#parked || this.state === 'starting' || this.state === 'down' || (this.state === 'up' && !this.sessionUp && this.sessionState !== 'failed')
   }
 
   /** Why the account takes no work now, in a few words for an error message. */
@@ -220,9 +229,17 @@ export class AccountHandle implements AccountView {
   /** Lazy workers: a request came for a parked account. Its commands wait in the outbox until the worker is ready. */
   #wake(): void {
     this.#parked = false
+    this.#waking = true
+    wakes.starting++
     this.state = 'starting'
     this.#log.debug('starting the account worker for a request')
     this.#attach()
+  }
+
+  #woke(): void {
+    if (!this.#waking) return
+    this.#waking = false
+    wakes.starting--
   }
 
   /**
@@ -279,6 +296,7 @@ export class AccountHandle implements AccountView {
     data.close()
     control.close()
     if (this.#data !== data) return
+    this.#woke()
     this.#data = undefined
     this.#control = undefined
     this.#outbox = []
@@ -396,6 +414,7 @@ export class AccountHandle implements AccountView {
           this.lastHeartbeatAt = Date.now()
           this.#log.debug('account ready')
           this.#ready.resolve()
+          this.#woke()
           this.#flush() // what a lazily started worker was started for
           this.#owner.released(this)
           break
