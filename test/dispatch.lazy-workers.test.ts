@@ -31,6 +31,22 @@ test('with lazy workers no account has a worker until a request comes, and that 
   assert.equal(accounts.filter((a) => !a.parked).length, 2)
 })
 
+test('a burst spread over many parked accounts starts at most 8 workers at a time, and every request is answered', async (t) => {
+  const { client, orch } = await start(t, {
+    dispatcher: { strategy: 'round-robin', lazyWorkers: { enabled: true } },
+    accounts: mockAccounts(20, {}, { maxConcurrency: 1 }),
+  })
+  const accounts = orch.dispatcher.accounts
+  let mostStarting = 0
+  const sampler = setInterval(() => {
+    mostStarting = Math.max(mostStarting, accounts.filter((a) => a.state === 'starting').length)
+  }, 2)
+  const answers = await Promise.all(Array.from({ length: 20 }, () => client.messages.create(hello)))
+  clearInterval(sampler)
+  assert.ok(answers.every((a) => a.type === 'message'))
+  assert.ok(mostStarting > 0 && mostStarting <= 8, `${mostStarting} workers were starting at once`)
+})
+
 test('an idle worker stops after idleMs and the next request starts a new one; the account stays up throughout', async (t) => {
   const { client, orch, logs } = await start(t, {
     dispatcher: { lazyWorkers: { enabled: true, idleMs: 200 } },
