@@ -15,7 +15,7 @@
  *
  * The sources stay the single truth: no build step, nothing committed. The directory is written once per content hash
  * (any process that finds it complete uses it; writers race through an atomic rename), and directories unused for a
- * day are removed. An index file per entry lists the graph's files and their hash, so a start with unchanged sources
+ * day are removed (a running orchestrator touches its own every few hours). An index file per entry lists the graph's files and their hash, so a start with unchanged sources
  * only reads and hashes them.
  */
 import { createHash } from 'node:crypto'
@@ -245,7 +245,11 @@ let prepared: string | undefined
 export function workerEntry(onFallback: (reason: string) => void): string {
   if (prepared !== undefined) return prepared
   try {
-    prepared = prepareWorkerCode().entry
+    const code = prepareWorkerCode()
+    prepared = code.entry
+    // a worker restarted in a week still needs these files: keep them younger than what other processes prune
+    const dir = join(WORKER_CACHE, code.hash)
+    setInterval(() => touch(dir), PRUNE_AFTER_MS / 4).unref()
   } catch (err) {
     prepared = pathToFileURL(WORKER_SOURCE).href
     onFallback(err instanceof Error ? err.message : String(err))
