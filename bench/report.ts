@@ -31,6 +31,9 @@ export interface ArmStatus {
 
 export interface MemoryRow {
   accounts: number
+  /** eager: every worker starts with the orchestrator (the default); lazy: `dispatcher.lazyWorkers` */
+  workers: 'eager' | 'lazy'
+
   readyMs: number
   loggedReadyMs: number | undefined
   rssIdleMb: number
@@ -164,8 +167,8 @@ export function toMarkdown(report: Report): string {
   if (report.memory.length > 0) {
     out.push('### Memory and start-up')
     out.push('')
-    out.push(table(['accounts', 'ready (spawn → listening) ms', 'ready as logged ms', 'RSS idle MB', 'RSS under load MB', 'load'],
-      report.memory.map((r) => [String(r.accounts), f0(r.readyMs), r.loggedReadyMs === undefined ? '–' : f0(r.loggedReadyMs), f0(r.rssIdleMb), f0(r.rssLoadMb), r.load])))
+    out.push(table(['accounts', 'workers', 'ready (spawn → listening) ms', 'ready as logged ms', 'RSS idle MB', 'RSS under load MB', 'load'],
+      report.memory.map((r) => [String(r.accounts), r.workers ?? 'eager', f0(r.readyMs), r.loggedReadyMs === undefined ? '–' : f0(r.loggedReadyMs), f0(r.rssIdleMb), f0(r.rssLoadMb), r.load])))
     out.push('')
   }
   if (report.children.length > 0) {

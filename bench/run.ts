@@ -270,23 +270,28 @@ async function memorySection(): Promise<void> {
   const wanted = (['memory-30', 'memory-100'] as const).filter(selected)
   for (const arm of wanted) {
     const accounts = LEVELS.memory[arm === 'memory-30' ? 0 : 1]
-    const started = await startOrchestrator(dir, `mem-${accounts}`, { accounts, session: MOCK })
-    const server = keep(started)
-    if (!server) {
-      note(arm, 'skipped', (started as { skipped: string }).skipped)
-      continue
+    // the default (every worker started with the orchestrator), then dispatcher.lazyWorkers (a worker per account
+    // that has had a request): idle, nothing is started; under load, as many as the load reaches
+    for (const workers of ['eager', 'lazy'] as const) {
+      const extra = workers === 'lazy' ? { dispatcher: { lazyWorkers: { enabled: true } } } : undefined
+      const started = await startOrchestrator(dir, `mem-${accounts}-${workers}`, { accounts, session: MOCK, extra })
+      const server = keep(started)
+      if (!server) {
+        note(arm, 'skipped', (started as { skipped: string }).skipped)
+        break
+      }
+      await new Promise((r) => setTimeout(r, quick ? 300 : 2_000)) // the workers' first heartbeats and GC settle
+      const pids = server.pids()
+      const rssIdleMb = rssMb(pids)
+      let rssLoadMb = rssIdleMb
+      const sampler = setInterval(() => { rssLoadMb = Math.max(rssLoadMb, rssMb(pids)) }, 100)
+      const load = await autocannon({ url: server.url, body: JSON_BODY }, 50, durationS)
+      clearInterval(sampler)
+      memory.push({ accounts, workers, readyMs: server.readyMs, loggedReadyMs: server.loggedReadyMs, rssIdleMb, rssLoadMb, load: `c=50 non-streaming, ${Math.round(load.rps)} req/s` })
+      note(arm, 'ran', `${accounts} accounts${quick ? ' (--quick: fewer accounts)' : ''}`)
+      say(`${accounts} accounts, ${workers} workers: ready ${Math.round(server.readyMs)} ms, RSS idle ${Math.round(rssIdleMb)} MB, under load ${Math.round(rssLoadMb)} MB`)
+      await stop(server)
     }
-    await new Promise((r) => setTimeout(r, quick ? 300 : 2_000)) // the workers' first heartbeats and GC settle
-    const pids = server.pids()
-    const rssIdleMb = rssMb(pids)
-    let rssLoadMb = rssIdleMb
-    const sampler = setInterval(() => { rssLoadMb = Math.max(rssLoadMb, rssMb(pids)) }, 100)
-    const load = await autocannon({ url: server.url, body: JSON_BODY }, 50, durationS)
-    clearInterval(sampler)
-    memory.push({ accounts, readyMs: server.readyMs, loggedReadyMs: server.loggedReadyMs, rssIdleMb, rssLoadMb, load: `c=50 non-streaming, ${Math.round(load.rps)} req/s` })
-    note(arm, 'ran', `${accounts} accounts${quick ? ' (--quick: fewer accounts)' : ''}`)
-    say(`${accounts} accounts: ready ${Math.round(server.readyMs)} ms, RSS idle ${Math.round(rssIdleMb)} MB, under load ${Math.round(rssLoadMb)} MB`)
-    await stop(server)
   }
 }
 
@@ -346,11 +351,14 @@ function targets(): Target[] {
   add('streaming, 8 accounts, 100 streams: TTFB p99', '≤ baseline + 2 ms', t8?.median.ttfb && tb?.median.ttfb ? t8.median.ttfb.p99 - tb.median.ttfb.p99 : undefined, (v) => `${v >= 0 ? '+' : ''}${v.toFixed(2)} ms`, (v) => v <= 2)
   add('proxy (http kind), c=50: req/s', '≥ 0.6× nginx', ratio('proxy', 'http-proxy', 'nginx', 50), (v) => `${v.toFixed(2)}× nginx`, (v) => v >= 0.6)
   add('proxy (http kind), c=50: req/s', '≥ 10× Portkey', ratio('proxy', 'http-proxy', 'portkey', 50), (v) => `${v.toFixed(1)}× Portkey`, (v) => v >= 10)
-  const m30 = memory.find((m) => m.accounts === 30)
-  const m100 = memory.find((m) => m.accounts === 100)
-  add('30 idle accounts: RSS', '≤ 300 MB', m30?.rssIdleMb, (v) => `${Math.round(v)} MB`, (v) => v <= 300)
-  add('100 idle accounts: RSS', '≤ 1 GB', m100?.rssIdleMb, (v) => `${Math.round(v)} MB`, (v) => v <= 1024)
-  add('100 accounts: ready', '≤ 2 s', m100?.readyMs, (v) => `${(v / 1000).toFixed(2)} s`, (v) => v <= 2000)
+  for (const workers of ['eager', 'lazy'] as const) {
+    const m30 = memory.find((m) => m.accounts === 30 && m.workers === workers)
+    const m100 = memory.find((m) => m.accounts === 100 && m.workers === workers)
+    const how = workers === 'eager' ? 'default' : 'lazyWorkers'
+    add(`30 idle accounts (${how}): RSS`, '≤ 300 MB', m30?.rssIdleMb, (v) => `${Math.round(v)} MB`, (v) => v <= 300)
+    add(`100 idle accounts (${how}): RSS`, '≤ 1 GB', m100?.rssIdleMb, (v) => `${Math.round(v)} MB`, (v) => v <= 1024)
+    add(`100 accounts (${how}): ready`, '≤ 2 s', m100?.readyMs, (v) => `${(v / 1000).toFixed(2)} s`, (v) => v <= 2000)
+  }
   return out
 }
 

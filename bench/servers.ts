@@ -55,6 +55,8 @@ export interface OrchestratorOptions {
   session: Record<string, unknown>
   /** node flags for the server process (`--cpu-prof`, …) */
   nodeFlags?: string[]
+  /** top-level config sections merged into the generated config (`{ dispatcher: {…} }`) */
+  extra?: Record<string, unknown>
 }
 
 export const BENCH_MAX_CONCURRENCY = 16
@@ -76,6 +78,7 @@ export async function startOrchestrator(dir: string, name: string, options: Orch
     accounts: Array.from({ length: options.accounts }, (_, i) => ({
       id: `acc${String(i + 1).padStart(3, '0')}`, maxConcurrency: BENCH_MAX_CONCURRENCY, session: options.session,
     })),
+    ...options.extra,
   }
   const configFile = join(dir, `${name}.config.json`)
   writeFileSync(configFile, JSON.stringify(config, null, 2))

@@ -3,7 +3,7 @@
  * HTTP status and the Anthropic error type. `src/api/app.ts` is the only place a code becomes a response; the client
  * sees `{type, message}`, the code goes to the log line. The README's error table lists every code (a test checks).
  */
-import { scrub } from './config/secret.ts'
+import { scrub } from './config/known-secrets.ts'
 
 export type AnthropicErrorType =
   | 'invalid_request_error'

@@ -87,6 +87,8 @@ test('a malformed message to a worker is refused in wire form as zod refuses its
     assert.throws(() => decodeToWorkerBatch([wire]), WireError, `wire accepted ${JSON.stringify(wire)}`)
   }
   assert.throws(() => decodeToWorkerBatch({ not: 'an array' }), WireError)
+  // every message to a worker has a flat form; a worker has no zod to parse an object with (tuples.ts)
+  assert.throws(() => decodeToWorkerBatch([toWorker[0]]), WireError, 'an object-form run is refused')
 })
 
 test('a malformed message from a worker is refused in wire form as zod refuses its object form', () => {

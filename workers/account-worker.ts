@@ -23,7 +23,7 @@ export interface AttachTask {
 export default async function attach(task: AttachTask): Promise<'stopped'> {
   const { account, data, control } = task
   let host: AccountHost | undefined
-  const session = createSession({ account, emit: (event) => host?.post(event) })
+  const session = await createSession({ account, emit: (event) => host?.post(event) })
   host = new AccountHost(account.id, data, session, account.maxConcurrency)
   const { promise: stopped, resolve: markStopped } = Promise.withResolvers<'stopped'>()
   const api: ControlApi = {

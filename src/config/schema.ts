@@ -313,6 +313,14 @@ export const Dispatcher = z.strictObject({
   streamHoldMs: positiveInt(1_000),
   /** then keep-alive pings this often until the answer starts */
   pingIntervalMs: positiveInt(10_000),
+  /**
+   * start an account's worker at its first request instead of at start-up, and with `idleMs` > 0 stop it again after
+   * that long without a request: an idle account then costs no thread (~15 MB each). README, "Memory and start-up".
+   */
+  lazyWorkers: z.strictObject({
+    enabled: z.boolean().default(false),
+    idleMs: nonNegativeInt(0),
+  }).default({ enabled: false, idleMs: 0 }),
 })
 
 export const Log = z.strictObject({

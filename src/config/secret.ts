@@ -5,18 +5,9 @@
  * an error message or a child's stderr (reliability-defaults.md).
  */
 import { z } from 'zod'
+import { remember } from './known-secrets.ts'
 
-/** Shorter values are not scrubbed from free text: replacing every "abc" would mangle the logs, not protect them. */
-const MIN_SCRUBBED = 8
-const known = new Set<string>()
-let ordered: string[] = []
-
-function remember(value: string): void {
-  if (value.length < MIN_SCRUBBED || known.has(value)) return
-  known.add(value)
-  // longest first, so that a key which contains another is replaced whole
-  ordered = [...known].sort((a, b) => b.length - a.length)
-}
+export { isKnownSecret, redactConfig, rememberSecret, scrub } from './known-secrets.ts'
 
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'expected an environment variable name' })
 
@@ -42,39 +33,3 @@ export const secret = (minLength = 1) => z.union([
   return text
 })
 export const Secret = secret()
-
-/** Registers a secret that did not come through the config (a token read at run time). */
-export function rememberSecret(value: string): void {
-  remember(value)
-}
-
-/** `text` with every known secret replaced by `[redacted]`; the same string when none occurs (the common case). */
-export function scrub(text: string): string {
-  for (const value of ordered) if (text.includes(value)) text = text.replaceAll(value, '[redacted]')
-  return text
-}
-
-export function isKnownSecret(value: string): boolean {
-  return known.has(value)
-}
-
-/**
- * A copy of a config fit to display (`/admin/*`, `agyc validate`, a log line): every string that is a known secret,
- * and every value under a secret-looking key, becomes `[redacted]`. Use it whenever a config leaves the process.
- */
-export function redactConfig<T>(config: T): T {
-  return redact(config, false) as T
-}
-
-const SECRET_KEY = /^(keys|adminkeys|apikey|api_key|token|authtoken|password|secret|authorization|x-api-key|env|headers)$/i
-
-function redact(value: unknown, underSecretKey: boolean): unknown {
-  if (typeof value === 'string') return underSecretKey || known.has(value) ? '[redacted]' : scrub(value)
-  if (Array.isArray(value)) return value.map((v) => redact(v, underSecretKey))
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {}
-    for (const [k, v] of Object.entries(value)) out[k] = redact(v, underSecretKey || SECRET_KEY.test(k))
-    return out
-  }
-  return value
-}

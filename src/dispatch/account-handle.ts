@@ -19,8 +19,7 @@ import type { AccountView } from '../strategies/types.ts'
 import type { UsageLedger } from '../usage/ledger.ts'
 import { Quota } from '../usage/quota.ts'
 import type { Job } from './job.ts'
-
-const WORKER_FILE = new URL('../../workers/account-worker.ts', import.meta.url).href
+import { workerEntry } from './worker-code.ts'
 
 export type AccountState = 'starting' | 'up' | 'down' | 'draining' | 'stopped'
 
@@ -39,7 +38,16 @@ export interface AccountOptions {
   log: Logger
   owner: AccountOwner
   now?: () => number
+  /** `dispatcher.lazyWorkers`: the worker starts at the account's first request, and stops after `idleMs` without one */
+  lazy?: { enabled: boolean; idleMs: number }
 }
+
+/**
+ * Lazy workers: parked accounts starting a worker for a request, in this process. Bounded like the start-up ramp
+ * (Dispatcher.start, 8 at a time): a worker costs ~60 ms of CPU to start, and a burst spread by round-robin over 100
+ * parked accounts would start 100 at once and starve the main thread (measured: 12 req/s over the first 5 s).
+ */
+const wakes = { starting: 0, limit: 8 }
 
 /** child restart-style backoff for a worker that died: 100 ms × 1.5ⁿ with jitter, capped at 15 s (PM2's defaults) */
 export const backoffMs = (attempt: number): number => Math.min(15_000, 100 * 1.5 ** attempt) * (0.8 + Math.random() * 0.4)
@@ -82,6 +90,14 @@ export class AccountHandle implements AccountView {
   #ready: PromiseWithResolvers<void> = Promise.withResolvers()
   #reattach: NodeJS.Timeout | undefined
   #stopping = false
+  readonly #lazy: { enabled: boolean; idleMs: number } | undefined
+  /** lazy workers: the account serves, but has no worker until a request comes (see #park) */
+  #parked = false
+  /** counted in `wakes.starting` */
+  #waking = false
+  /** lazy workers with idleMs: #seq when a heartbeat last looked, and when one last saw work */
+  #idleSeq = 0
+  #activeAt = 0
   /** settles when the current attach task ends, whichever way */
   #task: Promise<void> = Promise.resolve()
 
@@ -93,16 +109,20 @@ export class AccountHandle implements AccountView {
     this.#log = options.log.child({ account: config.id })
     this.#owner = options.owner
     this.#health = options.health
+    this.#lazy = options.lazy?.enabled ? options.lazy : undefined
     this.outlier = new Outlier(options.health, options.now)
     this.quota = config.quota ? new Quota(config.id, config.quota, options.ledger, options.now) : undefined
     this.#pool = new Piscina({
-      filename: WORKER_FILE,
-      minThreads: 1,
+      // plain JS, stripped once from the sources (worker-code.ts)
+      filename: workerEntry((reason) => this.#log.warn({ reason }, 'account workers run their TypeScript sources')),
+      // the thread starts with its attach task, not with the pool: the dispatcher's start-up ramp (and a lazy account's
+      // first request) decides when; ended, it goes at once (idleTimeout 0): the next attach starts a fresh one
+      minThreads: 0,
       maxThreads: 1,
       // 'sync' (the default) parks an idle worker in Atomics.wait: its ports, timers and child pipes go deaf
       atomics: 'disabled',
       concurrentTasksPerWorker: 1,
-      idleTimeout: Number.MAX_SAFE_INTEGER,
+      idleTimeout: 0,
       closeTimeout: 2_000,
     })
     // a worker that fails to start rejects its attach task; keep piscina's own 'error' events from crashing us
@@ -111,13 +131,13 @@ export class AccountHandle implements AccountView {
 
   /** up, not cooling or ejected, with a free slot now: what strategies look for */
   get available(): boolean {
-    return this.state === 'up' && this.sessionUp && this.assigned < this.maxConcurrency && this.outlier.admits()
+    return this.state === 'up' && (!this.#parked || wakes.starting < wakes.limit) && this.sessionUp && this.assigned < this.maxConcurrency && this.outlier.admits()
       && (this.quota === undefined || this.quota.admits(this.assigned))
   }
 
   /** may be handed work (into its worker queue when busy) */
   get routable(): boolean {
-    return this.state === 'up' && this.sessionUp && this.outlier.admits() && (this.quota === undefined || this.quota.admits(this.assigned))
+    return this.state === 'up' && (!this.#parked || wakes.starting < wakes.limit) && this.sessionUp && this.outlier.admits() && (this.quota === undefined || this.quota.admits(this.assigned))
   }
 
   get quotaLeft(): number {
@@ -126,7 +146,7 @@ export class AccountHandle implements AccountView {
 
   /** not serving now, but coming back without an operator: worth queueing for (its worker or child restarting) */
   get recovering(): boolean {
-    return this.state === 'starting' || this.state === 'down' || (this.state === 'up' && !this.sessionUp && this.sessionState !== 'failed')
+    return this.#parked || this.state === 'starting' || this.state === 'down' || (this.state === 'up' && !this.sessionUp && this.sessionState !== 'failed')
   }
 
   /** Why the account takes no work now, in a few words for an error message. */
@@ -141,6 +161,7 @@ export class AccountHandle implements AccountView {
 
   /** Recomputes the health score (the watchdog calls it once per heartbeat period). */
   rescore(now: number, fleetLatencyMs: number): void {
+    if (this.#parked) this.lastHeartbeatAt = now // no worker, no heartbeats: nothing is known against the account
     const hb = this.#health.heartbeatMs
     this.scoreParts = scoreParts({
       heartbeatAgeMs: this.state === 'up' || this.state === 'draining' ? now - this.lastHeartbeatAt : Number.POSITIVE_INFINITY,
@@ -157,6 +178,7 @@ export class AccountHandle implements AccountView {
 
   /** The worker missed its heartbeats (a hung event loop): end the thread; piscina starts a replacement. */
   terminate(reason: string): void {
+    if (this.#parked) return
     this.#log.error({ reason }, 'terminating account worker')
     this.lastError = reason
     void this.#pool.threads[0]?.terminate()
@@ -175,10 +197,82 @@ export class AccountHandle implements AccountView {
     return [...(this.config.models ?? []), ...Object.keys(this.config.aliases ?? {})]
   }
 
-  /** Starts the worker; resolves once its session is ready (or the first start failed). */
+  /** Starts the worker; resolves once its session is ready (or the first start failed). With lazy workers: at once. */
   start(): Promise<void> {
+    if (this.#lazy) {
+      this.#park()
+      return Promise.resolve()
+    }
     this.#attach()
     return this.#ready.promise
+  }
+
+  /** lazy workers: no worker runs now */
+  get parked(): boolean {
+    return this.#parked
+  }
+
+  /**
+   * Lazy workers: the account takes work without a worker; its first request starts one (#wake). It looks up and
+   * healthy meanwhile: nothing is known against it, and a parked account that looked unavailable would never be woken.
+   */
+  #park(): void {
+    this.#parked = true
+    this.state = 'up'
+    this.sessionUp = true
+    this.sessionState = 'up'
+    this.lastHeartbeatAt = Date.now()
+    this.#activeAt = this.lastHeartbeatAt
+    this.#owner.released(this)
+  }
+
+  /** Lazy workers: a request came for a parked account. Its commands wait in the outbox until the worker is ready. */
+  #wake(): void {
+    this.#parked = false
+    this.#waking = true
+    wakes.starting++
+    this.state = 'starting'
+    this.#log.debug('starting the account worker for a request')
+    this.#attach()
+  }
+
+  #woke(): void {
+    if (!this.#waking) return
+    this.#waking = false
+    wakes.starting--
+  }
+
+  /**
+   * Lazy workers with idleMs, on each heartbeat: stop a worker that has had no request for idleMs. Requests are
+   * noticed through the per-account sequence number, so the request path pays nothing for this.
+   */
+  #parkIfIdle(now: number): void {
+    if (this.#pending.size > 0 || this.#seq !== this.#idleSeq) {
+      this.#idleSeq = this.#seq
+      this.#activeAt = now
+      return
+    }
+    const data = this.#data
+    if (now - this.#activeAt < this.#lazy!.idleMs || this.state !== 'up' || !this.sessionUp || this.#stopping || !data) return
+    this.#log.debug({ idleMs: this.#lazy!.idleMs }, 'stopping an idle account worker')
+    // the stopping worker's last events (its session going down, its children reaped) are not news about the account
+    data.off('message', this.#onMessage)
+    const control = this.#control
+    this.#data = undefined // #detach, when the task ends, sees the worker is no longer current and only closes its ports
+    this.#control = undefined
+    const pids = [...this.childPids]
+    this.childPids.clear()
+    const task = this.#task
+    // a new request may start the next worker meanwhile: piscina runs its attach once this one has ended
+    const stuck = setTimeout(() => void this.#pool.threads[0]?.terminate(), 3_000)
+    void control?.stop().catch(() => { /* the reply is lost when the worker closes its port: the task's end counts */ })
+    void task.finally(() => {
+      clearTimeout(stuck)
+      for (const pid of pids) {
+        try { process.kill(-pid, 'SIGKILL') } catch { /* already gone */ }
+      }
+    })
+    this.#park()
   }
 
   #attach(): void {
@@ -202,6 +296,7 @@ export class AccountHandle implements AccountView {
     data.close()
     control.close()
     if (this.#data !== data) return
+    this.#woke()
     this.#data = undefined
     this.#control = undefined
     this.#outbox = []
@@ -241,6 +336,7 @@ export class AccountHandle implements AccountView {
   }
 
   assign(job: Job, dispatchSeq: number): void {
+    if (this.#parked) this.#wake()
     job.seq = ++this.#seq
     job.account = this
     job.state = 'assigned'
@@ -278,7 +374,8 @@ export class AccountHandle implements AccountView {
   #flush = (): void => {
     this.#flushScheduled = false
     const batch = this.#outbox
-    if (batch.length === 0) return
+    // a lazily started worker takes its first requests once it is ready
+    if (batch.length === 0 || this.state === 'starting') return
     this.#outbox = []
     this.#data?.postMessage(batch)
   }
@@ -310,12 +407,15 @@ export class AccountHandle implements AccountView {
         case 'heartbeat':
           this.lastHeartbeat = event
           this.lastHeartbeatAt = Date.now()
+          if (this.#lazy !== undefined && this.#lazy.idleMs > 0) this.#parkIfIdle(this.lastHeartbeatAt)
           break
         case 'ready': // (the session may have reported its upstream down already: that stands)
           this.state = 'up'
           this.lastHeartbeatAt = Date.now()
           this.#log.debug('account ready')
           this.#ready.resolve()
+          this.#woke()
+          this.#flush() // what a lazily started worker was started for
           this.#owner.released(this)
           break
         case 'session':

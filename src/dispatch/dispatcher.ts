@@ -70,7 +70,7 @@ export class Dispatcher implements AccountOwner {
     this.#strategies = createStrategies()
     this.affinity = new AffinityTable(config.affinity, options.now)
     this.ledger = options.ledger ?? new UsageLedger(options.now)
-    this.#accountOptions = { ...options, ledger: this.ledger, owner: this }
+    this.#accountOptions = { ...options, ledger: this.ledger, owner: this, lazy: config.lazyWorkers }
     this.accounts = this.#accounts = accounts.map((account) => new AccountHandle(account, this.#accountOptions))
     this.#indexModels()
   }

@@ -99,6 +99,5 @@ export interface ControlApi {
   stop(): Promise<void>
 }
 
-export function assertNever(value: never): never {
-  throw new Error(`unexpected message ${JSON.stringify(value)}`)
-}
+// kept apart from zod, for the workers
+export { assertNever } from './assert-never.ts'
