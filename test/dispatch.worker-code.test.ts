@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { test, type TestContext } from 'node:test'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import { parse } from 'es-module-lexer/js'
 import { WORKER_SOURCE, WorkerCodeError, prepareWorkerCode } from '../src/dispatch/worker-code.ts'
@@ -109,11 +109,20 @@ test('processes racing to prepare the same graph all get the same complete direc
   assert.ok(results.every((r) => r.stderr === ''), 'nothing on stderr (the stripper\'s experimental warning is held back)')
 })
 
-test('the worker\'s code may not use import.meta, computed dynamic imports or relative non-.ts imports', (t) => {
+test('import.meta in the worker\'s code still names the source file, at the same positions', async (t) => {
+  const root = tempDir(t)
+  const cacheDir = join(root, 'cache')
+  writeFiles(root, { 'meta.ts': 'export const here: string = import.meta.url\nexport const bin = new URL(\'./node_modules/.bin/\', import.meta.url).pathname\n' })
+  const code = prepareWorkerCode(join(root, 'meta.ts'), { root, cacheDir })
+  const copied = await import(code.entry) as { here: string; bin: string }
+  assert.equal(copied.here, pathToFileURL(join(root, 'meta.ts')).href)
+  assert.equal(copied.bin, join(root, 'node_modules/.bin/'))
+})
+
+test('the worker\'s code may not use computed dynamic imports or relative non-.ts imports', (t) => {
   const root = tempDir(t)
   const cacheDir = join(root, 'cache')
   const cases: Record<string, string> = {
-    'meta.ts': 'export const here = import.meta.url\n',
     'computed.ts': "const name = 'x'\nexport const load = () => import(`./${name}.ts`)\n",
     'plainjs.ts': "export * from './other.js'\n",
   }

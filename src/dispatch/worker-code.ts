@@ -26,6 +26,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parse } from 'es-module-lexer/js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+/** what `import.meta` becomes in a stripped copy: exactly as long as the token it replaces */
+const META = '__agycm__()'
 /** the piscina entry of an account worker, as written */
 export const WORKER_SOURCE = join(ROOT, 'workers/account-worker.ts')
 export const WORKER_CACHE = join(ROOT, 'node_modules/.cache/agyc-workers')
@@ -99,10 +101,16 @@ export function prepareWorkerCode(entryFile = WORKER_SOURCE, options: WorkerCode
     let code = strip(source, pathToFileURL(file).href)
     const staticFiles: string[] = []
     const staticBare: string[] = []
+    let usesMeta = false
     for (const imp of parse(code, file)[0]) {
       if (imp.type === 'import-meta') {
-        // it would name the copy in the cache, not the source: a path built on it would point nowhere
-        throw new WorkerCodeError(`${rel} uses import.meta, which the stripped copy cannot keep`)
+        // In the copy, import.meta would name the cache, not the source, and a path built on it would point nowhere:
+        // the token becomes a call of the same length (positions, and so stack traces, stay right) to a function,
+        // appended below and hoisted, that answers with the source's own location.
+        if (imp.end - imp.start !== META.length) throw new WorkerCodeError(`${rel}: unexpected import.meta form`)
+        code = `${code.slice(0, imp.start)}${META}${code.slice(imp.end)}`
+        usesMeta = true
+        continue
       }
       const specifier = imp.specifier
       if (specifier === undefined || (imp.type === 'dynamic' && imp.glob)) {
@@ -120,6 +128,9 @@ export function prepareWorkerCode(entryFile = WORKER_SOURCE, options: WorkerCode
       const target = resolve(dirname(file), specifier)
       pending.push(target)
       if (imp.type !== 'dynamic') staticFiles.push(target)
+    }
+    if (usesMeta) {
+      code += `\nfunction __agycm__() { return { url: ${JSON.stringify(pathToFileURL(file).href)}, filename: ${JSON.stringify(file)}, dirname: ${JSON.stringify(dirname(file))} } }\n`
     }
     modules.set(file, { rel: rel.split(sep).join('/'), source, code, staticFiles, staticBare })
   }
