@@ -12,7 +12,7 @@ import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import Anthropic from '@anthropic-ai/sdk'
 import { startFakeModels, type FakeModels } from './helpers/fake-models.ts'
-import { eventually, start, type Started } from './helpers/orchestrator.ts'
+import { apiError, eventually, start, textOf, type Started } from './helpers/orchestrator.ts'
 
 const KEYS = {
   'claude-a': 'key-claude-a', 'claude-b': 'key-claude-b', 'gemini-a': 'key-gemini-a', 'codex-a': 'key-codex-a', 'codex-b': 'key-codex-b',
@@ -37,17 +37,6 @@ const ask = (kind: Kind, content: string | Anthropic.ContentBlockParam[], extra:
   model: MODEL[kind], max_tokens: 256, messages: [{ role: 'user' as const, content }], ...extra,
 })
 
-const textOf = (message: Anthropic.Message): string => message.content.map((b) => (b.type === 'text' ? b.text : '')).join('')
-
-async function apiError(promise: Promise<unknown>): Promise<InstanceType<typeof Anthropic.APIError>> {
-  try {
-    await promise
-  } catch (err) {
-    assert.ok(err instanceof Anthropic.APIError, `expected an APIError, got ${String(err)}`)
-    return err
-  }
-  assert.fail('expected the request to fail')
-}
 
 /** runs bin/agyc as a user does */
 function agyc(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {

@@ -21,6 +21,21 @@ export interface Turn {
   cancel(): void
 }
 
+/** A turn under way, as far as its text goes: whether it wrote, and whether the CLI marked a paragraph break since. */
+export interface TextState {
+  readonly context: TurnContext
+  wrote: boolean
+  paragraph: boolean
+}
+
+/** Appends a piece of the agent's message; a paragraph the CLI marked apart (a tool call between) starts after a blank line. */
+export function appendText(run: TextState, piece: string): void {
+  if (run.paragraph && run.wrote) run.context.answer.textPiece('\n\n')
+  run.paragraph = false
+  run.context.answer.textPiece(piece)
+  run.wrote = true
+}
+
 export interface TurnContext {
   readonly peer: JsonRpcPeer
   readonly prompt: string

@@ -6,7 +6,7 @@
  */
 import { OrchestratorError, type Code } from '../../src/errors.ts'
 import { CODEX_KEY_VAR, writeSettings } from '../../src/presets.ts'
-import { createAgentServerSession, type AgentProtocol, type TurnContext } from './agent-server.ts'
+import { appendText, createAgentServerSession, type AgentProtocol, type TurnContext } from './agent-server.ts'
 import { cliError, resetFromText } from './cli-errors.ts'
 import { presetSpec, unavailableSession } from './preset.ts'
 import { summariseTool } from './tool-summary.ts'
@@ -80,12 +80,6 @@ function describeItem(item: Record<string, any>): string | undefined {
 function appServer(config: CodexConfig): AgentProtocol {
   const threads = new Map<string, Running>()
 
-  const text = (run: Running, piece: string): void => {
-    if (run.paragraph && run.wrote) run.context.answer.textPiece('\n\n')
-    run.paragraph = false
-    run.context.answer.textPiece(piece)
-    run.wrote = true
-  }
 
   return {
     tagged: false,
@@ -141,13 +135,13 @@ function appServer(config: CodexConfig): AgentProtocol {
         case 'item/agentMessage/delta':
           if (run.item !== undefined && run.item !== params.itemId) run.paragraph = true
           run.item = params.itemId
-          if (typeof params.delta === 'string') text(run, params.delta)
+          if (typeof params.delta === 'string') appendText(run, params.delta)
           return
         case 'item/started': {
           const line = describeItem(params.item ?? {})
           if (!line) return
           run.paragraph = true
-          text(run, line)
+          appendText(run, line)
           run.paragraph = true
           return
         }

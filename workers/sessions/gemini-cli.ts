@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { OrchestratorError } from '../../src/errors.ts'
 import { writeSettings } from '../../src/presets.ts'
-import { createAgentServerSession, type AgentProtocol, type TurnContext } from './agent-server.ts'
+import { appendText, createAgentServerSession, type AgentProtocol, type TurnContext } from './agent-server.ts'
 import { cliError } from './cli-errors.ts'
 import { RpcError, type JsonRpcPeer } from './json-rpc.ts'
 import { presetSpec, unavailableSession } from './preset.ts'
@@ -67,12 +67,6 @@ interface Running {
 function acp(config: GeminiConfig, stateDir: string): AgentProtocol {
   const sessions = new Map<string, Running>()
 
-  const text = (run: Running, piece: string): void => {
-    if (run.paragraph && run.wrote) run.context.answer.textPiece('\n\n')
-    run.paragraph = false
-    run.context.answer.textPiece(piece)
-    run.wrote = true
-  }
 
   return {
     tagged: true,
@@ -134,11 +128,11 @@ function acp(config: GeminiConfig, stateDir: string): AgentProtocol {
       const update = params.update ?? {}
       switch (update.sessionUpdate) {
         case 'agent_message_chunk':
-          if (update.content?.type === 'text' && typeof update.content.text === 'string') text(run, update.content.text)
+          if (update.content?.type === 'text' && typeof update.content.text === 'string') appendText(run, update.content.text)
           return
         case 'tool_call':
           run.paragraph = true
-          text(run, summariseTool(String(update.kind ?? 'tool'), update.title ?? update.rawInput))
+          appendText(run, summariseTool(String(update.kind ?? 'tool'), update.title ?? update.rawInput))
           run.paragraph = true
           return
         default:
