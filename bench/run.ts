@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: the bare baseline, the orchestrator (mock accounts) and the proxies, measured in one run on
  * loopback, each server and each load generator a separate process pinned to its own core. Prints a markdown report,
- * writes it with its JSON under bench/results/, and (full runs) the README section to .readme/issue-7.md.
+ * writes it with its JSON under bench/results/, and (full runs) the results tables into README.md, between its bench markers.
  *
  *   node bench/run.ts [--quick] [--duration S] [--rounds N] [--only arm,arm] [--cpu-prof] [--out DIR] [--no-readme]
  *                     [--connections 1,50] [--sections json,sse,ttfb,proxy]   (narrow a run down, e.g. to profile one case)
