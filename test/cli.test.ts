@@ -8,22 +8,11 @@ import { test, type TestContext } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { ConfigError, loadConfigFile } from '../src/config/load.ts'
 import { eventually, isAlive } from './helpers/orchestrator.ts'
+import { runAgyc } from './helpers/process.ts'
 
 const AGYC = fileURLToPath(new URL('../bin/agyc', import.meta.url))
 
-interface Ran { code: number | null; stdout: string; stderr: string }
-
-function agyc(args: string[], env: Record<string, string> = {}): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(AGYC, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => { stdout += d })
-    child.stderr.on('data', (d: Buffer) => { stderr += d })
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
+const agyc = runAgyc
 
 function tempDir(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'agyc-cli-'))

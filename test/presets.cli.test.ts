@@ -4,7 +4,6 @@
  * internet). One orchestrator serves every case: the CLIs are heavy (0.3–2.9 s to start, 150–300 MB each).
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,6 +12,7 @@ import { fileURLToPath } from 'node:url'
 import Anthropic from '@anthropic-ai/sdk'
 import { startFakeModels, type FakeModels } from './helpers/fake-models.ts'
 import { apiError, eventually, start, textOf, type Started } from './helpers/orchestrator.ts'
+import { runAgyc } from './helpers/process.ts'
 
 const KEYS = {
   'claude-a': 'key-claude-a', 'claude-b': 'key-claude-b', 'gemini-a': 'key-gemini-a', 'codex-a': 'key-codex-a', 'codex-b': 'key-codex-b',
@@ -39,18 +39,7 @@ const ask = (kind: Kind, content: string | Anthropic.ContentBlockParam[], extra:
 
 
 /** runs bin/agyc as a user does */
-function agyc(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const bin = fileURLToPath(new URL('../bin/agyc', import.meta.url))
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => { stdout += d })
-    child.stderr.on('data', (d: Buffer) => { stderr += d })
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
+const agyc = runAgyc
 
 /** what the fake model server was asked with this account's key */
 const seenBy = (fake: FakeModels, id: AccountId) => fake.requests.filter((r) => r.key === KEYS[id] && r.method === 'POST')

@@ -39,3 +39,18 @@ export function runMain(t: TestContext, args: string[], env: Record<string, stri
   t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
   return { child, url, output: () => out, exit }
 }
+
+export interface Ran { code: number | null; stdout: string; stderr: string }
+
+/** Runs the real `bin/agyc` with `args` to its end. */
+export function runAgyc(args: string[], env: Record<string, string> = {}): Promise<Ran> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(`${ROOT}bin/agyc`, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout!.on('data', (d: Buffer) => { stdout += d })
+    child.stderr!.on('data', (d: Buffer) => { stderr += d })
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}

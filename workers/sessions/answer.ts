@@ -107,6 +107,25 @@ function isUsage(value: unknown): value is Usage {
 }
 
 /** Splits a byte stream into lines, refusing one longer than `limit` characters (a child that never ends a line). */
+/**
+ * Reads a child's stdout as protocol lines: each complete line goes to `onLine`; a line over `limit` bytes goes to
+ * `onBroken` once (the child broke the protocol) and nothing more is read from it.
+ */
+export function readLines(stdout: NodeJS.ReadableStream, limit: number, onLine: (line: string) => void, onBroken: (why: string) => void): void {
+  const lines = new LineSplitter(limit)
+  stdout.setEncoding('utf8')
+  stdout.on('data', (text: string) => {
+    let complete: string[]
+    try {
+      complete = lines.push(text)
+    } catch (err) {
+      onBroken((err as Error).message)
+      return
+    }
+    for (const line of complete) onLine(line)
+  })
+}
+
 export class LineSplitter {
   #buffer = ''
   readonly #limit: number

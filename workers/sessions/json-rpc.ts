@@ -3,7 +3,7 @@
  * app-server (the same shape without the `"jsonrpc"` field). Our requests carry numeric ids; the child's own requests
  * (a permission prompt) are answered by the handler; everything else is a notification.
  */
-import { LineSplitter } from './answer.ts'
+import { readLines } from './answer.ts'
 import type { Child } from './child.ts'
 
 export class RpcError extends Error {
@@ -40,18 +40,9 @@ export class JsonRpcPeer {
     this.#child = child
     this.#tagged = tagged
     this.#handlers = handlers
-    const lines = new LineSplitter(maxLineBytes)
-    child.proc.stdout.setEncoding('utf8')
-    child.proc.stdout.on('data', (text: string) => {
-      let complete: string[]
-      try {
-        complete = lines.push(text)
-      } catch (err) {
-        this.close(`${child.what} broke the protocol: ${(err as Error).message}`)
-        void child.kill()
-        return
-      }
-      for (const line of complete) this.#onLine(line)
+    readLines(child.proc.stdout, maxLineBytes, (line) => this.#onLine(line), (why) => {
+      this.close(`${child.what} broke the protocol: ${why}`)
+      void child.kill()
     })
     void child.closed.then(({ code, signal }) => this.close(child.describeExit(code, signal)))
   }

@@ -6,7 +6,7 @@
  */
 import { OrchestratorError } from '../../src/errors.ts'
 import { estimateInputTokens } from '../../src/protocol/anthropic.ts'
-import { Answer, LineSplitter } from './answer.ts'
+import { Answer, readLines } from './answer.ts'
 import { createLauncher, logStderr, type Child } from './child.ts'
 import { Supervisor } from './supervisor.ts'
 import type { Completion, Session, SessionContext, SessionOutput, SessionRequest } from './types.ts'
@@ -115,18 +115,8 @@ export function createStdioSession(context: SessionContext): Session {
 
   /** wires a fresh child's pipes; ready once it answered the first ping */
   function ready(child: Child): Promise<void> {
-    const lines = new LineSplitter(config.maxLineBytes)
-    child.proc.stdout.setEncoding('utf8')
-    child.proc.stdout.on('data', (text: string) => {
-      let complete: string[]
-      try {
-        complete = lines.push(text)
-      } catch (err) {
-        supervisor.restart(`stdio child broke the protocol: ${(err as Error).message}`)
-        return
-      }
-      for (const line of complete) onLine(child, line)
-    })
+    readLines(child.proc.stdout, config.maxLineBytes, (line) => onLine(child, line),
+      (why) => supervisor.restart(`stdio child broke the protocol: ${why}`))
     logStderr(context, child)
     return ping(child, 'start', config.startTimeoutMs)
   }
