@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { test } from 'node:test'
 import { ConfigError, loadConfigFile } from '../src/config/load.ts'
-import { hello, post, start } from './helpers/orchestrator.ts'
+import { eventually, hello, post, start } from './helpers/orchestrator.ts'
 
 const account = (id: string, extra: Record<string, unknown> = {}) => ({ id, maxConcurrency: 2, session: { kind: 'mock', latencyMs: 10 }, ...extra })
 
@@ -106,4 +106,52 @@ test('reload under load: 20 clients for ~5 s, accounts added, removed and restar
   assert.ok(ok > 100, `only ${ok} requests completed`)
   assert.deepEqual(await ids(url), ['l1', 'l4', 'l5'])
   t.diagnostic(`${ok} requests, 0 failed, across two reloads`)
+})
+
+/** one slot, no worker queue: a second request for its model waits in the global queue */
+const busy = (id: string, model: string) => account(id, { maxConcurrency: 1, models: [model], session: { kind: 'mock', latencyMs: 10, directives: true } })
+
+test('queued requests for a model no account serves after a reload are answered at once: 404 when models are strict', async (t) => {
+  const { url, orch, configFile, client } = await start(t, {
+    dispatcher: { strictModels: true, accountQueueSize: 0, queueTimeoutMs: 60_000 },
+    accounts: [busy('gone', 'gone-model'), busy('stay', 'stay-model')],
+  })
+  // the only account of gone-model is busy with a slow request: the next ones wait in the global queue
+  const slow = client.messages.create({ ...hello, model: 'gone-model', messages: [{ role: 'user', content: '[[mock:sleep 1000]]' }] })
+  await eventually(() => orch.dispatcher.inFlight === 1, 'the slow request runs')
+  const waiting = Array.from({ length: 3 }, () => client.messages.create({ ...hello, model: 'gone-model' }).then(() => 200, (err: { status: number; error?: { error?: { type?: string; message?: string } } }) => err))
+  await eventually(() => orch.dispatcher.queued === 3, 'three requests queued')
+  rewrite(configFile, (c) => { c.accounts = [busy('stay', 'stay-model')] })
+  const reloaded = await post(url, '/admin/reload', '')
+  assert.deepEqual(reloaded.json.removed, ['gone'])
+  const answers = await Promise.race([Promise.all(waiting), new Promise((r) => setTimeout(r, 3_000, 'still waiting'))])
+  assert.notEqual(answers, 'still waiting', 'the queued requests were answered')
+  for (const err of answers as { status: number; error?: { error?: { type?: string; message?: string } } }[]) {
+    assert.equal(err.status, 404)
+    assert.equal(err.error?.error?.type, 'not_found_error')
+    assert.match(err.error?.error?.message ?? '', /gone-model/)
+  }
+  assert.equal(orch.dispatcher.queued, 0)
+  assert.deepEqual((await client.models.list()).data.map((m) => m.id), ['stay-model'])
+  assert.equal((await slow).type, 'message', 'the removed account finished what it held')
+})
+
+test('without strict models, queued requests for a model nobody declares any more go to any account', async (t) => {
+  const { url, orch, configFile, client } = await start(t, {
+    dispatcher: { accountQueueSize: 0, queueTimeoutMs: 60_000 },
+    accounts: [busy('gone', 'gone-model'), busy('stay', 'stay-model')],
+  })
+  const slow = client.messages.create({ ...hello, model: 'gone-model', messages: [{ role: 'user', content: '[[mock:sleep 1000]]' }] })
+  await eventually(() => orch.dispatcher.inFlight === 1, 'the slow request runs')
+  const waiting = Array.from({ length: 3 }, () => client.messages.create({ ...hello, model: 'gone-model' }).withResponse())
+  await eventually(() => orch.dispatcher.queued === 3, 'three requests queued')
+  rewrite(configFile, (c) => { c.accounts = [busy('stay', 'stay-model')] })
+  assert.equal((await post(url, '/admin/reload', '')).status, 200)
+  const answers = await Promise.race([Promise.all(waiting), new Promise<'still waiting'>((r) => setTimeout(r, 3_000, 'still waiting'))])
+  assert.notEqual(answers, 'still waiting', 'the queued requests were answered')
+  for (const { data, response } of answers as Awaited<typeof waiting[number]>[]) {
+    assert.equal(data.type, 'message')
+    assert.equal(response.headers.get('x-agyc-account'), 'stay')
+  }
+  assert.equal((await slow).type, 'message', 'the removed account finished what it held')
 })

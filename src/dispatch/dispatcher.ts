@@ -54,6 +54,8 @@ export class Dispatcher implements AccountOwner {
   readonly #strategies: Record<StrategyName, Strategy>
   readonly #byModel = new Map<string, AccountHandle[]>()
   readonly #byId = new Map<string, AccountHandle>()
+  /** accounts a reload removed or changed: still draining or stopping, but no longer serving any model */
+  readonly #leaving = new Set<AccountHandle>()
   readonly affinity: AffinityTable
   readonly ledger: UsageLedger
   #dispatchSeq = 0
@@ -205,7 +207,11 @@ export class Dispatcher implements AccountOwner {
   }
 
   released(_account: AccountHandle): void {
-    // a slot freed or an account came up: waiting jobs go first, in arrival order
+    this.#placeQueued()
+  }
+
+  // a slot freed or an account came up: waiting jobs go first, in arrival order
+  #placeQueued(): void {
     for (let job = this.#queue.head; job; job = this.#queue.head) {
       if (!this.#place(job)) return
       this.#queue.remove(job)
@@ -243,6 +249,8 @@ export class Dispatcher implements AccountOwner {
     if (this.#canFailover(job, error)) {
       account.failovers++
       metrics.failover(account.id)
+      if (job.tried) job.tried.push(account)
+      else job.tried = [account]
       job.candidates = job.candidates.filter((a) => a !== account)
       job.state = 'queued'
       if (this.#place(job)) return
@@ -294,7 +302,7 @@ export class Dispatcher implements AccountOwner {
     const fleetLatencyMs = latencyCount === 0 ? 0 : latencySum / latencyCount
     for (const a of this.accounts) a.rescore(now, fleetLatencyMs)
     if (this.#queue.size > 0) {
-      this.released(this.accounts[0])
+      this.#placeQueued()
       this.#dropHopeless()
     }
   }
@@ -343,18 +351,33 @@ export class Dispatcher implements AccountOwner {
     return account
   }
 
+  /**
+   * A reload removed or changed the account: from now on it serves no model (it drains what it holds). Its models
+   * are served by whoever else declares them; requests waiting for them are routed again at once.
+   */
+  retireAccount(account: AccountHandle): void {
+    this.#leaving.add(account)
+    this.#indexModels()
+  }
+
   /** Forgets an account that was stopped (or never started). */
   removeAccount(account: AccountHandle): void {
     const i = this.#accounts.indexOf(account)
     if (i >= 0) this.#accounts.splice(i, 1)
+    this.#leaving.delete(account)
     this.#indexModels()
   }
 
-  /** Rebuilds the per-model lists in place, so that references held by queued jobs stay current. */
+  /**
+   * Rebuilds the per-model lists in place, so that references held by queued jobs stay current, then routes the
+   * queued jobs again: a model may have gained its first account (a job that any account could serve now only goes to
+   * those that declare it), or lost its last one (the job's definite answer is given now, not at its queue timeout).
+   */
   #indexModels(): void {
     for (const list of this.#byModel.values()) list.length = 0
     this.#byId.clear()
     for (const account of this.#accounts) {
+      if (this.#leaving.has(account)) continue
       this.#byId.set(account.id, account)
       for (const model of account.modelNames) {
         let list = this.#byModel.get(model)
@@ -363,5 +386,24 @@ export class Dispatcher implements AccountOwner {
       }
     }
     for (const [model, list] of this.#byModel) if (list.length === 0) this.#byModel.delete(model)
+    if (this.#queue.size > 0) this.#reroute()
+  }
+
+  #reroute(): void {
+    for (const job of [...this.#queue]) {
+      let candidates: readonly AccountHandle[]
+      try {
+        candidates = this.candidatesFor(job.model)
+      } catch (err) {
+        // strict models and nobody serves it any more: the 404 a new request for it gets
+        this.#queue.remove(job)
+        this.#settle(job)
+        job.sink.fail(err as OrchestratorError, undefined)
+        continue
+      }
+      const tried = job.tried
+      job.candidates = tried ? candidates.filter((a) => !tried.includes(a)) : candidates
+    }
+    this.#placeQueued()
   }
 }
