@@ -108,6 +108,38 @@ test('reload under load: 20 clients for ~5 s, accounts added, removed and restar
   t.diagnostic(`${ok} requests, 0 failed, across two reloads`)
 })
 
+const AGENT = new URL('./fixtures/stdio-agent.mjs', import.meta.url).pathname
+
+test('a reload that changes an account still starting lets it start, serves every queued request, and settles', async (t) => {
+  // a session that takes ~600 ms to become ready: the account's replacement is still starting when the next reload
+  // comes. It declares no models, so the requests' candidates are every account, the leaving ones included.
+  const slow = (maxConcurrency: number) => ({
+    id: 'slow', maxConcurrency,
+    session: { kind: 'stdio', command: 'node', args: [AGENT, '--start-delay', '600'], startTimeoutMs: 10_000, killGraceMs: 500 },
+  })
+  const { url, orch, configFile, client } = await start(t, { accounts: [slow(2)] })
+  const current = () => orch.dispatcher.accounts.find((a) => a.id === 'slow' && !orch.reconciler.retiring(a))!
+  rewrite(configFile, (c) => { c.accounts = [slow(3)] })
+  assert.equal((await post(url, '/admin/reload', '')).status, 200)
+  // the replacement starts once the old one stopped; its child is up but has not answered the start ping yet
+  await eventually(() => current().state === 'starting' && current().childPids.size > 0, 'the replacement is starting')
+  const requests = Array.from({ length: 6 }, () => client.messages.create(hello).withResponse())
+  await eventually(() => orch.dispatcher.queued === 6, 'the requests wait for the starting account')
+  rewrite(configFile, (c) => { c.accounts = [slow(4)] })
+  const second = await post(url, '/admin/reload', '')
+  assert.equal(second.status, 200)
+  assert.deepEqual(second.json.restarted, ['slow'])
+  for (const { data, response } of await Promise.all(requests)) {
+    assert.equal(data.type, 'message')
+    assert.equal(response.headers.get('x-agyc-account'), 'slow')
+  }
+  let settled = false
+  void orch.reconciler.settled().then(() => { settled = true })
+  await eventually(() => settled, 'every drain and restart begun by the reloads finishes', 10_000)
+  const status = (await (await fetch(`${url}/admin/accounts`)).json() as { accounts: { id: string; state: string; limit: number }[] }).accounts
+  assert.deepEqual(status.map((a) => [a.id, a.state, a.limit]), [['slow', 'up', 4]])
+})
+
 /** one slot, no worker queue: a second request for its model waits in the global queue */
 const busy = (id: string, model: string) => account(id, { maxConcurrency: 1, models: [model], session: { kind: 'mock', latencyMs: 10, directives: true } })
 
