@@ -29,6 +29,8 @@ export interface AccountStatus {
   state: AccountState
   /** removed or changed by a reload: draining, then stopping */
   retiring: boolean
+  /** `dispatcher.lazyWorkers`: the account serves but has no worker now; its next request starts one */
+  parked: boolean
   healthScore: number
   /** what the score is made of, as far as the account reports it */
   health: Record<string, unknown>
@@ -63,8 +65,10 @@ export function accountStatus(account: AccountHandle, operations: Operations | u
   const m = accountMetrics(account.id)
   const beat = account.lastHeartbeat
   const outlier = account.outlier
+  const parked = account.parked
   const health: Record<string, unknown> = {
-    heartbeatAgeMs: account.lastHeartbeatAt > 0 ? now - account.lastHeartbeatAt : null,
+    // a parked account has no worker to hear from: no age rather than a reassuring ~0
+    heartbeatAgeMs: account.lastHeartbeatAt > 0 && !parked ? now - account.lastHeartbeatAt : null,
     loopDelayMs: beat?.loopDelayMs ?? null,
     childAlive: beat?.childAlive ?? null,
     session: account.sessionState,
@@ -80,6 +84,7 @@ export function accountStatus(account: AccountHandle, operations: Operations | u
     id: account.id,
     state: account.state,
     retiring: operations?.retiring(account) ?? false,
+    parked,
     healthScore: account.healthScore,
     health,
     inFlight: Math.min(account.assigned, account.maxConcurrency),
