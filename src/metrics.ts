@@ -330,6 +330,22 @@ new Counter({
   },
 })
 
+const usageCounter = (name: string, help: string, read: (c: { requests: number; errors: number }) => number): void => {
+  new Counter({
+    name, help, labelNames: ['account', 'model'], registers: [registry],
+    collect() {
+      this.reset()
+      for (const s of sources) for (const [account, model, c] of s.ledger.totals()) this.inc({ account, model }, read(c))
+    },
+  })
+}
+usageCounter('agyc_usage_requests_total', 'Requests answered, by account and model, kept across restarts (usage accounting)', (c) => c.requests)
+usageCounter('agyc_usage_errors_total', 'Requests the account failed, by account and model, kept across restarts (usage accounting)', (c) => c.errors)
+
+gauge('agyc_account_quota_left', "Share of the account's tightest quota budget left, in [0, 1] (accounts with a quota only)", ['account'], (g) => {
+  for (const a of liveAccounts()) if (a.quota) g.set({ account: a.id }, a.quota.left(a.assigned))
+})
+
 new FastHistogram('agyc_queue_wait_seconds', 'Time from arrival until an account took the request', () => [queueWait])
 new FastHistogram('agyc_time_to_first_byte_seconds', 'Time from arrival until the first byte of the answer, by account',
   () => [...byAccount.values()].map((m) => m.ttfb))

@@ -12,7 +12,7 @@ import type { Dispatcher } from '../dispatch/dispatcher.ts'
 import { OrchestratorError } from '../errors.ts'
 import { accountMetrics, registry, timeline, type TimelinePoint } from '../metrics.ts'
 import type { ReloadResult } from '../orchestrator.ts'
-import type { UsageLedger, UsageReport } from '../usage/ledger.ts'
+import { WINDOWS, type UsageLedger, type UsageReport } from '../usage/ledger.ts'
 import type { QuotaRule } from '../usage/quota.ts'
 import type { AppDeps, AppEnv } from './app.ts'
 
@@ -51,6 +51,9 @@ export interface AccountStatus {
   quota: { rules: readonly QuotaRule[]; left: number } | null
   /** input + output tokens ever used (kept across restarts) */
   tokens: number
+  /** the last 5 hours (the window subscriptions are metered over): requests and input + output tokens, all models */
+  requests5h: number
+  tokens5h: number
 }
 
 export interface StatusSnapshot {
@@ -78,6 +81,7 @@ export function accountStatus(account: AccountHandle, operations: Operations | u
     ejections: outlier.ejections,
     ejectedUntil: outlier.ejectedUntil > now ? outlier.ejectedUntil : null,
   }
+  const last5h = ledger.window(account.id, WINDOWS['5h']).counters
   const p50 = m.latency.percentile(0.5)
   const p99 = m.latency.percentile(0.99)
   return {
@@ -100,6 +104,8 @@ export function accountStatus(account: AccountHandle, operations: Operations | u
     ...(withUsage ? { usage: ledger.report(account.id) } : {}),
     quota: account.quota ? { rules: account.quota.rules, left: account.quota.left(account.assigned) } : null,
     tokens: ledger.tokens(account.id),
+    requests5h: last5h.requests,
+    tokens5h: last5h.input + last5h.output,
   }
 }
 
