@@ -22,7 +22,7 @@ test('reload starts new accounts, drains and stops removed ones, restarts change
   })
   const res = await post(url, '/admin/reload', '')
   assert.equal(res.status, 200)
-  assert.deepEqual(res.json, { added: ['fresh'], removed: ['drop'], restarted: ['change'], unchanged: ['keep'], restartRequired: [] })
+  assert.deepEqual(res.json, { added: ['fresh'], removed: ['drop'], restarted: ['change'], unchanged: ['keep'], applied: [], restartRequired: [] })
   await orch.reconciler.settled()
   assert.deepEqual(await ids(url), ['change', 'fresh', 'keep'])
   const status = (await (await fetch(`${url}/admin/accounts`)).json() as { accounts: unknown }).accounts as { id: string; state: string; limit: number }[]
@@ -31,6 +31,33 @@ test('reload starts new accounts, drains and stops removed ones, restarts change
   const served = new Set<string>()
   for (let i = 0; i < 6; i++) served.add((await client.messages.create(hello).withResponse()).response.headers.get('x-agyc-account')!)
   assert.deepEqual([...served].sort(), ['change', 'fresh', 'keep'])
+})
+
+test('reload applies the live dispatcher settings now and names every other change as needing a restart', async (t) => {
+  const served = { models: [hello.model] }
+  const { url, configFile, client, logs } = await start(t, { accounts: [account('s1', served), account('s2', served)] })
+  assert.equal((await client.messages.create({ ...hello, model: 'anything' })).type, 'message', 'models are not strict yet')
+  rewrite(configFile, (c) => {
+    c.dispatcher = { strategy: 'least-busy', strictModels: true, lazyWorkers: { enabled: true }, affinity: { enabled: false, ttlMs: 60_000 } }
+    c.health = { missedHeartbeats: 5 }
+  })
+  const res = await post(url, '/admin/reload', '')
+  assert.equal(res.status, 200)
+  assert.deepEqual(res.json.applied, ['dispatcher.strategy', 'dispatcher.strictModels', 'dispatcher.affinity.enabled'])
+  assert.deepEqual(res.json.restartRequired, ['dispatcher.affinity.ttlMs', 'dispatcher.lazyWorkers', 'health'])
+  assert.ok(logs.some((l) => l.msg === 'reload: settings applied' && String(l.applied) === String(res.json.applied)))
+  assert.ok(logs.some((l) => l.level === 40 && /take effect only after a restart/.test(String(l.msg)) && String(l.restartRequired) === String(res.json.restartRequired)))
+
+  logs.length = 0
+  await client.messages.create(hello)
+  assert.equal(logs.find((l) => l.reqId !== undefined && l.status === 200)?.strategy, 'least-busy', 'the new default strategy picks')
+  const err = await client.messages.create({ ...hello, model: 'anything' }).catch((e: { status: number }) => e)
+  assert.equal((err as { status: number }).status, 404, 'models are strict now')
+
+  // the same file again: nothing more to apply, and the restart is still needed
+  const again = await post(url, '/admin/reload', '')
+  assert.deepEqual(again.json.applied, [])
+  assert.deepEqual(again.json.restartRequired, ['dispatcher.affinity.ttlMs', 'dispatcher.lazyWorkers', 'health'])
 })
 
 test('an invalid config is refused with the start-up lines (400, error shape) and the running one stays', async (t) => {
