@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import Anthropic from '@anthropic-ai/sdk'
+import { AffinityTable } from '../src/dispatch/affinity.ts'
 import { hello, start } from './helpers/orchestrator.ts'
 
 const accountsOf = (ids: string[], extra: Record<string, unknown> = {}) =>
@@ -93,4 +94,38 @@ test('aliases map a model name to what the session runs; routing only considers 
   const ids: string[] = []
   for await (const m of client.models.list()) ids.push(m.id)
   assert.deepEqual(ids.sort(), ['claude-haiku-4-5', 'claude-sonnet-4-5', 'claude-sonnet-4-5-thinking'])
+})
+
+test('the affinity table is bounded: the least recently used key goes first, and a key lives ttlMs after its last use', () => {
+  let now = 0
+  const table = new AffinityTable({ maxEntries: 3, ttlMs: 1_000 }, () => now)
+  for (const key of ['a', 'b', 'c']) table.served(key, `acc-${key}`, false, true)
+  assert.equal(table.home('a'), 'acc-a')
+  table.served('a', 'acc-a', true, true) // used again: now the most recent
+  table.served('d', 'acc-d', false, true) // over the bound: b, the least recently used, goes
+  assert.equal(table.size, 3)
+  assert.equal(table.home('b'), undefined)
+  assert.deepEqual(['a', 'c', 'd'].map((k) => table.home(k)), ['acc-a', 'acc-c', 'acc-d'])
+  now = 900
+  table.served('d', 'acc-d', true, true)
+  now = 1_500 // a and c were last used at 0, d at 900
+  assert.equal(table.home('a'), undefined)
+  assert.equal(table.home('c'), undefined)
+  assert.equal(table.home('d'), 'acc-d')
+  assert.deepEqual([table.hits, table.misses], [2, 4], 'the hit rate\'s two counts')
+})
+
+test('dispatcher.affinity.enabled false lets the strategy place every turn; a sticky hint still pins its request', async (t) => {
+  const { client } = await start(t, { dispatcher: { affinity: { enabled: false } }, accounts: accountsOf(['o1', 'o2', 'o3']) })
+  const conversation = { ...hello, metadata: { user_id: 'conv-off' } }
+  const loose = new Set<string>()
+  for (let i = 0; i < 6; i++) loose.add(await accountOf(client.messages.create(conversation).withResponse()))
+  assert.equal(loose.size, 3, 'round-robin, conversation or not')
+  const hinted = { ...conversation, metadata: { user_id: 'conv-hint', routing: { strategyHint: 'sticky' } } } as typeof hello
+  const pinned = new Set<string>()
+  for (let i = 0; i < 4; i++) {
+    await client.messages.create(hello) // other traffic in between
+    pinned.add(await accountOf(client.messages.create(hinted).withResponse()))
+  }
+  assert.equal(pinned.size, 1, 'strategyHint sticky turns affinity on for the request')
 })
