@@ -39,6 +39,17 @@ test('readyz answers 503 in the error shape once every account is drained, and 2
   assert.equal((await fetch(`${url}/readyz`)).status, 200)
 })
 
+test('readyz answers 503 while every account is cooling down, and 200 once one can take work again', async (t) => {
+  const { url, client } = await start(t, { accounts: accounts('cool', 1, { directives: true }) })
+  assert.equal((await fetch(`${url}/readyz`)).status, 200)
+  const err = await client.messages.create({ ...hello, messages: [{ role: 'user', content: '[[mock:fail AGYC_UPSTREAM_RATE_LIMITED 1 @cool1]]' }] }).catch((e: { status: number }) => e)
+  assert.equal((err as { status: number }).status, 429)
+  const cooling = await getJson(`${url}/readyz`)
+  assert.equal(cooling.status, 503, 'up as a thread, but it takes no work while it cools down')
+  assert.equal(cooling.json.error.type, 'overloaded_error')
+  await eventually(async () => (await fetch(`${url}/readyz`)).status === 200, 'ready again after the cooldown', 5_000)
+})
+
 test('/admin/accounts reports state, in-flight/limit, counts and p50/p99 per account', async (t) => {
   const { url, client } = await start(t, { accounts: accounts('stat', 2, { latencyMs: 5, directives: true }) })
   for (let i = 0; i < 10; i++) await client.messages.create(hello)

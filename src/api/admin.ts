@@ -126,7 +126,10 @@ export function adminRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   const events = new EventHub(() => snapshot(dispatcher, operations))
 
   app.get('/readyz', (c) => {
-    const up = dispatcher.accounts.filter((a) => a.state === 'up').length
+    // "can take work": up with its session up, not cooling or ejected, within its quota (routable); or coming up on
+    // its own with requests waiting for it (parked, or a reload's replacement starting). An account whose session
+    // keeps failing is 'up' as a thread but takes nothing.
+    const up = dispatcher.accounts.filter((a) => a.routable || a.parked || a.state === 'starting').length
     if (up === 0) throw new OrchestratorError('AGYC_NOT_READY', 'no account can take work now')
     return c.json({ status: 'ready', accountsUp: up, accounts: dispatcher.accounts.length })
   })
