@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import Anthropic from '@anthropic-ai/sdk'
 import { AffinityTable } from '../src/dispatch/affinity.ts'
-import { hello, start } from './helpers/orchestrator.ts'
+import { eventually, hello, start } from './helpers/orchestrator.ts'
 
 const accountsOf = (ids: string[], extra: Record<string, unknown> = {}) =>
   ids.map((id) => ({ id, maxConcurrency: 4, session: { kind: 'mock' }, ...extra }))
@@ -128,4 +128,20 @@ test('dispatcher.affinity.enabled false lets the strategy place every turn; a st
     pinned.add(await accountOf(client.messages.create(hinted).withResponse()))
   }
   assert.equal(pinned.size, 1, 'strategyHint sticky turns affinity on for the request')
+})
+
+test('a conversation whose home has no capacity goes elsewhere, and that account becomes its home', async (t) => {
+  // one slot each and no worker queue: a busy home cannot take the next turn
+  const { client, orch } = await start(t, {
+    dispatcher: { accountQueueSize: 0 },
+    accounts: accountsOf(['c1', 'c2'], { maxConcurrency: 1, session: { kind: 'mock', directives: true } }),
+  })
+  const turn = (content: string) => client.messages.create({ ...hello, messages: [{ role: 'user', content }] }, { headers: { 'x-agyc-session': 'busy-conv' } }).withResponse()
+  const home = await accountOf(turn('turn 1'))
+  const slow = turn('[[mock:sleep 1000]] turn 2, long') // goes home and holds its only slot
+  await eventually(() => orch.dispatcher.inFlight === 1, 'the long turn runs')
+  const moved = await accountOf(turn('turn 3'))
+  assert.notEqual(moved, home, 'the busy home is passed over')
+  assert.equal(await accountOf(slow), home)
+  for (let i = 4; i <= 6; i++) assert.equal(await accountOf(turn(`turn ${i}`)), moved, 'the new home keeps the conversation')
 })
