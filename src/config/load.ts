@@ -74,6 +74,7 @@ export function parseConfig(raw: unknown, baseDir: string, overrides: Overrides 
   const stateRoot = resolve(baseDir, config.stateRoot)
   const accounts = config.accounts.map((a) => ({
     ...a, stateDir: resolve(baseDir, a.stateDir ?? resolve(stateRoot, a.id)), session: resolveCommandPaths(a.session, baseDir),
+    ...(config.confineStateDirs ? { confinedTo: stateRoot } : {}),
   }))
   const problems: string[] = []
   const dirs = new Map<string, number>()

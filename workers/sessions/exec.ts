@@ -6,10 +6,11 @@
  * seconds to start; agent-clis.md).
  */
 import { randomBytes } from 'node:crypto'
-import { rmSync, writeFileSync } from 'node:fs'
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { OrchestratorError } from '../../src/errors.ts'
 import { estimateInputTokens, lastUserText } from '../../src/protocol/anthropic.ts'
+import { writePrivateFile } from '../../src/state-dir.ts'
 import { Answer, LineSplitter } from './answer.ts'
 import { createLauncher, type Child, type Launcher } from './child.ts'
 import type { Completion, Session, SessionContext, SessionOutput, SessionRequest } from './types.ts'
@@ -112,7 +113,7 @@ export function createExecSession(context: SessionContext, preset?: ExecPreset):
     let requestFile = ''
     if (usesRequestFile) {
       requestFile = join(launcher.tmpDir, `request-${req.id}-${randomBytes(6).toString('hex')}.json`)
-      writeFileSync(requestFile, requestJson, { mode: 0o600 })
+      writePrivateFile(requestFile, requestJson)
     }
     const child = childFor(req, prompt, requestFile)
     const answer = new Answer(out, what, estimateInputTokens(req.request))

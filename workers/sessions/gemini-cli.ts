@@ -4,10 +4,11 @@
  * `session/new` and one `session/prompt`. Text arrives as `session/update` notifications (`agent_message_chunk`), the
  * prompt's answer carries the stop reason and the CLI's token counts (`_meta.quota.token_count`).
  */
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { OrchestratorError } from '../../src/errors.ts'
 import { writeSettings } from '../../src/presets.ts'
+import { writePrivateFile } from '../../src/state-dir.ts'
 import { appendText, createAgentServerSession, type AgentProtocol, type TurnContext } from './agent-server.ts'
 import { cliError } from './cli-errors.ts'
 import { RpcError, type JsonRpcPeer } from './json-rpc.ts'
@@ -44,7 +45,7 @@ export function createGeminiCliSession(context: SessionContext): Session {
 
 /** the account's system prompt becomes its global memory file, which Gemini CLI adds to its own system prompt */
 function writeMemory(stateDir: string, text: string): void {
-  writeFileSync(join(stateDir, '.gemini', 'GEMINI.md'), `${text}\n`, { mode: 0o600 })
+  writePrivateFile(join(stateDir, '.gemini', 'GEMINI.md'), `${text}\n`)
 }
 
 /** the auth method the settings chose (a login records it there), or the API key when the config gives one */
