@@ -48,7 +48,9 @@ test('agent CLI presets through the orchestrator, with the real CLIs', { timeout
   const fake = await startFakeModels()
   t.after(() => fake.close())
   const started: Started = await start(t, {
-    dispatcher: { strategy: 'round-robin', maxAttempts: 2, requestTimeoutMs: 90_000 },
+    // every 429/401 case fails over between two accounts of a preset: more failovers in 10 s than the default budget's
+    // 3 when the CLIs answer fast, which this test is not about
+    dispatcher: { strategy: 'round-robin', maxAttempts: 2, requestTimeoutMs: 90_000, retryBudgetMin: 100 },
     health: { defaultCooldownMs: 5_000 },
     accounts: KINDS.flatMap((kind) => ACCOUNTS[kind].map((id) => account(id, kind, fake))),
   })
@@ -96,6 +98,24 @@ test('agent CLI presets through the orchestrator, with the real CLIs', { timeout
       assert.ok(asked.some((body) => body.includes(JSON.stringify(prompt).slice(1, -1))), `${kind}: the prompt arrived as it was sent`)
     }
     assert.equal(existsSync(marker), false, 'nothing was executed')
+  })
+
+  await t.test('the agent\'s tool calls are surfaced as text lines of the answer, never as tool_use blocks', async () => {
+    // the fake model asks for a tool (Claude Code: Glob; Gemini CLI: glob; Codex: exec_command "ls"), the CLI runs it (or
+    // is refused it) and goes back to the model with the result, which the model then answers
+    const returned = { 'claude-code': '"tool_result"', 'gemini-cli': 'functionResponse', codex: 'function_call_output' }
+    const summary = { 'claude-code': /^\[tool Glob: \{"pattern":"\*\.md"\}\]$/, 'gemini-cli': /^\[tool [^\]]+\]$/, codex: /^\[tool shell: (\/bin\/bash -lc )?ls\]$/ }
+    for (const kind of KINDS) {
+      const before = fake.requests.length
+      const message = await client.messages.create(ask(kind, 'which markdown files are there? [[tool]]'))
+      const calls = fake.requests.slice(before).filter((r) => r.method === 'POST')
+      assert.ok(calls.length >= 2 && JSON.stringify(calls.at(-1)!.body).includes(returned[kind]), `${kind}: the CLI went back to the model with the tool's result`)
+      assert.equal(message.content.every((b) => b.type === 'text'), true, `${kind}: no tool_use block reaches the client`)
+      const [line, ...rest] = textOf(message).split('\n\n')
+      assert.match(line, summary[kind], `${kind}: ${textOf(message)}`)
+      assert.equal(rest.join('\n\n'), 'Hello from the fake model.', kind)
+      assert.equal(message.stop_reason, 'end_turn')
+    }
   })
 
   await t.test('a conversation becomes one prompt: system, earlier turns as a transcript, then the last user turn', async () => {
