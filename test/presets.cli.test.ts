@@ -87,6 +87,33 @@ test('agent CLI presets through the orchestrator, with the real CLIs', { timeout
     }
   })
 
+  await t.test('requests stay independent and warm: Claude Code a fresh process started ahead, Gemini CLI and Codex one process with a fresh session each', async () => {
+    for (const kind of KINDS) {
+      const ids = ACCOUNTS[kind]
+      const pidsBefore = new Set(ids.flatMap((id) => [...handle(id).childPids]))
+      // Claude Code's next process is already running before its request exists (prewarm)
+      assert.ok(pidsBefore.size >= ids.length, `${kind}: a process per account is up before the request`)
+      const before = fake.requests.length
+      const words = ['first-7f3a', 'second-9b1c', 'third-2d4e', 'fourth-5e6f']
+      for (const word of words) await client.messages.create(ask(kind, `remember ${word}`))
+      const calls = fake.requests.slice(before).filter((r) => r.method === 'POST').map((r) => JSON.stringify(r.body))
+      // each request's model call carries its own prompt and none of the earlier ones: no shared conversation
+      words.forEach((word, i) => {
+        const mine = calls.filter((c) => c.includes(word))
+        assert.ok(mine.length > 0, `${kind}: the call for ${word}`)
+        for (const earlier of words.slice(0, i)) assert.equal(mine.some((c) => c.includes(earlier)), false, `${kind}: the call for ${word} carries ${earlier}`)
+      })
+      const pidsAfter = new Set(ids.flatMap((id) => [...handle(id).childPids]))
+      if (kind === 'claude-code') {
+        // a process served one request and exited; its replacement was started ahead of the next
+        await eventually(() => [...pidsBefore].every((pid) => !handle(ids[0]).childPids.has(pid) && !handle(ids[1]).childPids.has(pid)), 'the processes that served have exited')
+        await eventually(() => ids.every((id) => handle(id).childPids.size >= 1), 'a warm process waits again on every account')
+      } else {
+        assert.deepEqual([...pidsAfter].sort(), [...pidsBefore].sort(), `${kind}: the same long-lived process served every request`)
+      }
+    }
+  })
+
   await t.test('a prompt with shell metacharacters reaches the model verbatim and runs nothing', async () => {
     const marker = join(started.dir, 'pwned')
     const prompt = `--version $(touch ${marker}) \`touch ${marker}\`; touch ${marker} | cat && echo "q'uote" > ${marker} \\ {prompt} %s`
@@ -145,6 +172,7 @@ test('agent CLI presets through the orchestrator, with the real CLIs', { timeout
       // Gemini reports Google's RetryInfo ("Suggested retry after 42s"), Codex a quota's reset ("try again at 3:03 PM"),
       // Claude Code with an API key no time at all (the default cooldown applies)
       for (const id of ids) fake.failing.set(KEYS[id], { status: 429, retryAfterS: 42, ...(kind === 'codex' ? { quotaResetS: 3_600 } : {}) })
+      const calls = Object.fromEntries(ids.map((id) => [id, seenBy(fake, id).length]))
       const t0 = Date.now()
       const err = await apiError(client.messages.create(ask(kind, 'are you there?')))
       const t1 = Date.now()
@@ -158,7 +186,8 @@ test('agent CLI presets through the orchestrator, with the real CLIs', { timeout
         if (kind === 'gemini-cli') assert.ok(within(41, 43), `${id}: ${from}–${to}s`)
         if (kind === 'codex') assert.ok(within(3_500, 3_661), `${id}: ${from}–${to}s`)
         if (kind === 'claude-code') assert.ok(within(4.9, 5.1), `${id}: ${from}–${to}s`)
-        assert.ok(seenBy(fake, id).length > 0)
+        // the CLI's own retries are capped: one model call, then the orchestrator decides (it failed over)
+        assert.equal(seenBy(fake, id).slice(calls[id]).length, 1, `${id}: the CLI called the model once`)
       }
       // while every account of the preset cools down, its model is answered at once, not queued
       assert.equal((await apiError(client.messages.create(ask(kind, 'again?')))).status, 529, kind)
