@@ -265,16 +265,22 @@ test('agent CLI presets through the orchestrator, with the real CLIs', { timeout
   })
 })
 
-test('an account whose CLI is not installed fails at start with the reason, and the others serve', async (t) => {
+test('an account whose CLI is not installed, or a Gemini CLI account not logged in, fails at start with the reason; the others serve', async (t) => {
   const { orch, client } = await start(t, {
     accounts: [
       { id: 'missing', models: ['claude-fake-1'], session: { kind: 'claude-code', command: '/nonexistent/claude' } },
+      // no key, no login: Gemini CLI would start a browser sign-in and never finish its handshake
+      { id: 'gemini-nologin', models: ['gemini-fake'], session: { kind: 'gemini-cli', baseUrl: 'http://127.0.0.1:9' } },
       { id: 'mock', session: { kind: 'mock', text: 'mock answer' } },
     ],
   })
   const missing = orch.dispatcher.accounts.find((a) => a.id === 'missing')!
   await eventually(() => missing.sessionState === 'failed', 'the account is failed')
   assert.match(String(missing.lastError), /nonexistent/)
+  const nologin = orch.dispatcher.accounts.find((a) => a.id === 'gemini-nologin')!
+  await eventually(() => nologin.sessionState === 'failed', 'the account that is not logged in is failed')
+  assert.match(String(nologin.lastError), /not logged in .*agyc accounts login gemini-nologin/)
+  assert.equal(nologin.childPids.size, 0, 'no CLI was started to wait for a browser')
   const answer = await client.messages.create({ model: 'other', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] })
   assert.equal(textOf(answer), 'mock answer')
 })

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { OrchestratorError } from '../../src/errors.ts'
-import { writeSettings } from '../../src/presets.ts'
+import { loggedIn, writeSettings } from '../../src/presets.ts'
 import { writePrivateFile } from '../../src/state-dir.ts'
 import { appendText, createAgentServerSession, type AgentProtocol, type TurnContext } from './agent-server.ts'
 import { cliError } from './cli-errors.ts'
@@ -28,6 +28,14 @@ export function createGeminiCliSession(context: SessionContext): Session {
     GEMINI_API_KEY: config.apiKey,
   })
   if (typeof spec === 'string') return unavailableSession(context, spec)
+  // With neither a key nor a login on disk, ACP's `authenticate` starts Google's browser sign-in and waits for it:
+  // no handshake ever comes, and the account would restart every startTimeoutMs while requests wait in the queue.
+  // Say why once instead (a key or Google credentials given through `env` are left to the CLI).
+  const id = context.account.id
+  const keyInEnv = ['GEMINI_API_KEY', 'GOOGLE_API_KEY', 'GOOGLE_APPLICATION_CREDENTIALS', 'GOOGLE_GENAI_USE_VERTEXAI'].some((name) => name in config.env)
+  if (authMethod(config, stateDir) === 'oauth-personal' && !loggedIn('gemini-cli', stateDir) && !keyInEnv) {
+    return unavailableSession(context, `gemini-cli is not logged in in ${stateDir} and has no apiKey: run "agyc accounts login ${id}", then restart or reload`)
+  }
   return createAgentServerSession(context, {
     what: 'gemini-cli',
     spec,
