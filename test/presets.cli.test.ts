@@ -265,13 +265,15 @@ test('agent CLI presets through the orchestrator, with the real CLIs', { timeout
   })
 })
 
-test('an account whose CLI is not installed, or a Gemini CLI account not logged in, fails at start with the reason; the others serve', async (t) => {
+test('a CLI that is not installed or (Gemini CLI) not logged in fails its account at start with the reason; Claude Code not logged in is a 401', async (t) => {
   const { orch, client } = await start(t, {
     accounts: [
       { id: 'missing', models: ['claude-fake-1'], session: { kind: 'claude-code', command: '/nonexistent/claude' } },
       // no key, no login: Gemini CLI would start a browser sign-in and never finish its handshake
       { id: 'gemini-nologin', models: ['gemini-fake'], session: { kind: 'gemini-cli', baseUrl: 'http://127.0.0.1:9' } },
-      { id: 'mock', session: { kind: 'mock', text: 'mock answer' } },
+      // no key, no login: the real Claude Code says so, which is the client's 401
+      { id: 'claude-nologin', models: ['claude-nologin'], session: { kind: 'claude-code', baseUrl: 'http://127.0.0.1:9', prewarm: 0 } },
+      { id: 'mock', models: ['other'], session: { kind: 'mock', text: 'mock answer' } },
     ],
   })
   const missing = orch.dispatcher.accounts.find((a) => a.id === 'missing')!
@@ -281,6 +283,11 @@ test('an account whose CLI is not installed, or a Gemini CLI account not logged 
   await eventually(() => nologin.sessionState === 'failed', 'the account that is not logged in is failed')
   assert.match(String(nologin.lastError), /not logged in .*agyc accounts login gemini-nologin/)
   assert.equal(nologin.childPids.size, 0, 'no CLI was started to wait for a browser')
+  const refused = await apiError(client.messages.create({ model: 'claude-nologin', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }))
+  assert.equal(refused.status, 401)
+  assert.equal((refused.error as { error?: { type?: string } })?.error?.type, 'authentication_error')
+  assert.match(refused.message, /not logged in|login/i)
+  assert.equal(orch.dispatcher.accounts.find((a) => a.id === 'claude-nologin')!.outlier.consecutive, 1, 'it counts against the account')
   const answer = await client.messages.create({ model: 'other', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] })
   assert.equal(textOf(answer), 'mock answer')
 })
