@@ -27,8 +27,13 @@ type Kind = keyof typeof MODEL
 const ACCOUNTS: Record<Kind, AccountId[]> = { 'claude-code': ['claude-a', 'claude-b'], 'gemini-cli': ['gemini-a'], codex: ['codex-a', 'codex-b'] }
 const KINDS = Object.keys(MODEL) as Kind[]
 
+/** in each account's system prompt: the model calls show it arrived */
+const SYSTEM_MARK = 'You answer for the account named'
+
 function account(id: AccountId, kind: Kind, fake: FakeModels) {
-  const session: Record<string, unknown> = { kind, apiKey: keyEnv(id), model: MODEL[kind], idleTimeoutMs: 60_000, killGraceMs: 500 }
+  const session: Record<string, unknown> = {
+    kind, apiKey: keyEnv(id), model: MODEL[kind], idleTimeoutMs: 60_000, killGraceMs: 500, systemPrompt: `${SYSTEM_MARK} ${id}`,
+  }
   session.baseUrl = kind === 'codex' ? `${fake.url}/v1` : fake.url
   return { id, maxConcurrency: 2, models: [MODEL[kind]], session }
 }
@@ -71,6 +76,21 @@ test('agent CLI presets through the orchestrator, with the real CLIs', { timeout
       const served = response.headers.get('x-agyc-account') as AccountId
       assert.ok(ACCOUNTS[kind].includes(served), `${kind} served by ${served}`)
       assert.ok(seenBy(fake, served).length > 0, `${served}'s CLI called the model with its own key`)
+    }
+  })
+
+  await t.test('each CLI runs the account\'s model, with the account\'s system prompt added to its own', async () => {
+    for (const kind of KINDS) {
+      const before = fake.requests.length
+      const { response } = await client.messages.create(ask(kind, 'who are you?')).withResponse()
+      const served = response.headers.get('x-agyc-account') as AccountId
+      const calls = fake.requests.slice(before).filter((r) => r.method === 'POST')
+      assert.ok(calls.length > 0, kind)
+      for (const call of calls) {
+        const model = kind === 'gemini-cli' ? decodeURIComponent(call.path).split('/models/')[1]?.split(':')[0] : call.body?.model
+        assert.equal(model, MODEL[kind], `${kind}: the account's model`)
+        assert.ok(JSON.stringify(call.body).includes(`${SYSTEM_MARK} ${served}`), `${kind}: the system prompt of ${served} reached the model`)
+      }
     }
   })
 
