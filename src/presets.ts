@@ -101,9 +101,10 @@ export function loggedIn(kind: PresetKind, stateDir: string): boolean {
 }
 
 /**
- * Writes the settings the CLI reads from its state directory (created and checked already: ensureStateDir), before it starts (and before a login, so that the
- * login sees them too). Gemini CLI's settings.json is merged (a login records its choice of auth there); Codex's
- * config.toml is ours and rewritten at every start.
+ * Writes the settings the CLI reads from its state directory (already created and checked by ensureStateDir), before
+ * it starts (and before a login, so that the login sees them too). Gemini CLI's settings.json is merged (a login
+ * records its choice of auth there); Codex's config.toml is ours and rewritten at every start. Neither is ever written
+ * through a link planted in the state directory (state-dir.ts).
  */
 export function writeSettings(session: PresetConfig, stateDir: string): void {
   if (session.kind === 'gemini-cli') {

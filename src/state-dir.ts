@@ -77,7 +77,10 @@ export function writePrivateFile(path: string, text: string): void {
     throw err
   }
   try {
-    if (!fstatSync(fd).isFile()) throw new Error(`${path} is not a regular file`)
+    const stat = fstatSync(fd)
+    if (!stat.isFile()) throw new Error(`${path} is not a regular file`)
+    // the mode only applies to a file this call creates: one left by an older run becomes private too
+    if ((stat.mode & 0o777) !== 0o600) fchmodSync(fd, 0o600)
     writeFileSync(fd, text)
   } finally {
     closeSync(fd)
