@@ -7,6 +7,7 @@ import type { ServerResponse } from 'node:http'
 import type { Context, Hono } from 'hono'
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import { ConfigError } from '../config/load.ts'
+import { scrub } from '../config/known-secrets.ts'
 import type { AccountHandle, AccountState } from '../dispatch/account-handle.ts'
 import type { Dispatcher } from '../dispatch/dispatcher.ts'
 import { OrchestratorError } from '../errors.ts'
@@ -69,6 +70,7 @@ export function accountStatus(account: AccountHandle, operations: Operations | u
   const beat = account.lastHeartbeat
   const outlier = account.outlier
   const parked = account.parked
+  const lastError = account.lastError ?? beat?.lastError ?? null
   const health: Record<string, unknown> = {
     // a parked account has no worker to hear from: no age rather than a reassuring ~0
     heartbeatAgeMs: account.lastHeartbeatAt > 0 && !parked ? now - account.lastHeartbeatAt : null,
@@ -100,7 +102,8 @@ export function accountStatus(account: AccountHandle, operations: Operations | u
     failed: m.failed,
     restarts: account.workerRestarts + (beat?.restarts ?? 0),
     cooldownUntil: outlier.cooldownUntil > now ? outlier.cooldownUntil : null,
-    lastError: account.lastError ?? beat?.lastError ?? null,
+    // an upstream's or a CLI's own words: they may quote the account's key back (secrets are scrubbed, config/load.ts)
+    lastError: lastError === null ? null : scrub(lastError),
     ...(withUsage ? { usage: ledger.report(account.id) } : {}),
     quota: account.quota ? { rules: account.quota.rules, left: account.quota.left(account.assigned) } : null,
     tokens: ledger.tokens(account.id),
