@@ -221,7 +221,9 @@ test('an account whose CLI is not installed fails at start with the reason, and 
     ],
   })
   const missing = orch.dispatcher.accounts.find((a) => a.id === 'missing')!
-  await eventually(() => missing.sessionState === 'failed', 'the account is failed')
+  // failed from the moment the orchestrator is up: its worker's `ready` does not make it look up
+  assert.equal(missing.sessionState, 'failed')
+  assert.equal(missing.sessionUp, false)
   assert.match(String(missing.lastError), /nonexistent/)
   const answer = await client.messages.create({ model: 'other', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] })
   assert.equal(textOf(answer), 'mock answer')
