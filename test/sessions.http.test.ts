@@ -99,7 +99,58 @@ test('http: a hung or broken upstream is answered with a clear error, never a ha
   const crash = await apiError(client.messages.stream(ask('[[crash]]')).finalMessage())
   assert.equal((crash.error as { error: { type: string } }).error.type, 'api_error', 'a stream cut mid-way ends with an error event')
   const midError = await apiError(client.messages.stream(ask('[[stream-error]]')).finalMessage())
-  assert.equal((midError.error as { error: { type: string } }).error.type, 'overloaded_error', "the upstream's own error event passes through")
+  assert.equal((midError.error as { error: { type: string } }).error.type, 'overloaded_error', "the upstream's error event keeps its type")
+})
+
+/** the account's row of GET /admin/accounts, over HTTP */
+async function row(url: string, id: string): Promise<{ completed: number; failed: number; cooldownUntil: number | null; health: { consecutiveFailures: number } }> {
+  const body = await (await fetch(`${url}/admin/accounts`)).json() as { accounts: ({ id: string } & Awaited<ReturnType<typeof row>>)[] }
+  return body.accounts.find((a) => a.id === id)!
+}
+
+test('http: an upstream error event in a stream that has begun counts against the account, never as a success', async (t) => {
+  const up = await upstream(t)
+  // (an id of its own: the per-account counters of /admin/accounts live as long as this test process)
+  const { client, url } = await start(t, { accounts: [{ id: 'mid-stream', session: { kind: 'http', baseUrl: up.url } }] })
+  // the client sees the text so far, then one error event of the upstream's type, and a clean end of stream
+  const events: string[] = []
+  const stream = client.messages.stream(ask('[[stream-error api_error]]'))
+  stream.on('streamEvent', (e) => events.push(e.type))
+  const failed = await apiError(stream.finalMessage())
+  assert.equal((failed.error as { error: { type: string } }).error.type, 'api_error')
+  assert.ok(events.includes('content_block_delta'), 'the answer had begun')
+  let h = await row(url, 'mid-stream')
+  assert.equal(h.health.consecutiveFailures, 1, 'a failure of the account')
+  assert.deepEqual([h.completed, h.failed], [0, 1])
+  // an overload in the middle of a stream is a throttle: the account cools down
+  await apiError(client.messages.stream(ask('[[stream-error overloaded_error]]')).finalMessage())
+  h = await row(url, 'mid-stream')
+  assert.ok(h.cooldownUntil !== null && h.cooldownUntil > Date.now(), 'the account is cooling down')
+  assert.deepEqual([h.completed, h.failed], [0, 2])
+})
+
+test('http: an upstream that opens a stream with an error event is failed over to another account before any byte', async (t) => {
+  const up = await upstream(t)
+  const { client, url } = await start(t, {
+    dispatcher: { strategy: 'round-robin' },
+    accounts: [
+      { id: 'busy', session: { kind: 'http', baseUrl: up.url, headers: { 'x-fixture-error-first': 'overloaded_error' } } },
+      { id: 'fine', session: { kind: 'http', baseUrl: up.url } },
+    ],
+  })
+  const { data: stream, response } = await client.messages.create({ ...ask('hello'), stream: true }).withResponse()
+  let text = ''
+  const types: string[] = []
+  for await (const event of stream) {
+    types.push(event.type)
+    if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') text += event.delta.text
+  }
+  assert.equal(response.status, 200)
+  assert.equal(response.headers.get('x-agyc-account'), 'fine')
+  assert.equal(response.headers.get('x-agyc-attempts'), '2', 'the first account was tried first')
+  assert.equal(text, 'http-upstream heard: hello')
+  assert.equal(types.filter((t) => t === 'message_start').length, 1, 'nothing of the failed attempt reached the client')
+  assert.ok((await row(url, 'busy')).cooldownUntil !== null, 'the overloaded account cools down')
 })
 
 test('http runs maxConcurrency requests at once over kept-alive connections', async (t) => {
