@@ -166,6 +166,38 @@ test('a stdio child that never becomes ready is restarted, then the account fail
   assert.match(orch.dispatcher.accounts[0].lastHeartbeat?.lastError ?? '', /did not start: no pong within 150 ms/)
 })
 
+test('a stdio child\'s stderr reaches the logs line by line, bounded', async (t) => {
+  const { client, logs } = await start(t, { accounts: [stdioAccount('a')] })
+  await client.messages.create(ask('[[stderr 3]]'))
+  await eventually(() => logs.filter((l) => l.msg === 'child stderr').length === 3, 'three stderr records')
+  const lines = logs.filter((l) => l.msg === 'child stderr')
+  assert.deepEqual(lines.map((l) => l.line), [1, 2, 3].map((i) => `stdio-agent: stderr line ${i} of 3`))
+  assert.ok(lines.every((l) => l.account === 'a' && typeof l.childPid === 'number'), 'each names its account and child')
+  // a flood is cut to a budget per second, and the cut is said
+  await client.messages.create(ask('[[stderr 500]]'))
+  await eventually(() => logs.some((l) => l.msg === 'child stderr lines dropped'), 'the dropped lines are reported', 3_000)
+  assert.ok(logs.filter((l) => l.msg === 'child stderr').length < 100, 'far fewer records than lines')
+})
+
+test('a stdio account\'s worker that is replaced takes its child with it: the main thread kills the group', async (t) => {
+  // --ignore-eof: the child would outlive its worker thread (architecture findings) if the main thread did not kill it
+  const { client, orch } = await start(t, { accounts: [stdioAccount('a', { args: ['--ignore-eof'] })] })
+  const account = orch.dispatcher.accounts[0]
+  const first = pidIn(textOf(await client.messages.create(ask('before'))))
+  const inFlight = client.messages.create(ask('[[sleep 5000]]'))
+  await new Promise((r) => setTimeout(r, 100))
+  account.terminate('test: as the watchdog does when heartbeats stop')
+  const err = await apiError(inFlight)
+  assert.equal(err.status, 502, 'the request in flight got a definite error')
+  await eventually(() => !isAlive(first), `the old child ${first} is gone`, 2_000)
+  let second = 0
+  await eventually(async () => {
+    try { second = pidIn(textOf(await client.messages.create(ask('after')))); return true } catch { return false }
+  }, 'the replaced worker serves with a new child')
+  assert.notEqual(second, first)
+  assert.ok(account.workerRestarts >= 1)
+})
+
 test('a stdio child that ignores SIGTERM is killed by the group SIGKILL when the orchestrator stops', async (t) => {
   const { client, orch } = await start(t, { accounts: [stdioAccount('a', { args: ['--ignore-sigterm'] })] })
   const pid = pidIn(textOf(await client.messages.create(ask('hi'))))
