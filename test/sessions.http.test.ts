@@ -62,6 +62,30 @@ test('http forwards the client\'s anthropic-beta and anthropic-version unchanged
   assert.equal(seen['anthropic-version'], '2023-06-01')
 })
 
+test('http: what the client sent reaches the upstream, unknown fields and open-enum values included', async (t) => {
+  const up = await upstream(t)
+  const { url } = await start(t, { accounts: [{ id: 'h', session: { kind: 'http', baseUrl: up.url } }] })
+  const sent = {
+    model: 'claude-opus-5-5',
+    max_tokens: 1000,
+    system: [{ type: 'text', text: 'You are Claude Code.', cache_control: { type: 'ephemeral', ttl: '1h' } }],
+    messages: [
+      { role: 'user', content: [{ type: 'text', text: '[[echo-body]]', cache_control: { type: 'ephemeral' } }] },
+      { role: 'system', content: 'per-turn control' },
+    ],
+    tools: [{ name: 'Read', description: 'reads', input_schema: { type: 'object' }, defer_loading: true }],
+    thinking: { type: 'adaptive', display: 'omitted' },
+    context_management: { edits: [{ type: 'clear_thinking_20251015', keep: 'all' }] },
+    output_config: { effort: 'medium' },
+    some_future_field: { nested: [1, 'two', null] },
+  }
+  const res = await fetch(`${url}/v1/messages?beta=true`, { method: 'POST', body: JSON.stringify(sent), headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' } })
+  assert.equal(res.status, 200)
+  const answer = await res.json() as Anthropic.Message
+  const seen = JSON.parse(textOf(answer)) as Record<string, unknown>
+  assert.deepEqual(seen, { ...sent, stream: false }, 'every field reached the upstream as sent (stream made explicit)')
+})
+
 test('http keeps the upstream error meaning: 429 with retry-after, 529, 4xx', async (t) => {
   const up = await upstream(t)
   const { client } = await start(t, {
