@@ -9,7 +9,7 @@ const UPSTREAM = new URL('./fixtures/http-upstream.mjs', import.meta.url).pathna
 const ask = (content: string) => ({ model: 'claude-test-1', max_tokens: 64, messages: [{ role: 'user' as const, content }] })
 
 /** the fixture upstream as a real process of this test; gone with the test */
-async function upstream(t: TestContext): Promise<{ url: string; proc: ChildProcess; stats(): Promise<{ maxInFlight: number; connections: number; requests: number }> }> {
+async function upstream(t: TestContext): Promise<{ url: string; proc: ChildProcess; stats(): Promise<{ inFlight: number; maxInFlight: number; connections: number; requests: number }> }> {
   const proc = spawn(process.execPath, [UPSTREAM], { stdio: ['pipe', 'pipe', 'inherit'] })
   t.after(() => { proc.kill('SIGKILL') })
   const url = await new Promise<string>((resolve, reject) => {
@@ -35,6 +35,12 @@ test('http forwards streamed and whole answers, tool_use blocks included', async
   assert.equal(textOf(final), 'http-upstream heard: stream [[tool]] [[slow 20]]')
   assert.equal(final.stop_reason, 'tool_use')
   assert.deepEqual(final.content[1], { type: 'tool_use', id: 'toolu_fixture', name: 'get_weather', input: { city: 'Paris' } })
+  // never buffered whole: the first delta reaches the client while the upstream is still writing the answer
+  const slow = client.messages.stream(ask('[[slow 300]]'))
+  let upstreamBusy: Promise<number> | undefined
+  slow.once('text', () => { upstreamBusy = up.stats().then((s) => s.inFlight) })
+  await slow.finalMessage()
+  assert.equal(await upstreamBusy, 1, 'the upstream was still streaming when the client had its first delta')
 })
 
 test('http sends the account key and headers from environment variables and never logs them', async (t) => {
