@@ -21,6 +21,8 @@ type HttpConfig = Extract<SessionContext['account']['session'], { kind: 'http' }
 
 /** an error answer's body is read up to this much: enough for the upstream's message, bounded against a flood */
 const ERROR_BODY_LIMIT = 64 * 1024
+/** one SSE event of a streamed answer is held until it is complete: at most this many characters */
+const EVENT_LIMIT = 16 * 1024 * 1024
 
 export function createHttpSession(context: SessionContext): Session {
   const { account } = context
@@ -200,9 +202,10 @@ class SseScan {
   usage: Usage = { input_tokens: 0, output_tokens: 0 }
   /** the upstream's error event, as ours: nothing after it is passed on */
   failure: OrchestratorError | undefined
-  readonly #lines = new LineSplitter(16 * 1024 * 1024)
-  /** the lines of the event under way */
+  readonly #lines = new LineSplitter(EVENT_LIMIT)
+  /** the lines of the event under way, and their length: one event is bounded like one line */
   #event: string[] = []
+  #eventChars = 0
   #error = false
 
   /** the events `text` completed, as SSE text to pass on ('' when none), up to an error event (then `failure`) */
@@ -213,12 +216,18 @@ class SseScan {
       const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
       if (line !== '') {
         this.#event.push(line)
+        this.#eventChars += line.length
+        if (this.#eventChars > EVENT_LIMIT) {
+          this.failure = new OrchestratorError('AGYC_UPSTREAM_FAILED', `upstream sent an event longer than ${EVENT_LIMIT} characters`)
+          return out
+        }
         if (line.startsWith('event:') && line.slice(6).trim() === 'error') this.#error = true
         continue
       }
       if (this.#event.length === 0) continue
       const event = this.#event
       this.#event = []
+      this.#eventChars = 0
       if (this.#error) this.#fail(event)
       else for (const l of event) if (l.startsWith('data:') && (l.includes('"message_') || l.includes('"error"'))) this.#data(l, event)
       if (this.failure) return out
