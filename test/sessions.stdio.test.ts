@@ -129,7 +129,7 @@ test('a stdio account whose child failed its first start takes no work until the
 
 test('a stdio child that keeps dying marks the account failed, and requests fail fast until an operator resets it', async (t) => {
   const { client, url, orch } = await start(t, {
-    accounts: [stdioAccount('a', { args: ['--fail-starts', '3'], restart: { initialDelayMs: 300, maxDelayMs: 300, burst: 3, windowMs: 10_000 } })],
+    accounts: [stdioAccount('a', { args: ['--fail-starts', '4'], restart: { initialDelayMs: 300, maxDelayMs: 300, burst: 3, windowMs: 10_000 } })],
     health: { heartbeatMs: 200 },
   })
   const account = orch.dispatcher.accounts[0]
@@ -149,11 +149,14 @@ test('a stdio child that keeps dying marks the account failed, and requests fail
   await eventually(() => (account.lastHeartbeat?.at ?? 0) > seenAt + 300, 'two more heartbeats')
   assert.equal((await account.stats()).failed, 0, 'no request reached the worker of a failed account')
   assert.equal(account.lastHeartbeat?.restarts, 3, 'no restart after the account failed')
-  // an operator's reset starts the child afresh: this fourth start succeeds, and the account serves again
+  // an operator's reset starts the child afresh; the account is restarting again, so requests wait for it (the fourth
+  // start fails too, the fifth succeeds ~0.3 s later) and it serves again
   const reset = await fetch(`${url}/admin/accounts/a/reset`, { method: 'POST' })
   assert.equal(reset.status, 200)
-  await eventually(async () => (await status(url, 'a')).health.session === 'up', 'the reset account is up again')
-  assert.match(textOf(await client.messages.create(ask('back?'))), /heard: back\?$/)
+  await eventually(async () => (await status(url, 'a')).health.session === 'restarting', 'the reset account is restarting, no longer failed')
+  assert.equal(account.health.consecutiveFailures, 1, 'the whole outage counted once against the account')
+  assert.match(textOf(await client.messages.create(ask('back?'))), /heard: back\?$/, 'a request sent while it restarts waits and is served')
+  assert.equal((await status(url, 'a')).health.session, 'up')
 })
 
 test('a stdio child that never becomes ready is restarted, then the account fails with the reason', async (t) => {

@@ -423,18 +423,23 @@ export class AccountHandle implements AccountView {
           this.#flush() // what a lazily started worker was started for
           this.#owner.released(this)
           break
-        case 'session':
+        case 'session': {
+          const wasUp = this.sessionUp
           this.sessionUp = event.up
           this.sessionState = event.state
           if (!event.up) {
-            // one failure for the outage, however many requests it takes with it (their failures are not counted)
-            this.lastError = event.reason
-            this.health.recordFailure()
-            if (this.outlier.recordFailure()) metrics.ejection(this.id)
+            if (event.reason !== undefined) this.lastError = event.reason
+            if (wasUp) {
+              // one failure for the outage, however many requests it takes with it (their failures are not counted),
+              // and however it goes on (restarting, failed, reset and restarting again)
+              this.health.recordFailure()
+              if (this.outlier.recordFailure()) metrics.ejection(this.id)
+            }
             // a restarting child is worth waiting for (queued jobs stay); a failed one is not coming back by itself
             if (event.state === 'failed') this.#owner.lost(this)
           } else this.#owner.released(this)
           break
+        }
         case 'child':
           if (event.alive) this.childPids.add(event.pid)
           else this.childPids.delete(event.pid)
