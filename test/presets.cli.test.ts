@@ -48,7 +48,9 @@ test('agent CLI presets through the orchestrator, with the real CLIs', { timeout
   const fake = await startFakeModels()
   t.after(() => fake.close())
   const started: Started = await start(t, {
-    dispatcher: { strategy: 'round-robin', maxAttempts: 2, requestTimeoutMs: 90_000 },
+    // a retry budget that never runs out: each subtest counts what the failover to a preset's second account did
+    // (the default budget, 3 failovers per 10 s at this traffic, ran out on a fast run and left an account untried)
+    dispatcher: { strategy: 'round-robin', maxAttempts: 2, requestTimeoutMs: 90_000, retryBudgetMin: 1_000 },
     health: { defaultCooldownMs: 5_000 },
     accounts: KINDS.flatMap((kind) => ACCOUNTS[kind].map((id) => account(id, kind, fake))),
   })
