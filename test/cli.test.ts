@@ -60,6 +60,33 @@ test('agyc validate accepts a good file and prints the start-up lines for a bad 
   assert.equal((await agyc(['validate'])).code, 2)
 })
 
+test('a missing {"fromEnv"} variable of an account stops start-up at once, with one line naming the variable', async (t) => {
+  const dir = tempDir(t)
+  const file = join(dir, 'config.json')
+  writeFileSync(file, JSON.stringify({
+    accounts: [
+      { id: 'h1', session: { kind: 'http', baseUrl: 'http://127.0.0.1:9', apiKey: { fromEnv: 'AGYC_TEST_NEVER_SET_KEY' } } },
+      { id: 'e1', session: { kind: 'exec', command: 'node', args: ['-e', ''], env: { TOKEN: { fromEnv: 'AGYC_TEST_NEVER_SET_TOKEN' } } } },
+      mock('m1'),
+    ],
+  }))
+  const expected = [
+    'accounts[0].session.apiKey: environment variable AGYC_TEST_NEVER_SET_KEY is not set',
+    'accounts[1].session.env.TOKEN: environment variable AGYC_TEST_NEVER_SET_TOKEN is not set',
+  ]
+  // a config error, not a worker that fails to start its session and is restarted forever
+  const started = await agyc(['start', '--config', file, '--port', '0'])
+  assert.equal(started.code, 2)
+  assert.deepEqual(started.stderr.trimEnd().split('\n'), expected)
+  assert.equal(started.stdout.includes('"listening"'), false, 'it never listened')
+  const validated = await agyc(['validate', file])
+  assert.equal(validated.code, 2)
+  assert.deepEqual(validated.stderr.trimEnd().split('\n'), expected)
+  // set, the same file starts
+  const ok = await agyc(['validate', file], { AGYC_TEST_NEVER_SET_KEY: 'k', AGYC_TEST_NEVER_SET_TOKEN: 't' })
+  assert.equal(ok.code, 0, ok.stderr)
+})
+
 /** Runs `agyc start` and resolves with its URL once it logs that it listens. */
 async function startAgyc(t: TestContext, configFile: string): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
   const child = spawn(AGYC, ['start', '--config', configFile, '--port', '0', '--host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] })

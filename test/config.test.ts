@@ -70,14 +70,14 @@ test('--port and PORT override the file, so instances can share a machine', asyn
   }
 })
 
-test('SIGTERM finishes in-flight requests, refuses new ones with 503 and exits 0', async (t) => {
+for (const signal of ['SIGTERM', 'SIGINT'] as const) test(`${signal} finishes in-flight requests, refuses new ones with 503 and exits 0`, async (t) => {
   const file = writeConfig({ log: { level: 'info' }, accounts: [{ id: 'a', maxConcurrency: 2, session: { kind: 'mock', latencyMs: 1500 } }] })
   const run = runMain(t, ['--config', file, '--port', '0'])
   const url = await run.url
   const body = JSON.stringify({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] })
   const inflight = fetch(`${url}/v1/messages`, { method: 'POST', body, headers: { 'content-type': 'application/json' } })
   await new Promise((r) => setTimeout(r, 300))
-  run.child.kill('SIGTERM')
+  run.child.kill(signal)
   await new Promise((r) => setTimeout(r, 200))
   const late = await fetch(`${url}/v1/messages`, { method: 'POST', body, headers: { 'content-type': 'application/json' } }).catch((err: Error) => err)
   if (!(late instanceof Error)) { // a new connection may be refused outright; one that got through is a 503

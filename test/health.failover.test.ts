@@ -128,6 +128,54 @@ test('our own 529s and 4xx answers never count against an account', async (t) =>
   assert.equal(account.outlier.state(), 'ok')
 })
 
+test('what counts against an account: its 5xx, its refused credentials, a stream cut by it; never the request\'s 4xx, a throttle or a client that left', async (t) => {
+  const { url, client } = await start(t, {
+    health: { consecutiveFailures: 50 }, // counted, not ejected: each outcome is read from the account's record
+    accounts: [{ id: 'counted', maxConcurrency: 2, session: { kind: 'mock', directives: true, deltas: 4, deltaDelayMs: 20 } }],
+  })
+  const record = async (): Promise<{ failures: number; outlier: string }> => {
+    const body = await (await fetch(`${url}/admin/accounts`)).json() as { accounts: { health: { consecutiveFailures: number; outlier: string } }[] }
+    return { failures: body.accounts[0].health.consecutiveFailures, outlier: body.accounts[0].health.outlier }
+  }
+  const cases: [code: string, counts: boolean, status: number][] = [
+    ['AGYC_UPSTREAM_FAILED', true, 502],
+    ['AGYC_UPSTREAM_TIMEOUT', true, 504],
+    ['AGYC_UPSTREAM_AUTH', true, 401], // the account's key or login, not the client's (issue 8's decision)
+    ['AGYC_UPSTREAM_FORBIDDEN', true, 403],
+    ['AGYC_UPSTREAM_REJECTED', false, 400],
+    ['AGYC_UPSTREAM_NOT_FOUND', false, 404],
+    ['AGYC_UPSTREAM_TOO_LARGE', false, 413],
+  ]
+  let expected = 0
+  for (const [code, counts, status] of cases) {
+    const err = await client.messages.create(ask(`[[mock:fail ${code}]]`)).catch((e: unknown) => e)
+    assert.ok(err instanceof Anthropic.APIError && err.status === status, `${code} is answered ${status}`)
+    if (counts) expected++
+    assert.deepEqual(await record(), { failures: expected, outlier: 'ok' }, `${code} ${counts ? 'counts' : 'does not count'}`)
+  }
+  // a throttle cools the account down without counting as a failure; an operator's reset clears the cooldown
+  for (const code of ['AGYC_UPSTREAM_RATE_LIMITED', 'AGYC_UPSTREAM_OVERLOADED']) {
+    await client.messages.create(ask(`[[mock:fail ${code} 30]]`)).catch(() => {})
+    assert.deepEqual(await record(), { failures: expected, outlier: 'cooling' }, `${code} is a throttle`)
+    assert.equal((await fetch(`${url}/admin/accounts/counted/reset`, { method: 'POST' })).status, 200)
+  }
+  // a stream the session cuts after answer bytes went out counts
+  const cut = client.messages.stream(ask('[[mock:midfail]]'))
+  await assert.rejects(cut.finalMessage())
+  assert.deepEqual(await record(), { failures: ++expected, outlier: 'ok' }, 'a stream cut by the session counts')
+  // a client that leaves mid-answer does not
+  const controller = new AbortController()
+  const left = client.messages.create(ask('[[mock:sleep 2000]]'), { signal: controller.signal })
+  await new Promise((r) => setTimeout(r, 100))
+  controller.abort()
+  await assert.rejects(left)
+  await new Promise((r) => setTimeout(r, 100))
+  assert.deepEqual(await record(), { failures: expected, outlier: 'ok' }, 'a client that left does not count')
+  // and a success ends the streak
+  await client.messages.create(hello)
+  assert.equal((await record()).failures, 0)
+})
+
 test('a worker that stops heartbeating is terminated and replaced; its requests fail over', async (t) => {
   const { client, orch } = await start(t, { health: { heartbeatMs: 100, missedHeartbeats: 3 }, accounts: two({ latencyMs: 200 }) })
   const acc01 = orch.dispatcher.accounts[0]

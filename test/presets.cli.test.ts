@@ -53,9 +53,9 @@ test('agent CLI presets through the orchestrator, with the real CLIs', { timeout
   const fake = await startFakeModels()
   t.after(() => fake.close())
   const started: Started = await start(t, {
-    // every 429/401 case fails over between two accounts of a preset: more failovers in 10 s than the default budget's
-    // 3 when the CLIs answer fast, which this test is not about
-    dispatcher: { strategy: 'round-robin', maxAttempts: 2, requestTimeoutMs: 90_000, retryBudgetMin: 100 },
+    // a retry budget that never runs out: each subtest counts what the failover to a preset's second account did
+    // (the default budget, 3 failovers per 10 s at this traffic, ran out on a fast run and left an account untried)
+    dispatcher: { strategy: 'round-robin', maxAttempts: 2, requestTimeoutMs: 90_000, retryBudgetMin: 1_000 },
     health: { defaultCooldownMs: 5_000 },
     accounts: KINDS.flatMap((kind) => ACCOUNTS[kind].map((id) => account(id, kind, fake))),
   })
@@ -297,7 +297,9 @@ test('a CLI that is not installed or (Gemini CLI) not logged in fails its accoun
     ],
   })
   const missing = orch.dispatcher.accounts.find((a) => a.id === 'missing')!
-  await eventually(() => missing.sessionState === 'failed', 'the account is failed')
+  // failed from the moment the orchestrator is up: its worker's `ready` does not make it look up
+  assert.equal(missing.sessionState, 'failed')
+  assert.equal(missing.sessionUp, false)
   assert.match(String(missing.lastError), /nonexistent/)
   const nologin = orch.dispatcher.accounts.find((a) => a.id === 'gemini-nologin')!
   await eventually(() => nologin.sessionState === 'failed', 'the account that is not logged in is failed')

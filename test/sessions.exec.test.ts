@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { existsSync, readFileSync, statSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { test } from 'node:test'
 import Anthropic from '@anthropic-ai/sdk'
 import { apiError, eventually, fixturePids, isAlive, start, textOf } from './helpers/orchestrator.ts'
@@ -150,6 +150,19 @@ test('shell metacharacters reach an exec child byte-for-byte, as one argument an
   const stdin = JSON.parse(readFileSync(join(dir, '.state', 'stdin', 'last-input.json'), 'utf8')) as { stdin: string }
   assert.equal(stdin.stdin, hostile)
   for (const suffix of ['', '2', '3']) assert.equal(existsSync(marker + suffix), false, 'nothing was executed')
+})
+
+test('{requestFile} hands the child the request as a private file, one argv element, removed after the answer', async (t) => {
+  const { client, dir } = await start(t, {
+    accounts: [execAccount('file', { input: 'none', args: ['--input', 'arg', '--record', '--request-file', '{requestFile}'] })],
+  })
+  const message = await client.messages.create(ask('from a file; $(touch nothing) "quoted"'))
+  assert.equal(textOf(message), 'exec-agent (claude-test-1) heard: from a file; $(touch nothing) "quoted"')
+  const { argv } = JSON.parse(readFileSync(join(dir, '.state', 'file', 'last-input.json'), 'utf8')) as { argv: string[] }
+  const file = argv.at(-1)!
+  assert.equal(argv.at(-2), '--request-file')
+  assert.equal(dirname(file), join(dir, '.state', 'file', 'tmp'), 'in the account\'s own tmp directory')
+  await eventually(() => !existsSync(file), 'the request file is removed once answered')
 })
 
 test('an exec child runs in its private state directory with an allowlisted environment', async (t) => {

@@ -9,7 +9,7 @@ const UPSTREAM = new URL('./fixtures/http-upstream.mjs', import.meta.url).pathna
 const ask = (content: string) => ({ model: 'claude-test-1', max_tokens: 64, messages: [{ role: 'user' as const, content }] })
 
 /** the fixture upstream as a real process of this test; gone with the test */
-async function upstream(t: TestContext): Promise<{ url: string; proc: ChildProcess; stats(): Promise<{ maxInFlight: number; connections: number; requests: number }> }> {
+async function upstream(t: TestContext): Promise<{ url: string; proc: ChildProcess; stats(): Promise<{ inFlight: number; maxInFlight: number; connections: number; requests: number }> }> {
   const proc = spawn(process.execPath, [UPSTREAM], { stdio: ['pipe', 'pipe', 'inherit'] })
   t.after(() => { proc.kill('SIGKILL') })
   const url = await new Promise<string>((resolve, reject) => {
@@ -35,6 +35,12 @@ test('http forwards streamed and whole answers, tool_use blocks included', async
   assert.equal(textOf(final), 'http-upstream heard: stream [[tool]] [[slow 20]]')
   assert.equal(final.stop_reason, 'tool_use')
   assert.deepEqual(final.content[1], { type: 'tool_use', id: 'toolu_fixture', name: 'get_weather', input: { city: 'Paris' } })
+  // never buffered whole: the first delta reaches the client while the upstream is still writing the answer
+  const slow = client.messages.stream(ask('[[slow 300]]'))
+  let upstreamBusy: Promise<number> | undefined
+  slow.once('text', () => { upstreamBusy = up.stats().then((s) => s.inFlight) })
+  await slow.finalMessage()
+  assert.equal(await upstreamBusy, 1, 'the upstream was still streaming when the client had its first delta')
 })
 
 test('http sends the account key and headers from environment variables and never logs them', async (t) => {
@@ -60,6 +66,30 @@ test('http forwards the client\'s anthropic-beta and anthropic-version unchanged
   const seen = JSON.parse(textOf(await sdk.messages.create(ask('[[echo-headers]]')))) as Record<string, string>
   assert.equal(seen['anthropic-beta'], 'claude-code-20250219,context-management-2025-06-27')
   assert.equal(seen['anthropic-version'], '2023-06-01')
+})
+
+test('http: what the client sent reaches the upstream, unknown fields and open-enum values included', async (t) => {
+  const up = await upstream(t)
+  const { url } = await start(t, { accounts: [{ id: 'h', session: { kind: 'http', baseUrl: up.url } }] })
+  const sent = {
+    model: 'claude-opus-5-5',
+    max_tokens: 1000,
+    system: [{ type: 'text', text: 'You are Claude Code.', cache_control: { type: 'ephemeral', ttl: '1h' } }],
+    messages: [
+      { role: 'user', content: [{ type: 'text', text: '[[echo-body]]', cache_control: { type: 'ephemeral' } }] },
+      { role: 'system', content: 'per-turn control' },
+    ],
+    tools: [{ name: 'Read', description: 'reads', input_schema: { type: 'object' }, defer_loading: true }],
+    thinking: { type: 'adaptive', display: 'omitted' },
+    context_management: { edits: [{ type: 'clear_thinking_20251015', keep: 'all' }] },
+    output_config: { effort: 'medium' },
+    some_future_field: { nested: [1, 'two', null] },
+  }
+  const res = await fetch(`${url}/v1/messages?beta=true`, { method: 'POST', body: JSON.stringify(sent), headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' } })
+  assert.equal(res.status, 200)
+  const answer = await res.json() as Anthropic.Message
+  const seen = JSON.parse(textOf(answer)) as Record<string, unknown>
+  assert.deepEqual(seen, { ...sent, stream: false }, 'every field reached the upstream as sent (stream made explicit)')
 })
 
 test('http keeps the upstream error meaning: 429 with retry-after, 529, 4xx', async (t) => {
@@ -99,7 +129,58 @@ test('http: a hung or broken upstream is answered with a clear error, never a ha
   const crash = await apiError(client.messages.stream(ask('[[crash]]')).finalMessage())
   assert.equal((crash.error as { error: { type: string } }).error.type, 'api_error', 'a stream cut mid-way ends with an error event')
   const midError = await apiError(client.messages.stream(ask('[[stream-error]]')).finalMessage())
-  assert.equal((midError.error as { error: { type: string } }).error.type, 'overloaded_error', "the upstream's own error event passes through")
+  assert.equal((midError.error as { error: { type: string } }).error.type, 'overloaded_error', "the upstream's error event keeps its type")
+})
+
+/** the account's row of GET /admin/accounts, over HTTP */
+async function row(url: string, id: string): Promise<{ completed: number; failed: number; cooldownUntil: number | null; health: { consecutiveFailures: number } }> {
+  const body = await (await fetch(`${url}/admin/accounts`)).json() as { accounts: ({ id: string } & Awaited<ReturnType<typeof row>>)[] }
+  return body.accounts.find((a) => a.id === id)!
+}
+
+test('http: an upstream error event in a stream that has begun counts against the account, never as a success', async (t) => {
+  const up = await upstream(t)
+  // (an id of its own: the per-account counters of /admin/accounts live as long as this test process)
+  const { client, url } = await start(t, { accounts: [{ id: 'mid-stream', session: { kind: 'http', baseUrl: up.url } }] })
+  // the client sees the text so far, then one error event of the upstream's type, and a clean end of stream
+  const events: string[] = []
+  const stream = client.messages.stream(ask('[[stream-error api_error]]'))
+  stream.on('streamEvent', (e) => events.push(e.type))
+  const failed = await apiError(stream.finalMessage())
+  assert.equal((failed.error as { error: { type: string } }).error.type, 'api_error')
+  assert.ok(events.includes('content_block_delta'), 'the answer had begun')
+  let h = await row(url, 'mid-stream')
+  assert.equal(h.health.consecutiveFailures, 1, 'a failure of the account')
+  assert.deepEqual([h.completed, h.failed], [0, 1])
+  // an overload in the middle of a stream is a throttle: the account cools down
+  await apiError(client.messages.stream(ask('[[stream-error overloaded_error]]')).finalMessage())
+  h = await row(url, 'mid-stream')
+  assert.ok(h.cooldownUntil !== null && h.cooldownUntil > Date.now(), 'the account is cooling down')
+  assert.deepEqual([h.completed, h.failed], [0, 2])
+})
+
+test('http: an upstream that opens a stream with an error event is failed over to another account before any byte', async (t) => {
+  const up = await upstream(t)
+  const { client, url } = await start(t, {
+    dispatcher: { strategy: 'round-robin' },
+    accounts: [
+      { id: 'busy', session: { kind: 'http', baseUrl: up.url, headers: { 'x-fixture-error-first': 'overloaded_error' } } },
+      { id: 'fine', session: { kind: 'http', baseUrl: up.url } },
+    ],
+  })
+  const { data: stream, response } = await client.messages.create({ ...ask('hello'), stream: true }).withResponse()
+  let text = ''
+  const types: string[] = []
+  for await (const event of stream) {
+    types.push(event.type)
+    if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') text += event.delta.text
+  }
+  assert.equal(response.status, 200)
+  assert.equal(response.headers.get('x-agyc-account'), 'fine')
+  assert.equal(response.headers.get('x-agyc-attempts'), '2', 'the first account was tried first')
+  assert.equal(text, 'http-upstream heard: hello')
+  assert.equal(types.filter((t) => t === 'message_start').length, 1, 'nothing of the failed attempt reached the client')
+  assert.ok((await row(url, 'busy')).cooldownUntil !== null, 'the overloaded account cools down')
 })
 
 test('http runs maxConcurrency requests at once over kept-alive connections', async (t) => {

@@ -30,6 +30,8 @@ export interface AccountOwner {
   finished(job: Job, account: AccountHandle, body: string | undefined, usage: Usage, model: string): void
   /** the account could not answer the job: the owner fails it over or fails it */
   failed(job: Job, account: AccountHandle, error: OrchestratorError): void
+  /** the account's session failed for good (until an operator resets it): waiting jobs it was their hope for are answered */
+  lost(account: AccountHandle): void
 }
 
 export interface AccountOptions {
@@ -415,7 +417,10 @@ export class AccountHandle implements AccountView {
           this.lastHeartbeatAt = Date.now()
           if (this.#lazy !== undefined && this.#lazy.idleMs > 0) this.#parkIfIdle(this.lastHeartbeatAt)
           break
-        case 'ready': // (the session may have reported its upstream down already: that stands)
+        case 'ready':
+          // The session may have reported its upstream down during start (a stdio child whose first start failed is
+          // restarting): that stands. #attach assumed the fresh session up; only the session's own events change it.
+          // (test/sessions.stdio.test.ts, "…whose child failed its first start takes no work…")
           this.#ready.resolve()
           this.#woke()
           if (this.#stopping) break // its stop is under way: it must not take work now
@@ -425,16 +430,23 @@ export class AccountHandle implements AccountView {
           this.#flush() // what a lazily started worker was started for
           this.#owner.released(this)
           break
-        case 'session':
+        case 'session': {
+          const wasUp = this.sessionUp
           this.sessionUp = event.up
           this.sessionState = event.state
           if (!event.up) {
-            // one failure for the outage, however many requests it takes with it (their failures are not counted)
-            this.lastError = event.reason
-            this.health.recordFailure()
-            if (this.outlier.recordFailure()) metrics.ejection(this.id)
+            if (event.reason !== undefined) this.lastError = event.reason
+            if (wasUp) {
+              // one failure for the outage, however many requests it takes with it (their failures are not counted),
+              // and however it goes on (restarting, failed, reset and restarting again)
+              this.health.recordFailure()
+              if (this.outlier.recordFailure()) metrics.ejection(this.id)
+            }
+            // a restarting child is worth waiting for (queued jobs stay); a failed one is not coming back by itself
+            if (event.state === 'failed') this.#owner.lost(this)
           } else this.#owner.released(this)
           break
+        }
         case 'child':
           if (event.alive) this.childPids.add(event.pid)
           else this.childPids.delete(event.pid)

@@ -357,6 +357,11 @@ export class Dispatcher implements AccountOwner {
     }
   }
 
+  lost(_account: AccountHandle): void {
+    // at once rather than at the next watchdog tick: a client waiting on an account that is not coming back learns so now
+    if (this.#queue.size > 0) this.#dropHopeless()
+  }
+
   /** Waiting jobs none of whose accounts will come back without an operator (failed, drained) are answered now. */
   #dropHopeless(): void {
     for (const job of [...this.#queue]) {

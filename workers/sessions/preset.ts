@@ -30,8 +30,8 @@ export function unavailableSession(context: SessionContext, reason: string): Ses
   return {
     async start() {
       context.emit({ kind: 'log', level: 'error', msg: reason, fields: {} })
-      // after the worker's `ready` (which marks the session up): the main thread must see `failed` last
-      setImmediate(() => context.emit({ kind: 'session', up: false, state: 'failed', reason }))
+      // before the worker's `ready`, which leaves a session's reported state as it is (account-handle.ts)
+      context.emit({ kind: 'session', up: false, state: 'failed', reason })
     },
     run: () => Promise.reject(new OrchestratorError('AGYC_UPSTREAM_FAILED', reason)),
     async stop() {},

@@ -28,6 +28,8 @@ export interface SupervisorHooks {
 export class Supervisor {
   #state: SupervisorState = 'starting'
   #reportedUp = true
+  /** the main thread was told `failed`: leaving it is news even while the session stays down */
+  #reportedFailed = false
   child: Child | undefined
   restarts = 0
   lastError: string | undefined
@@ -63,8 +65,9 @@ export class Supervisor {
     this.#state = state
     if (state === 'starting') return // an attempt under way is not news; its outcome is
     const up = state === 'up'
-    if (up !== this.#reportedUp || state === 'failed') {
+    if (up !== this.#reportedUp || state === 'failed' || this.#reportedFailed) {
       this.#reportedUp = up
+      this.#reportedFailed = state === 'failed'
       this.#context.emit({ kind: 'session', up, state, ...(this.lastError ? { reason: this.lastError } : {}) })
     }
   }
@@ -137,12 +140,13 @@ export class Supervisor {
     void child.kill()
   }
 
-  /** Out of `failed`: start over with a clean history. */
+  /** Out of `failed`: start over with a clean history. Until the fresh child is up the account is `restarting`. */
   reset(): void {
     if (this.state !== 'failed') return
     this.#starts = []
     this.#attempt = 0
     this.lastError = undefined
+    this.#set('restarting') // the main thread waits for it again (requests queue) instead of refusing at once
     void this.#launch()
   }
 
