@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import { backoffMs } from '../src/dispatch/account-handle.ts'
 import { Outlier } from '../src/health/outlier.ts'
 import { HealthStats, combine, scoreParts } from '../src/health/score.ts'
 
@@ -115,4 +116,13 @@ test('failures of requests already under way while ejected do not stack ejection
   for (let i = 0; i < 5; i++) outlier.recordFailure()
   for (let i = 0; i < 30; i++) outlier.recordFailure()
   assert.equal(outlier.ejections, 1)
+})
+
+test('a dead worker is restarted after 100 ms × 1.5ⁿ with ±20 % jitter, never later than 15 s', () => {
+  assert.equal(backoffMs(0, () => 0.5), 100)
+  assert.equal(backoffMs(2, () => 0.5), 225)
+  assert.equal(backoffMs(0, () => 0), 80)
+  assert.ok(Math.abs(backoffMs(0, () => 1) - 120) < 1e-9)
+  for (const random of [() => 0, () => 0.5, () => 0.999]) assert.ok(backoffMs(30, random) <= 15_000)
+  assert.equal(backoffMs(30, () => 0.999), 15_000)
 })

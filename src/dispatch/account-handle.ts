@@ -52,7 +52,8 @@ export interface AccountOptions {
 const wakes = { starting: 0, limit: 8 }
 
 /** child restart-style backoff for a worker that died: 100 ms × 1.5ⁿ with jitter, capped at 15 s (PM2's defaults) */
-export const backoffMs = (attempt: number): number => Math.min(15_000, 100 * 1.5 ** attempt) * (0.8 + Math.random() * 0.4)
+export const backoffMs = (attempt: number, random: () => number = Math.random): number =>
+  Math.min(15_000, 100 * 1.5 ** attempt * (0.8 + random() * 0.4)) // jitter inside the cap: never above 15 s
 
 export class AccountHandle implements AccountView {
   readonly id: string

@@ -125,7 +125,7 @@ export class Supervisor {
     if (ending) return
     if (this.#upAt && Date.now() - this.#upAt >= this.#policy.resetAfterMs) this.#attempt = 0
     this.#upAt = 0
-    const delay = Math.min(this.#policy.maxDelayMs, this.#policy.initialDelayMs * this.#policy.factor ** this.#attempt++) * (0.8 + Math.random() * 0.4)
+    const delay = Math.min(this.#policy.maxDelayMs, this.#policy.initialDelayMs * this.#policy.factor ** this.#attempt++ * (0.8 + Math.random() * 0.4))
     this.restarts++
     this.#log('warn', `${this.#what} exited; restarting`, { reason: this.lastError, restartInMs: Math.round(delay), restarts: this.restarts })
     this.#timer = setTimeout(() => { this.#timer = undefined; void this.#launch() }, delay)
