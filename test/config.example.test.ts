@@ -22,6 +22,12 @@ test('npm start\'s config.example.json serves through every example account, str
     }
   }
   assert.deepEqual([...served].sort(), ['acc01', 'acc02', 'acc03', 'exec01', 'http01', 'stdio01'])
+  // the example declares its models: /v1/models lists them, and a model nobody declares ran as an account's default
+  const models = []
+  for await (const model of client.models.list()) models.push(model.id)
+  assert.deepEqual(models, ['claude-sonnet-5-5', 'claude-opus-5-5', 'claude-haiku-5-5'])
+  const declared = await client.messages.create({ model: 'claude-haiku-5-5', max_tokens: 64, messages: [{ role: 'user', content: 'hi' }] })
+  assert.equal(declared.model, 'claude-haiku-5-5')
   run.child.kill('SIGTERM')
   assert.equal(await run.exit, 0)
 })
