@@ -157,3 +157,24 @@ test('/admin/events streams a snapshot with the timeline first and one per secon
   assert.ok(events[1].t > events[0].t)
   controller.abort()
 })
+
+test('/admin/events carries a request-id, and HEAD on it is a clean 405 allowing GET with nothing on stderr', async (t) => {
+  const { url } = await start(t, { accounts: accounts('ssehead', 1) })
+  const printed: unknown[] = []
+  const { error, info } = console
+  console.error = (...args: unknown[]) => { printed.push(args) }
+  console.info = (...args: unknown[]) => { printed.push(args) }
+  t.after(() => { console.error = error; console.info = info })
+  const head = await fetch(`${url}/admin/events`, { method: 'HEAD' })
+  assert.equal(head.status, 405)
+  assert.equal(head.headers.get('allow'), 'GET')
+  assert.match(head.headers.get('request-id') ?? '', /^req_/)
+  const controller = new AbortController()
+  t.after(() => controller.abort())
+  const res = await fetch(`${url}/admin/events`, { signal: controller.signal })
+  assert.equal(res.status, 200)
+  assert.match(res.headers.get('request-id') ?? '', /^req_/, 'the event stream names its request id too')
+  controller.abort()
+  await new Promise((r) => setTimeout(r, 100))
+  assert.deepEqual(printed, [], 'nothing printed outside the log')
+})

@@ -165,7 +165,13 @@ export function adminRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   })
 
   app.get('/admin/events', (c) => {
-    events.add(c.env.outgoing)
+    // Hono routes HEAD to a GET handler; an event stream has no headers-only form, and writing it straight to node
+    // would make @hono/node-server write headers a second time (ERR_HTTP_HEADERS_SENT on stderr)
+    if (c.req.method === 'HEAD') {
+      c.header('allow', 'GET')
+      throw new OrchestratorError('AGYC_METHOD_NOT_ALLOWED', 'HEAD is not allowed on /admin/events (allowed: GET)')
+    }
+    events.add(c.env.outgoing, c.get('requestId'))
     return RESPONSE_ALREADY_SENT
   })
 
@@ -184,8 +190,8 @@ class EventHub {
     this.#build = build
   }
 
-  add(res: ServerResponse): void {
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' })
+  add(res: ServerResponse, requestId: string): void {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no', 'request-id': requestId })
     res.write(`retry: 2000\ndata: ${JSON.stringify({ ...this.#build(), history: timeline.points })}\n\n`)
     if (this.#clients.size === 0) timeline.listeners.add(this.#tick)
     this.#clients.add(res)
