@@ -106,6 +106,7 @@ export class Exchange implements JobSink {
       'request-id': this.requestId,
     }
     if (account) headers['x-agyc-account'] = account.id
+    if (this.job && this.job.attempts > 1) headers['x-agyc-attempts'] = this.job.attempts
     const retryAfter = retryAfterOf(error)
     if (retryAfter !== undefined) headers['retry-after'] = retryAfter
     res.writeHead(spec.status, headers)
