@@ -9,7 +9,7 @@ import type { DestinationStream } from 'pino'
 import { isDeepStrictEqual } from 'node:util'
 import { createApp } from './api/app.ts'
 import { deferContinue } from './api/body.ts'
-import { onClientError } from './api/client-error.ts'
+import { createClientErrorHandler } from './api/client-error.ts'
 import { createGuard } from './api/guard.ts'
 import { ConfigError, loadConfigFile, type Overrides } from './config/load.ts'
 import type { Config } from './config/schema.ts'
@@ -94,7 +94,7 @@ export async function startOrchestrator(config: Config, options: OrchestratorOpt
     if (guard(req, res)) void listener(req, res)
   })
   server.on('checkContinue', deferContinue(server))
-  server.on('clientError', onClientError)
+  server.on('clientError', createClientErrorHandler(log))
   server.listen(config.server.port, config.server.host)
   await new Promise<void>((resolve, reject) => {
     if (server.listening) resolve()
