@@ -74,6 +74,17 @@ test('an invalid body is a BadRequestError whose message names the exact path', 
   )
 })
 
+test('a body that is not a JSON object is refused in words, not in zod\'s', async (t) => {
+  const { url } = await start(t, { accounts: mockAccounts(1) })
+  for (const body of ['[]', '"hello"', 'null', '42']) {
+    for (const path of ['/v1/messages', '/v1/messages/count_tokens']) {
+      const res = await post(url, path, body)
+      assert.equal(res.status, 400)
+      assert.equal(res.json.error.message, 'body: expected a JSON object (the Messages request)', `${path} ${body}`)
+    }
+  }
+})
+
 test('malformed JSON, unknown routes and wrong methods get Anthropic-shaped errors with a request id', async (t) => {
   const { url } = await start(t, { accounts: mockAccounts(1) })
   const bad = await post(url, '/v1/messages', '{"model": ')
