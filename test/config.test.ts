@@ -37,6 +37,28 @@ test('duplicate account ids and shared state directories are errors', () => {
   assert.match(shared[0], /^accounts\[1\]\.stateDir: .* already the state directory of accounts\[0\]/)
 })
 
+test('duplicate ids and shared state directories are reported alongside the schema problems', () => {
+  const lines = problems({
+    server: { port: 'eighty' },
+    accounts: [
+      { id: 'a', stateDir: 's', session: { kind: 'mock' } }, { id: 'a', session: { kind: 'mock' } },
+      { id: 'b', stateDir: './s/', maxConcurrency: 0, session: { kind: 'mock' } },
+    ],
+  })
+  assert.ok(lines.some((l) => l.startsWith('server.port: ')), lines.join('\n'))
+  assert.ok(lines.includes('accounts[2].maxConcurrency: expected a positive integer'), lines.join('\n'))
+  assert.ok(lines.includes('accounts[1].id: duplicate account id "a"'), lines.join('\n'))
+  assert.ok(lines.some((l) => /^accounts\[2\]\.stateDir: .* already the state directory of accounts\[0\]/.test(l)), lines.join('\n'))
+  assert.equal(new Set(lines).size, lines.length, 'no line twice')
+})
+
+test('an inline apiKey is refused with a line that says how to name it', () => {
+  const lines = problems({ accounts: [{ id: 'a', session: { kind: 'http', baseUrl: 'http://127.0.0.1:9', apiKey: 'sk-inline' } }] })
+  assert.equal(lines.length, 1, lines.join('\n'))
+  assert.match(lines[0], /^accounts\[0\]\.session\.apiKey: expected \{"fromEnv": "NAME"\}/)
+  assert.doesNotMatch(lines[0], /sk-inline/)
+})
+
 test('defaults are filled in and state directories resolve against the config file', () => {
   const config = parseConfig({ accounts: [{ id: 'a', session: { kind: 'mock' } }] }, '/srv/agyc')
   assert.equal(config.server.host, '127.0.0.1')
