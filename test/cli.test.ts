@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -136,4 +136,36 @@ test('agyc status prints a table of the accounts of a running orchestrator; unre
 
   const unreachable = await agyc(['status', '--url', 'http://127.0.0.1:9'])
   assert.equal(unreachable.code, 1)
+})
+
+test('agyc with no command prints the usage on stderr and exits 2', async () => {
+  const bare = await agyc([])
+  assert.equal(bare.code, 2)
+  assert.match(bare.stderr, /^usage: agyc <command>/m)
+  assert.equal(bare.stdout, '')
+})
+
+test('agyc loads only the command it runs', async (t) => {
+  const dir = tempDir(t)
+  // a preload that records every module of this checkout the process resolves
+  const hook = join(dir, 'record.mjs')
+  writeFileSync(hook, `import { registerHooks } from 'node:module'
+import { appendFileSync } from 'node:fs'
+registerHooks({ resolve(specifier, context, next) {
+  const result = next(specifier, context)
+  if (result.url.includes('/src/')) appendFileSync(process.env.AGYC_TEST_LOADED, result.url.replace(/^.*\\/src\\//, 'src/') + '\\n')
+  return result
+} })
+`)
+  const loaded = async (args: string[]): Promise<string[]> => {
+    const list = join(dir, `loaded-${args[0]}.txt`)
+    writeFileSync(list, '')
+    await agyc(args, { NODE_OPTIONS: `--import=${hook}`, AGYC_TEST_LOADED: list })
+    return readFileSync(list, 'utf8').split('\n').filter((m) => m !== '' && m !== 'src/cli.ts')
+  }
+  assert.deepEqual(await loaded(['--help']), [], '--help loads no command')
+  const status = await loaded(['status', '--url', 'http://127.0.0.1:9'])
+  assert.ok(status.includes('src/cli/status.ts'), status.join(', '))
+  assert.deepEqual(status.filter((m) => m.startsWith('src/cli/') && m !== 'src/cli/status.ts' && m !== 'src/cli/args.ts'), [])
+  assert.equal(status.includes('src/orchestrator.ts'), false, 'status does not load the orchestrator')
 })
