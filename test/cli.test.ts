@@ -145,6 +145,16 @@ test('agyc with no command prints the usage on stderr and exits 2', async () => 
   assert.equal(bare.stdout, '')
 })
 
+test('agyc validate names the file in its login hint when it is not the default one', async (t) => {
+  const dir = tempDir(t)
+  const probe = fileURLToPath(new URL('./fixtures/login-probe.mjs', import.meta.url))
+  const file = join(dir, 'my agents.json')
+  writeFileSync(file, JSON.stringify({ accounts: [{ id: 'one', session: { kind: 'claude-code', command: probe } }] }))
+  const ran = await agyc(['validate', file])
+  assert.equal(ran.code, 0, ran.stderr)
+  assert.ok(ran.stderr.includes(`run "agyc accounts login one --config '${file}'"`), ran.stderr)
+})
+
 test('agyc loads only the command it runs', async (t) => {
   const dir = tempDir(t)
   // a preload that records every module of this checkout the process resolves
