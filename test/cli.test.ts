@@ -155,6 +155,23 @@ test('agyc validate names the file in its login hint when it is not the default 
   assert.ok(ran.stderr.includes(`run "agyc accounts login one --config '${file}'"`), ran.stderr)
 })
 
+test('agyc status authenticates with --key or AGYC_ADMIN_KEY when admin keys are configured', async (t) => {
+  const dir = tempDir(t)
+  const file = join(dir, 'config.json')
+  const adminKey = 'admin-key-for-the-cli-test-0123'
+  writeFileSync(file, JSON.stringify({ log: { level: 'info' }, server: { auth: { adminKeys: [adminKey] } }, accounts: [mock('k1')] }))
+  const { url } = await startAgyc(t, file)
+  const refused = await agyc(['status', '--url', url], { AGYC_ADMIN_KEY: '' })
+  assert.equal(refused.code, 1)
+  assert.match(refused.stderr, /answered 401 \(pass an admin key: --key KEY or AGYC_ADMIN_KEY\)/)
+  const withFlag = await agyc(['status', '--url', url, '--key', adminKey], { AGYC_ADMIN_KEY: '' })
+  assert.equal(withFlag.code, 0, withFlag.stderr)
+  assert.match(withFlag.stdout, /^1\/1 accounts up/)
+  const withEnv = await agyc(['status', '--url', url], { AGYC_ADMIN_KEY: adminKey })
+  assert.equal(withEnv.code, 0, withEnv.stderr)
+  assert.match((await agyc(['status', '--help'])).stdout, /--key KEY .*\$AGYC_ADMIN_KEY/)
+})
+
 test('agyc loads only the command it runs', async (t) => {
   const dir = tempDir(t)
   // a preload that records every module of this checkout the process resolves
