@@ -178,3 +178,20 @@ test('/admin/events carries a request-id, and HEAD on it is a clean 405 allowing
   await new Promise((r) => setTimeout(r, 100))
   assert.deepEqual(printed, [], 'nothing printed outside the log')
 })
+
+test('a client that went away is counted as cancelled, not as a failure of its account', async (t) => {
+  const { url } = await start(t, { accounts: accounts('gone', 1, { latencyMs: 3_000 }) })
+  for (const stream of [false, true]) {
+    const controller = new AbortController()
+    const pending = fetch(`${url}/v1/messages`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...hello, stream }), signal: controller.signal,
+    }).then((res) => res.text())
+    await eventually(async () => (await getJson(`${url}/admin/accounts`)).json.inFlight === 1, 'the request is in flight')
+    controller.abort()
+    await pending.catch(() => {})
+  }
+  await eventually(async () => (await getJson(`${url}/admin/accounts`)).json.accounts[0].cancelled === 2, 'both counted as cancelled')
+  const [account] = (await getJson(`${url}/admin/accounts`)).json.accounts
+  assert.equal(account.failed, 0)
+  assert.equal(account.completed, 0)
+})

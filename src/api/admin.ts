@@ -40,6 +40,8 @@ export interface AccountStatus {
   p99Ms: number | null
   completed: number
   failed: number
+  /** the client went away before its answer (499): not the account's failure */
+  cancelled: number
   /** worker thread restarts plus session (child process) restarts */
   restarts: number
   cooldownUntil: number | null
@@ -89,6 +91,7 @@ export function accountStatus(account: AccountHandle, operations: Operations | u
     p99Ms: p99 ?? null,
     completed: m.completed,
     failed: m.failed,
+    cancelled: m.cancelled,
     restarts: account.workerRestarts + (beat?.restarts ?? 0),
     cooldownUntil: outlier.cooldownUntil > now ? outlier.cooldownUntil : null,
     lastError: account.lastError ?? beat?.lastError ?? null,
