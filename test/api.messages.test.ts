@@ -85,6 +85,18 @@ test('a body that is not a JSON object is refused in words, not in zod\'s', asyn
   }
 })
 
+test('a stream refused before it became a job leaves no timer behind', async (t) => {
+  const { url } = await start(t, { dispatcher: { strictModels: true, streamHoldMs: 10, pingIntervalMs: 20 }, accounts: mockAccounts(1, {}, { models: ['m1'] }) })
+  const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+  const before = timers()
+  for (let i = 0; i < 10; i++) {
+    const res = await post(url, '/v1/messages', JSON.stringify({ ...hello, model: 'nobody-serves-this', stream: true }))
+    assert.equal(res.status, 404)
+  }
+  await new Promise((r) => setTimeout(r, 100)) // past the hold: a leftover pinger would be pinging by now
+  assert.ok(timers() - before < 10, `${timers() - before} more timers than before`)
+})
+
 test('malformed JSON, unknown routes and wrong methods get Anthropic-shaped errors with a request id', async (t) => {
   const { url } = await start(t, { accounts: mockAccounts(1) })
   const bad = await post(url, '/v1/messages', '{"model": ')
