@@ -44,7 +44,7 @@ export interface Orchestrator {
    * problem) and changes nothing.
    */
   reload(): Promise<ReloadResult>
-  /** stop accepting, let in-flight requests finish within `graceMs`, stop the workers and their children */
+  /** answer new requests 503, let in-flight requests finish within `graceMs`, stop the workers and their children */
   close(graceMs?: number): Promise<void>
 }
 
@@ -112,10 +112,12 @@ export async function startOrchestrator(config: Config, options: OrchestratorOpt
       closing = true
       reconciler.close()
       dispatcher.close()
-      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()))
+      // The listener stays open while in-flight requests finish: a new request, on a new connection too, gets a 503 in
+      // the error shape (with `connection: close`) rather than a refused connection a client cannot tell from a crash.
       server.closeIdleConnections()
       const deadline = Date.now() + graceMs
       while (dispatcher.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25))
+      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()))
       await dispatcher.stop()
       clearInterval(usageSaver)
       saveUsage()
