@@ -294,9 +294,12 @@ gauge('agyc_account_health_score', 'Health score in [0, 1]; 1 when nothing count
 gauge('agyc_account_state', 'The account state: 1 for its current state', ['account', 'state'], (g) => {
   for (const a of liveAccounts()) g.set({ account: a.id, state: a.state }, 1)
 })
-gauge('agyc_account_heartbeat_age_seconds', "Seconds since the account's worker last reported", ['account'], (g) => {
+gauge('agyc_account_heartbeat_age_seconds', "Seconds since the account's worker last reported (no sample while parked)", ['account'], (g) => {
   const now = Date.now()
-  for (const a of liveAccounts()) if (a.lastHeartbeatAt > 0) g.set({ account: a.id }, (now - a.lastHeartbeatAt) / 1000)
+  for (const a of liveAccounts()) if (a.lastHeartbeatAt > 0 && !a.parked) g.set({ account: a.id }, (now - a.lastHeartbeatAt) / 1000)
+})
+gauge('agyc_account_parked', 'dispatcher.lazyWorkers: 1 while the account has no worker (its next request starts one)', ['account'], (g) => {
+  for (const a of liveAccounts()) g.set({ account: a.id }, a.parked ? 1 : 0)
 })
 
 new Counter({
@@ -329,6 +332,22 @@ new Counter({
       }
     }
   },
+})
+
+const usageCounter = (name: string, help: string, read: (c: { requests: number; errors: number }) => number): void => {
+  new Counter({
+    name, help, labelNames: ['account', 'model'], registers: [registry],
+    collect() {
+      this.reset()
+      for (const s of sources) for (const [account, model, c] of s.ledger.totals()) this.inc({ account, model }, read(c))
+    },
+  })
+}
+usageCounter('agyc_usage_requests_total', 'Requests answered, by account and model, kept across restarts (usage accounting)', (c) => c.requests)
+usageCounter('agyc_usage_errors_total', 'Requests the account failed, by account and model, kept across restarts (usage accounting)', (c) => c.errors)
+
+gauge('agyc_account_quota_left', "Share of the account's tightest quota budget left, in [0, 1] (accounts with a quota only)", ['account'], (g) => {
+  for (const a of liveAccounts()) if (a.quota) g.set({ account: a.id }, a.quota.left(a.assigned))
 })
 
 new FastHistogram('agyc_queue_wait_seconds', 'Time from arrival until an account took the request', () => [queueWait])

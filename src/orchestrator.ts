@@ -21,7 +21,12 @@ import { join } from 'node:path'
 import { watch } from './metrics.ts'
 
 export interface ReloadResult extends ReconcilePlan {
-  /** top-level sections that changed but only take effect after a restart (server, dispatcher, log…) */
+  /** settings outside `accounts` that changed and were applied now: `dispatcher.<key>` (see Dispatcher.reconfigure) */
+  applied: string[]
+  /**
+   * settings that changed but only take effect after a restart: top-level sections (`server`, `health`, `log`…) and
+   * `dispatcher.<key>` for the dispatcher settings that are not live
+   */
   restartRequired: string[]
 }
 
@@ -68,12 +73,17 @@ export async function startOrchestrator(config: Config, options: OrchestratorOpt
   async function reload(): Promise<ReloadResult> {
     if (!options.configFile) throw new ConfigError(['this orchestrator was started without a config file: nothing to reload'])
     const next = loadConfigFile(options.configFile, options.overrides)
-    const restartRequired = (Object.keys(next) as (keyof Config)[])
-      .filter((key) => key !== 'accounts' && !isDeepStrictEqual(next[key], running[key]))
+    const dispatcherChanges = dispatcher.reconfigure(next.dispatcher)
+    const restartRequired = (Object.keys(next) as (keyof Config)[]).flatMap((key) => {
+      if (key === 'dispatcher') return dispatcherChanges.restartRequired
+      return key !== 'accounts' && !isDeepStrictEqual(next[key], running[key]) ? [key] : []
+    })
+    if (dispatcherChanges.applied.length > 0) log.info({ applied: dispatcherChanges.applied }, 'reload: settings applied')
+    // said on every reload until the restart: the running process still has the old values
+    if (restartRequired.length > 0) log.warn({ restartRequired }, 'reload: these settings changed but take effect only after a restart')
     const plan = await reconciler.apply(next.accounts)
     running = { ...running, accounts: next.accounts }
-    if (restartRequired.length > 0) log.warn({ restartRequired }, 'reload: these sections take effect after a restart')
-    return { ...plan, restartRequired }
+    return { ...plan, applied: dispatcherChanges.applied, restartRequired }
   }
 
   const app = createApp({ config, dispatcher, log, isClosing: () => closing, operations: { reload, retiring: (a) => reconciler.retiring(a) } })

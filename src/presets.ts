@@ -4,9 +4,10 @@
  * settings files it needs written, and its own interactive login. The account's session
  * (`workers/sessions/{claude-code,gemini-cli,codex}.ts`), `agyc accounts login` and `agyc validate` share it.
  */
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import type { PresetKind, SessionConfig } from './config/schema.ts'
+import { privateDir, writePrivateFile } from './state-dir.ts'
 
 export type PresetConfig = Extract<SessionConfig, { kind: PresetKind }>
 
@@ -100,14 +101,14 @@ export function loggedIn(kind: PresetKind, stateDir: string): boolean {
 }
 
 /**
- * Writes the settings the CLI reads from its state directory, before it starts (and before a login, so that the
- * login sees them too). Gemini CLI's settings.json is merged (a login records its choice of auth there); Codex's
- * config.toml is ours and rewritten at every start.
+ * Writes the settings the CLI reads from its state directory (already created and checked by ensureStateDir), before
+ * it starts (and before a login, so that the login sees them too). Gemini CLI's settings.json is merged (a login
+ * records its choice of auth there); Codex's config.toml is ours and rewritten at every start. Neither is ever written
+ * through a link planted in the state directory (state-dir.ts).
  */
 export function writeSettings(session: PresetConfig, stateDir: string): void {
   if (session.kind === 'gemini-cli') {
-    const dir = join(stateDir, '.gemini')
-    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    const dir = privateDir(stateDir, '.gemini')
     const file = join(dir, 'settings.json')
     let settings: Record<string, any> = {}
     try { settings = JSON.parse(readFileSync(file, 'utf8')) as Record<string, any> } catch { /* absent or unreadable: start over */ }
@@ -121,11 +122,9 @@ export function writeSettings(session: PresetConfig, stateDir: string): void {
     set(['privacy', 'usageStatisticsEnabled'], false)
     // by default it retries a 429 for minutes; the orchestrator fails over instead
     set(['general', 'maxAttempts'], 1)
-    writeFileSync(file, `${JSON.stringify(settings, null, 2)}\n`, { mode: 0o600 })
+    writePrivateFile(file, `${JSON.stringify(settings, null, 2)}\n`)
   } else if (session.kind === 'codex') {
-    const dir = join(stateDir, '.codex')
-    mkdirSync(dir, { recursive: true, mode: 0o700 })
-    writeFileSync(join(dir, 'config.toml'), codexToml(session), { mode: 0o600 })
+    writePrivateFile(join(privateDir(stateDir, '.codex'), 'config.toml'), codexToml(session))
   }
 }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { eventually, hello, post, start } from './helpers/orchestrator.ts'
+import { runAgyc } from './helpers/process.ts'
 
 // metrics live in one registry per process: each test uses its own account ids so its series are its own
 const accounts = (prefix: string, n: number, session: Record<string, unknown> = {}) =>
@@ -36,6 +37,17 @@ test('readyz answers 503 in the error shape once every account is drained, and 2
   assert.equal((await fetch(`${url}/healthz`)).status, 200) // alive, just not ready
   await post(url, '/admin/accounts/ready2/resume', '')
   assert.equal((await fetch(`${url}/readyz`)).status, 200)
+})
+
+test('readyz answers 503 while every account is cooling down, and 200 once one can take work again', async (t) => {
+  const { url, client } = await start(t, { accounts: accounts('cool', 1, { directives: true }) })
+  assert.equal((await fetch(`${url}/readyz`)).status, 200)
+  const err = await client.messages.create({ ...hello, messages: [{ role: 'user', content: '[[mock:fail AGYC_UPSTREAM_RATE_LIMITED 1 @cool1]]' }] }).catch((e: { status: number }) => e)
+  assert.equal((err as { status: number }).status, 429)
+  const cooling = await getJson(`${url}/readyz`)
+  assert.equal(cooling.status, 503, 'up as a thread, but it takes no work while it cools down')
+  assert.equal(cooling.json.error.type, 'overloaded_error')
+  await eventually(async () => (await fetch(`${url}/readyz`)).status === 200, 'ready again after the cooldown', 5_000)
 })
 
 test('/admin/accounts reports state, in-flight/limit, counts and p50/p99 per account', async (t) => {
@@ -194,4 +206,34 @@ test('a client that went away is counted as cancelled, not as a failure of its a
   const [account] = (await getJson(`${url}/admin/accounts`)).json.accounts
   assert.equal(account.failed, 0)
   assert.equal(account.completed, 0)
+})
+
+test('with lazy workers, parked accounts are marked in /admin/accounts, /metrics and agyc status', async (t) => {
+  const { url, client } = await start(t, {
+    dispatcher: { strategy: 'round-robin', lazyWorkers: { enabled: true } },
+    accounts: accounts('park', 3),
+  })
+  const { response } = await client.messages.create(hello).withResponse()
+  const awake = response.headers.get('x-agyc-account')
+  assert.equal(awake, 'park1')
+
+  const { json } = await getJson(`${url}/admin/accounts`)
+  assert.deepEqual(json.accounts.map((a: { id: string; state: string; parked: boolean }) => [a.id, a.state, a.parked]),
+    [['park1', 'up', false], ['park2', 'up', true], ['park3', 'up', true]])
+  const age = (id: string) => json.accounts.find((a: { id: string }) => a.id === id).health.heartbeatAgeMs
+  assert.equal(age('park2'), null, 'no worker, no heartbeat age')
+  assert.equal(typeof age('park1'), 'number')
+
+  const text = await (await fetch(`${url}/metrics`)).text()
+  assert.equal(sample(text, 'agyc_account_parked{account="park1"}'), 0)
+  assert.equal(sample(text, 'agyc_account_parked{account="park2"}'), 1)
+  assert.equal(sample(text, 'agyc_account_heartbeat_age_seconds{account="park2"}'), undefined)
+  assert.equal(typeof sample(text, 'agyc_account_heartbeat_age_seconds{account="park1"}'), 'number')
+
+  const status = await runAgyc(['status', '--url', url])
+  assert.equal(status.code, 0, status.stderr)
+  const lines = status.stdout.trimEnd().split('\n')
+  assert.match(lines[0], /^3\/3 accounts up \(2 parked/)
+  const rows = lines.slice(3).map((l) => l.split(/\s{2,}/).slice(0, 2))
+  assert.deepEqual(rows, [['park1', 'up'], ['park2', 'up (parked)'], ['park3', 'up (parked)']])
 })

@@ -14,7 +14,7 @@ import type { Report } from '../bench/report.ts'
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const ARMS = ['baseline', 'orch-1', 'orch-8', 'orch-30', 'http-proxy', 'nginx', 'portkey', 'memory-30', 'memory-100', 'exec']
 
-test('agyc bench --quick reports every arm, each measured or skipped with a reason', { timeout: 120_000 }, async (t) => {
+test('agyc bench --quick reports every arm, each measured or skipped with a reason', { timeout: 240_000 }, async (t) => {
   const out = mkdtempSync(join(tmpdir(), 'agyc-bench-smoke-'))
   t.after(() => rmSync(out, { recursive: true, force: true }))
   // through the CLI, as `agyc bench` (which runs bench/run.ts, as `npm run bench` does); its own process group, so
@@ -24,7 +24,7 @@ test('agyc bench --quick reports every arm, each measured or skipped with a reas
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d })
   child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
-  const timer = setTimeout(() => process.kill(-child.pid!, 'SIGINT'), 110_000)
+  const timer = setTimeout(() => process.kill(-child.pid!, 'SIGINT'), 200_000)
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
   clearTimeout(timer)
   assert.equal(code, 0, stderr.slice(-2000))

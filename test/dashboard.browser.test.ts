@@ -102,3 +102,69 @@ test('the dashboard loads with no failed request or console error, and its axes 
   })()`) as string[]
   assert.deepEqual(labels.slice(0, 10).filter((_, i) => i % 2 === 0), ['0', '2.5', '5', '7.5', '10'])
 })
+
+test('at 100 accounts the dashboard sorts, filters, marks parked accounts and shows usage, without breaking its layout', { skip: missing && !process.env.CI ? `${CHROMIUM} missing` : false }, async (t) => {
+  assert.ok(!missing, `${CHROMIUM} is missing: CI must install Debian's chromium (.ci/run does)`)
+  const n = 100
+  // lazy workers: 100 accounts start in well under a second, parked until their first request
+  const { url, client, dir } = await start(t, {
+    log: { level: 'warn' },
+    dispatcher: { strategy: 'round-robin', lazyWorkers: { enabled: true } },
+    accounts: Array.from({ length: n }, (_, i) => ({
+      id: `acc${i + 1}`, maxConcurrency: 2, session: { kind: 'mock' },
+      ...(i === 4 ? { quota: [{ window: '5h', requests: 1000 }] } : {}),
+    })),
+  })
+  const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true })
+  t.after(() => browser.close())
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+  const pageErrors: string[] = []
+  page.on('pageerror', (err) => pageErrors.push(String(err)))
+  assert.equal((await page.goto(url))?.status(), 200)
+  const rowCount = (count: number) => page.waitForFunction(`document.querySelectorAll('#rows tr').length === ${count}`)
+  const firstIds = (k: number) => page.evaluate(`[...document.querySelectorAll('#rows tr')].slice(0, ${k}).map((tr) => tr.dataset.id)`) as Promise<string[]>
+  await rowCount(n)
+  assert.equal(await page.textContent('#parked'), String(n))
+  assert.deepEqual(new Set(await page.locator('#rows td.state').allTextContents()), new Set(['up · parked']))
+  assert.deepEqual(await firstIds(3), ['acc1', 'acc2', 'acc3'], 'account ids sort as numbers, not as text')
+
+  // ten requests wake ten accounts (round-robin); their rows leave "parked" and show what they used
+  for (let i = 0; i < 10; i++) await client.messages.create(hello)
+  await page.waitForFunction(`document.querySelector('#parked').textContent === '${n - 10}'`)
+  await page.waitForFunction(`[...document.querySelectorAll('#rows td.req5h')].filter((c) => c.textContent === '1').length === 10`)
+  assert.equal(await page.locator('#rows tr[data-id="acc1"] td.state').textContent(), 'up')
+  assert.ok(Number((await page.locator('#rows tr[data-id="acc1"] td.tok5h').textContent())!.replaceAll(',', '')) > 0)
+  assert.equal(await page.locator('#rows tr[data-id="acc5"] td.quota').textContent(), '99%', 'one of 1000 requests used')
+  assert.equal(await page.locator('#rows tr[data-id="acc6"] td.quota').textContent(), '–', 'no quota')
+
+  // filtering narrows at once, by id or by state
+  await page.fill('#filter', 'acc1')
+  await rowCount(12) // acc1, acc10…acc19, acc100
+  await page.fill('#filter', 'parked')
+  await rowCount(n - 10)
+  await page.fill('#filter', '')
+  await rowCount(n)
+
+  // sorting: a click on a header sorts by it, a second click reverses
+  await page.click('th[data-k="id"]')
+  assert.deepEqual(await firstIds(2), ['acc100', 'acc99'])
+  await page.click('th[data-k="tokens5h"]')
+  await page.click('th[data-k="tokens5h"]')
+  const top = await firstIds(10)
+  assert.deepEqual(top.sort(), Array.from({ length: 10 }, (_, i) => `acc${i + 1}`).sort(), 'the accounts that used tokens first')
+
+  // layout: the page never scrolls sideways, and every row is one line high
+  assert.equal(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth'), true, 'no horizontal scroll')
+  const heights = await page.evaluate(`[...new Set([...document.querySelectorAll('#rows tr')].map((tr) => tr.getBoundingClientRect().height))]`) as number[]
+  assert.equal(heights.length, 1, `rows of one height, got ${heights}`)
+  // scrolled to the last row, the column headers stay in view
+  await page.evaluate('window.scrollTo(0, document.body.scrollHeight)')
+  await page.waitForFunction(`Math.abs(document.querySelector('th[data-k="id"]').getBoundingClientRect().top) < 1`)
+
+  const shot = join(dir, 'dashboard-100.png')
+  await page.screenshot({ path: shot, fullPage: true })
+  const png = readFileSync(shot)
+  assert.deepEqual([...png.subarray(1, 4)], [...Buffer.from('PNG')])
+  t.diagnostic(`screenshot: ${shot} (${png.length} bytes)`)
+  assert.deepEqual(pageErrors, [])
+})

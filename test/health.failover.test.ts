@@ -4,6 +4,12 @@ import Anthropic from '@anthropic-ai/sdk'
 import { eventually, hello, mockAccounts, post, start } from './helpers/orchestrator.ts'
 
 const ask = (content: string, extra: object = {}) => ({ ...hello, messages: [{ role: 'user' as const, content }], ...extra })
+/** one sample of the Prometheus text (0 when absent): counters are per process, so tests compare before and after */
+async function metric(url: string, series: string): Promise<number> {
+  const line = (await (await fetch(`${url}/metrics`)).text()).split('\n').find((l) => l.startsWith(series + ' '))
+  return line === undefined ? 0 : Number(line.slice(series.length + 1))
+}
+
 const two = (session: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) => mockAccounts(2, { directives: true, ...session }, extra)
 
 test('a session that fails before answering is retried on another account', async (t) => {
@@ -47,11 +53,22 @@ test('a stream waits behind pings while the session is slow, and can still fail 
 })
 
 test('a 429 puts the account in cooldown for its retry-after; the other serves meanwhile', async (t) => {
-  const { client, orch } = await start(t, { accounts: two() })
+  const { client, orch, url } = await start(t, { accounts: two() })
+  const cooldowns = await metric(url, 'agyc_cooldowns_total{account="acc01"}')
+  const failovers = await metric(url, 'agyc_failovers_total{account="acc01"}')
   const { response } = await client.messages.create(ask('[[mock:fail AGYC_UPSTREAM_RATE_LIMITED 1 @acc01]]')).withResponse()
   assert.equal(response.headers.get('x-agyc-account'), 'acc02', 'failed over')
   const acc01 = orch.dispatcher.accounts[0]
   assert.equal(acc01.outlier.state(), 'cooling')
+  // the operator sees it: the cooldown's end and the cause in /admin/accounts, the counts in /metrics
+  const status = (await (await fetch(`${url}/admin/accounts`)).json() as { accounts: { id: string; cooldownUntil: number | null; lastError: string | null; health: Record<string, unknown> }[] }).accounts
+  const row = status.find((a) => a.id === 'acc01')!
+  assert.ok(row.cooldownUntil !== null && row.cooldownUntil > Date.now(), `cooldownUntil ${row.cooldownUntil}`)
+  assert.match(row.lastError ?? '', /AGYC_UPSTREAM_RATE_LIMITED/)
+  assert.equal(row.health.outlier, 'cooling')
+  for (const part of ['freshness', 'success', 'latency', 'loop', 'streak']) assert.equal(typeof row.health[part], 'number', `score part ${part}`)
+  assert.equal(await metric(url, 'agyc_cooldowns_total{account="acc01"}'), cooldowns + 1)
+  assert.equal(await metric(url, 'agyc_failovers_total{account="acc01"}'), failovers + 1)
   for (let i = 0; i < 4; i++) {
     const r = await client.messages.create(hello).withResponse()
     assert.equal(r.response.headers.get('x-agyc-account'), 'acc02')
@@ -74,16 +91,18 @@ test('when every account is cooling the answer is 529 with retry-after at the so
 })
 
 test('consecutive failures eject an account; after the ejection time one probe brings it back', async (t) => {
-  const { client, orch } = await start(t, {
+  const { client, orch, url } = await start(t, {
     health: { consecutiveFailures: 3, ejectionBaseMs: 600 },
     dispatcher: { maxAttempts: 1 },
     accounts: two(),
   })
   const acc01 = orch.dispatcher.accounts[0]
+  const ejections = await metric(url, 'agyc_ejections_total{account="acc01"}')
   for (let i = 0; i < 6 && acc01.outlier.ejections === 0; i++) {
     await client.messages.create(ask('[[mock:fail AGYC_UPSTREAM_FAILED @acc01]]')).catch(() => {})
   }
   assert.equal(acc01.outlier.state(), 'ejected')
+  assert.equal(await metric(url, 'agyc_ejections_total{account="acc01"}'), ejections + 1)
   for (let i = 0; i < 4; i++) {
     assert.equal((await client.messages.create(hello).withResponse()).response.headers.get('x-agyc-account'), 'acc02')
   }

@@ -27,8 +27,13 @@ type Kind = keyof typeof MODEL
 const ACCOUNTS: Record<Kind, AccountId[]> = { 'claude-code': ['claude-a', 'claude-b'], 'gemini-cli': ['gemini-a'], codex: ['codex-a', 'codex-b'] }
 const KINDS = Object.keys(MODEL) as Kind[]
 
+/** in each account's system prompt: the model calls show it arrived */
+const SYSTEM_MARK = 'You answer for the account named'
+
 function account(id: AccountId, kind: Kind, fake: FakeModels) {
-  const session: Record<string, unknown> = { kind, apiKey: keyEnv(id), model: MODEL[kind], idleTimeoutMs: 60_000, killGraceMs: 500 }
+  const session: Record<string, unknown> = {
+    kind, apiKey: keyEnv(id), model: MODEL[kind], idleTimeoutMs: 60_000, killGraceMs: 500, systemPrompt: `${SYSTEM_MARK} ${id}`,
+  }
   session.baseUrl = kind === 'codex' ? `${fake.url}/v1` : fake.url
   return { id, maxConcurrency: 2, models: [MODEL[kind]], session }
 }
@@ -48,7 +53,9 @@ test('agent CLI presets through the orchestrator, with the real CLIs', { timeout
   const fake = await startFakeModels()
   t.after(() => fake.close())
   const started: Started = await start(t, {
-    dispatcher: { strategy: 'round-robin', maxAttempts: 2, requestTimeoutMs: 90_000 },
+    // every 429/401 case fails over between two accounts of a preset: more failovers in 10 s than the default budget's
+    // 3 when the CLIs answer fast, which this test is not about
+    dispatcher: { strategy: 'round-robin', maxAttempts: 2, requestTimeoutMs: 90_000, retryBudgetMin: 100 },
     health: { defaultCooldownMs: 5_000 },
     accounts: KINDS.flatMap((kind) => ACCOUNTS[kind].map((id) => account(id, kind, fake))),
   })
@@ -72,6 +79,21 @@ test('agent CLI presets through the orchestrator, with the real CLIs', { timeout
     }
   })
 
+  await t.test('each CLI runs the account\'s model, with the account\'s system prompt added to its own', async () => {
+    for (const kind of KINDS) {
+      const before = fake.requests.length
+      const { response } = await client.messages.create(ask(kind, 'who are you?')).withResponse()
+      const served = response.headers.get('x-agyc-account') as AccountId
+      const calls = fake.requests.slice(before).filter((r) => r.method === 'POST')
+      assert.ok(calls.length > 0, kind)
+      for (const call of calls) {
+        const model = kind === 'gemini-cli' ? decodeURIComponent(call.path).split('/models/')[1]?.split(':')[0] : call.body?.model
+        assert.equal(model, MODEL[kind], `${kind}: the account's model`)
+        assert.ok(JSON.stringify(call.body).includes(`${SYSTEM_MARK} ${served}`), `${kind}: the system prompt of ${served} reached the model`)
+      }
+    }
+  })
+
   await t.test('each preset streams the text deltas its CLI prints', async () => {
     for (const kind of KINDS) {
       const stream = client.messages.stream(ask(kind, 'Say hello, streamed'))
@@ -82,6 +104,33 @@ test('agent CLI presets through the orchestrator, with the real CLIs', { timeout
       assert.deepEqual(deltas, ['Hello', ' from the', ' fake model.'], `${kind}: one delta per delta of the model`)
       assert.equal(final.usage.output_tokens, 7, kind)
       assert.equal(final.stop_reason, 'end_turn', kind)
+    }
+  })
+
+  await t.test('requests stay independent and warm: Claude Code a fresh process started ahead, Gemini CLI and Codex one process with a fresh session each', async () => {
+    for (const kind of KINDS) {
+      const ids = ACCOUNTS[kind]
+      const pidsBefore = new Set(ids.flatMap((id) => [...handle(id).childPids]))
+      // Claude Code's next process is already running before its request exists (prewarm)
+      assert.ok(pidsBefore.size >= ids.length, `${kind}: a process per account is up before the request`)
+      const before = fake.requests.length
+      const words = ['first-7f3a', 'second-9b1c', 'third-2d4e', 'fourth-5e6f']
+      for (const word of words) await client.messages.create(ask(kind, `remember ${word}`))
+      const calls = fake.requests.slice(before).filter((r) => r.method === 'POST').map((r) => JSON.stringify(r.body))
+      // each request's model call carries its own prompt and none of the earlier ones: no shared conversation
+      words.forEach((word, i) => {
+        const mine = calls.filter((c) => c.includes(word))
+        assert.ok(mine.length > 0, `${kind}: the call for ${word}`)
+        for (const earlier of words.slice(0, i)) assert.equal(mine.some((c) => c.includes(earlier)), false, `${kind}: the call for ${word} carries ${earlier}`)
+      })
+      const pidsAfter = new Set(ids.flatMap((id) => [...handle(id).childPids]))
+      if (kind === 'claude-code') {
+        // a process served one request and exited; its replacement was started ahead of the next
+        await eventually(() => [...pidsBefore].every((pid) => !handle(ids[0]).childPids.has(pid) && !handle(ids[1]).childPids.has(pid)), 'the processes that served have exited')
+        await eventually(() => ids.every((id) => handle(id).childPids.size >= 1), 'a warm process waits again on every account')
+      } else {
+        assert.deepEqual([...pidsAfter].sort(), [...pidsBefore].sort(), `${kind}: the same long-lived process served every request`)
+      }
     }
   })
 
@@ -96,6 +145,24 @@ test('agent CLI presets through the orchestrator, with the real CLIs', { timeout
       assert.ok(asked.some((body) => body.includes(JSON.stringify(prompt).slice(1, -1))), `${kind}: the prompt arrived as it was sent`)
     }
     assert.equal(existsSync(marker), false, 'nothing was executed')
+  })
+
+  await t.test('the agent\'s tool calls are surfaced as text lines of the answer, never as tool_use blocks', async () => {
+    // the fake model asks for a tool (Claude Code: Glob; Gemini CLI: glob; Codex: exec_command "ls"), the CLI runs it (or
+    // is refused it) and goes back to the model with the result, which the model then answers
+    const returned = { 'claude-code': '"tool_result"', 'gemini-cli': 'functionResponse', codex: 'function_call_output' }
+    const summary = { 'claude-code': /^\[tool Glob: \{"pattern":"\*\.md"\}\]$/, 'gemini-cli': /^\[tool [^\]]+\]$/, codex: /^\[tool shell: (\/bin\/bash -lc )?ls\]$/ }
+    for (const kind of KINDS) {
+      const before = fake.requests.length
+      const message = await client.messages.create(ask(kind, 'which markdown files are there? [[tool]]'))
+      const calls = fake.requests.slice(before).filter((r) => r.method === 'POST')
+      assert.ok(calls.length >= 2 && JSON.stringify(calls.at(-1)!.body).includes(returned[kind]), `${kind}: the CLI went back to the model with the tool's result`)
+      assert.equal(message.content.every((b) => b.type === 'text'), true, `${kind}: no tool_use block reaches the client`)
+      const [line, ...rest] = textOf(message).split('\n\n')
+      assert.match(line, summary[kind], `${kind}: ${textOf(message)}`)
+      assert.equal(rest.join('\n\n'), 'Hello from the fake model.', kind)
+      assert.equal(message.stop_reason, 'end_turn')
+    }
   })
 
   await t.test('a conversation becomes one prompt: system, earlier turns as a transcript, then the last user turn', async () => {
@@ -125,17 +192,22 @@ test('agent CLI presets through the orchestrator, with the real CLIs', { timeout
       // Gemini reports Google's RetryInfo ("Suggested retry after 42s"), Codex a quota's reset ("try again at 3:03 PM"),
       // Claude Code with an API key no time at all (the default cooldown applies)
       for (const id of ids) fake.failing.set(KEYS[id], { status: 429, retryAfterS: 42, ...(kind === 'codex' ? { quotaResetS: 3_600 } : {}) })
+      const calls = Object.fromEntries(ids.map((id) => [id, seenBy(fake, id).length]))
       const t0 = Date.now()
       const err = await apiError(client.messages.create(ask(kind, 'are you there?')))
+      const t1 = Date.now()
       assert.equal(err.status, 429, kind)
       for (const id of ids) {
         const outlier = handle(id).outlier
         assert.equal(outlier.state(), 'cooling', `${id} cools down`)
-        const seconds = (outlier.cooldownUntil - t0) / 1000
-        if (kind === 'gemini-cli') assert.ok(seconds >= 41 && seconds < 60, `${id}: ${seconds}s`)
-        if (kind === 'codex') assert.ok(seconds > 3_500 && seconds <= 3_661, `${id}: ${seconds}s`)
-        if (kind === 'claude-code') assert.ok(seconds >= 4 && seconds < 10, `${id}: ${seconds}s`)
-        assert.ok(seenBy(fake, id).length > 0)
+        // the cooldown began between t0 and t1, however long the CLIs took on a loaded machine: bound it from both ends
+        const [from, to] = [(outlier.cooldownUntil - t1) / 1000, (outlier.cooldownUntil - t0) / 1000]
+        const within = (lo: number, hi: number): boolean => to >= lo && from <= hi
+        if (kind === 'gemini-cli') assert.ok(within(41, 43), `${id}: ${from}–${to}s`)
+        if (kind === 'codex') assert.ok(within(3_500, 3_661), `${id}: ${from}–${to}s`)
+        if (kind === 'claude-code') assert.ok(within(4.9, 5.1), `${id}: ${from}–${to}s`)
+        // the CLI's own retries are capped: one model call, then the orchestrator decides (it failed over)
+        assert.equal(seenBy(fake, id).slice(calls[id]).length, 1, `${id}: the CLI called the model once`)
       }
       // while every account of the preset cools down, its model is answered at once, not queued
       assert.equal((await apiError(client.messages.create(ask(kind, 'again?')))).status, 529, kind)
@@ -213,16 +285,29 @@ test('agent CLI presets through the orchestrator, with the real CLIs', { timeout
   })
 })
 
-test('an account whose CLI is not installed fails at start with the reason, and the others serve', async (t) => {
+test('a CLI that is not installed or (Gemini CLI) not logged in fails its account at start with the reason; Claude Code not logged in is a 401', async (t) => {
   const { orch, client } = await start(t, {
     accounts: [
       { id: 'missing', models: ['claude-fake-1'], session: { kind: 'claude-code', command: '/nonexistent/claude' } },
-      { id: 'mock', session: { kind: 'mock', text: 'mock answer' } },
+      // no key, no login: Gemini CLI would start a browser sign-in and never finish its handshake
+      { id: 'gemini-nologin', models: ['gemini-fake'], session: { kind: 'gemini-cli', baseUrl: 'http://127.0.0.1:9' } },
+      // no key, no login: the real Claude Code says so, which is the client's 401
+      { id: 'claude-nologin', models: ['claude-nologin'], session: { kind: 'claude-code', baseUrl: 'http://127.0.0.1:9', prewarm: 0 } },
+      { id: 'mock', models: ['other'], session: { kind: 'mock', text: 'mock answer' } },
     ],
   })
   const missing = orch.dispatcher.accounts.find((a) => a.id === 'missing')!
   await eventually(() => missing.sessionState === 'failed', 'the account is failed')
   assert.match(String(missing.lastError), /nonexistent/)
+  const nologin = orch.dispatcher.accounts.find((a) => a.id === 'gemini-nologin')!
+  await eventually(() => nologin.sessionState === 'failed', 'the account that is not logged in is failed')
+  assert.match(String(nologin.lastError), /not logged in .*agyc accounts login gemini-nologin/)
+  assert.equal(nologin.childPids.size, 0, 'no CLI was started to wait for a browser')
+  const refused = await apiError(client.messages.create({ model: 'claude-nologin', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }))
+  assert.equal(refused.status, 401)
+  assert.equal((refused.error as { error?: { type?: string } })?.error?.type, 'authentication_error')
+  assert.match(refused.message, /not logged in|login/i)
+  assert.equal(orch.dispatcher.accounts.find((a) => a.id === 'claude-nologin')!.outlier.consecutive, 1, 'it counts against the account')
   const answer = await client.messages.create({ model: 'other', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] })
   assert.equal(textOf(answer), 'mock answer')
 })

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import Anthropic from '@anthropic-ai/sdk'
-import { hello, start } from './helpers/orchestrator.ts'
+import { AffinityTable } from '../src/dispatch/affinity.ts'
+import { eventually, hello, start } from './helpers/orchestrator.ts'
 
 const accountsOf = (ids: string[], extra: Record<string, unknown> = {}) =>
   ids.map((id) => ({ id, maxConcurrency: 4, session: { kind: 'mock' }, ...extra }))
@@ -93,4 +94,54 @@ test('aliases map a model name to what the session runs; routing only considers 
   const ids: string[] = []
   for await (const m of client.models.list()) ids.push(m.id)
   assert.deepEqual(ids.sort(), ['claude-haiku-4-5', 'claude-sonnet-4-5', 'claude-sonnet-4-5-thinking'])
+})
+
+test('the affinity table is bounded: the least recently used key goes first, and a key lives ttlMs after its last use', () => {
+  let now = 0
+  const table = new AffinityTable({ maxEntries: 3, ttlMs: 1_000 }, () => now)
+  for (const key of ['a', 'b', 'c']) table.served(key, `acc-${key}`, false, true)
+  assert.equal(table.home('a'), 'acc-a')
+  table.served('a', 'acc-a', true, true) // used again: now the most recent
+  table.served('d', 'acc-d', false, true) // over the bound: b, the least recently used, goes
+  assert.equal(table.size, 3)
+  assert.equal(table.home('b'), undefined)
+  assert.deepEqual(['a', 'c', 'd'].map((k) => table.home(k)), ['acc-a', 'acc-c', 'acc-d'])
+  now = 900
+  table.served('d', 'acc-d', true, true)
+  now = 1_500 // a and c were last used at 0, d at 900
+  assert.equal(table.home('a'), undefined)
+  assert.equal(table.home('c'), undefined)
+  assert.equal(table.home('d'), 'acc-d')
+  assert.deepEqual([table.hits, table.misses], [2, 4], 'the hit rate\'s two counts')
+})
+
+test('dispatcher.affinity.enabled false lets the strategy place every turn; a sticky hint still pins its request', async (t) => {
+  const { client } = await start(t, { dispatcher: { affinity: { enabled: false } }, accounts: accountsOf(['o1', 'o2', 'o3']) })
+  const conversation = { ...hello, metadata: { user_id: 'conv-off' } }
+  const loose = new Set<string>()
+  for (let i = 0; i < 6; i++) loose.add(await accountOf(client.messages.create(conversation).withResponse()))
+  assert.equal(loose.size, 3, 'round-robin, conversation or not')
+  const hinted = { ...conversation, metadata: { user_id: 'conv-hint', routing: { strategyHint: 'sticky' } } } as typeof hello
+  const pinned = new Set<string>()
+  for (let i = 0; i < 4; i++) {
+    await client.messages.create(hello) // other traffic in between
+    pinned.add(await accountOf(client.messages.create(hinted).withResponse()))
+  }
+  assert.equal(pinned.size, 1, 'strategyHint sticky turns affinity on for the request')
+})
+
+test('a conversation whose home has no capacity goes elsewhere, and that account becomes its home', async (t) => {
+  // one slot each and no worker queue: a busy home cannot take the next turn
+  const { client, orch } = await start(t, {
+    dispatcher: { accountQueueSize: 0 },
+    accounts: accountsOf(['c1', 'c2'], { maxConcurrency: 1, session: { kind: 'mock', directives: true } }),
+  })
+  const turn = (content: string) => client.messages.create({ ...hello, messages: [{ role: 'user', content }] }, { headers: { 'x-agyc-session': 'busy-conv' } }).withResponse()
+  const home = await accountOf(turn('turn 1'))
+  const slow = turn('[[mock:sleep 1000]] turn 2, long') // goes home and holds its only slot
+  await eventually(() => orch.dispatcher.inFlight === 1, 'the long turn runs')
+  const moved = await accountOf(turn('turn 3'))
+  assert.notEqual(moved, home, 'the busy home is passed over')
+  assert.equal(await accountOf(slow), home)
+  for (let i = 4; i <= 6; i++) assert.equal(await accountOf(turn(`turn ${i}`)), moved, 'the new home keeps the conversation')
 })

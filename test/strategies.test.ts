@@ -57,3 +57,13 @@ test('least-busy picks the lowest load relative to the limit; two choices picks 
   const p2c = new PowerOfTwoChoices(() => seq[i++ % 2])
   assert.equal(p2c.pick([view('a', { assigned: 3 }), view('b', { assigned: 1 })])?.id, 'b')
 })
+
+test('power-of-two-choices honours weights when the loads are equal', () => {
+  let seed = 7
+  const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647)
+  const p2c = new PowerOfTwoChoices(random)
+  const accounts = [view('a', { weight: 3 }), view('b', { weight: 1 })]
+  const picks = Array.from({ length: 4000 }, () => p2c.pick(accounts)?.id)
+  const a = picks.filter((id) => id === 'a').length / picks.length
+  assert.ok(Math.abs(a - 0.75) < 0.03, `a got ${a}`)
+})

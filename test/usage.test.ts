@@ -60,8 +60,16 @@ test('usage survives a restart in the state root, and /admin/accounts shows it',
   assert.equal(u1.usage.total.requests, 5)
   assert.ok(u1.usage.total.output > 0)
   await second.client.messages.create(hello)
+  const after = await (await fetch(`${second.url}/admin/accounts`)).json() as { accounts: { id: string; requests5h: number; tokens5h: number; usage: { windows: Record<string, { requests: number }>; byModel: Record<string, { total: { requests: number } }> } }[] }
+  const u1After = after.accounts.find((a) => a.id === 'u1')!
+  assert.deepEqual(Object.fromEntries(Object.entries(u1After.usage.windows).map(([w, c]) => [w, c.requests])), { '1m': 6, '1h': 6, '5h': 6, '24h': 6 })
+  assert.equal(u1After.usage.byModel['claude-test-1'].total.requests, 6)
+  assert.equal(u1After.requests5h, 6, 'the live feed (dashboard) carries the 5 h window too')
+  assert.ok(u1After.tokens5h > 0)
   const metrics = await (await fetch(`${second.url}/metrics`)).text()
   assert.match(metrics, /agyc_tokens_total\{account="u1",model="claude-test-1",kind="output"\} \d+/)
+  assert.match(metrics, /^agyc_usage_requests_total\{account="u1",model="claude-test-1"\} 6$/m)
+  assert.match(metrics, /^agyc_usage_errors_total\{account="u1",model="claude-test-1"\} 0$/m)
 })
 
 test('a corrupt usage file is set aside and reported; start-up goes on', async (t) => {
@@ -87,6 +95,8 @@ test('a budget is never exceeded under 100 concurrent requests; then 429 with re
     }
   }
   for (const id of ['q1', 'q2']) assert.equal(orch.dispatcher.ledger.report(id).total.requests, 20, `${id} used exactly its budget`)
+  const metrics = await (await fetch(`${orch.url}/metrics`)).text()
+  assert.match(metrics, /^agyc_account_quota_left\{account="q1"\} 0$/m)
 })
 
 test('the quota strategy prefers the account with the most budget left', async (t) => {

@@ -7,12 +7,13 @@ import type { ServerResponse } from 'node:http'
 import type { Context, Hono } from 'hono'
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import { ConfigError } from '../config/load.ts'
+import { scrub } from '../config/known-secrets.ts'
 import type { AccountHandle, AccountState } from '../dispatch/account-handle.ts'
 import type { Dispatcher } from '../dispatch/dispatcher.ts'
 import { OrchestratorError } from '../errors.ts'
 import { accountMetrics, registry, timeline, type TimelinePoint } from '../metrics.ts'
 import type { ReloadResult } from '../orchestrator.ts'
-import type { UsageLedger, UsageReport } from '../usage/ledger.ts'
+import { WINDOWS, type UsageLedger, type UsageReport } from '../usage/ledger.ts'
 import type { QuotaRule } from '../usage/quota.ts'
 import type { AppDeps, AppEnv } from './app.ts'
 
@@ -29,6 +30,8 @@ export interface AccountStatus {
   state: AccountState
   /** removed or changed by a reload: draining, then stopping */
   retiring: boolean
+  /** `dispatcher.lazyWorkers`: the account serves but has no worker now; its next request starts one */
+  parked: boolean
   healthScore: number
   /** what the score is made of, as far as the account reports it */
   health: Record<string, unknown>
@@ -51,6 +54,9 @@ export interface AccountStatus {
   quota: { rules: readonly QuotaRule[]; left: number } | null
   /** input + output tokens ever used (kept across restarts) */
   tokens: number
+  /** the last 5 hours (the window subscriptions are metered over): requests and input + output tokens, all models */
+  requests5h: number
+  tokens5h: number
 }
 
 export interface StatusSnapshot {
@@ -65,8 +71,11 @@ export function accountStatus(account: AccountHandle, operations: Operations | u
   const m = accountMetrics(account.id)
   const beat = account.lastHeartbeat
   const outlier = account.outlier
+  const parked = account.parked
+  const lastError = account.lastError ?? beat?.lastError ?? null
   const health: Record<string, unknown> = {
-    heartbeatAgeMs: account.lastHeartbeatAt > 0 ? now - account.lastHeartbeatAt : null,
+    // a parked account has no worker to hear from: no age rather than a reassuring ~0
+    heartbeatAgeMs: account.lastHeartbeatAt > 0 && !parked ? now - account.lastHeartbeatAt : null,
     loopDelayMs: beat?.loopDelayMs ?? null,
     childAlive: beat?.childAlive ?? null,
     session: account.sessionState,
@@ -76,12 +85,14 @@ export function accountStatus(account: AccountHandle, operations: Operations | u
     ejections: outlier.ejections,
     ejectedUntil: outlier.ejectedUntil > now ? outlier.ejectedUntil : null,
   }
+  const last5h = ledger.window(account.id, WINDOWS['5h']).counters
   const p50 = m.latency.percentile(0.5)
   const p99 = m.latency.percentile(0.99)
   return {
     id: account.id,
     state: account.state,
     retiring: operations?.retiring(account) ?? false,
+    parked,
     healthScore: account.healthScore,
     health,
     inFlight: Math.min(account.assigned, account.maxConcurrency),
@@ -94,10 +105,13 @@ export function accountStatus(account: AccountHandle, operations: Operations | u
     cancelled: m.cancelled,
     restarts: account.workerRestarts + (beat?.restarts ?? 0),
     cooldownUntil: outlier.cooldownUntil > now ? outlier.cooldownUntil : null,
-    lastError: account.lastError ?? beat?.lastError ?? null,
+    // an upstream's or a CLI's own words: they may quote the account's key back (secrets are scrubbed, config/load.ts)
+    lastError: lastError === null ? null : scrub(lastError),
     ...(withUsage ? { usage: ledger.report(account.id) } : {}),
     quota: account.quota ? { rules: account.quota.rules, left: account.quota.left(account.assigned) } : null,
     tokens: ledger.tokens(account.id),
+    requests5h: last5h.requests,
+    tokens5h: last5h.input + last5h.output,
   }
 }
 
@@ -118,7 +132,10 @@ export function adminRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   const events = new EventHub(() => snapshot(dispatcher, operations))
 
   app.get('/readyz', (c) => {
-    const up = dispatcher.accounts.filter((a) => a.state === 'up').length
+    // "can take work": up with its session up, not cooling or ejected, within its quota (routable); or coming up on
+    // its own with requests waiting for it (parked, or a reload's replacement starting). An account whose session
+    // keeps failing is 'up' as a thread but takes nothing.
+    const up = dispatcher.accounts.filter((a) => a.routable || a.parked || a.state === 'starting').length
     if (up === 0) throw new OrchestratorError('AGYC_NOT_READY', 'no account can take work now')
     return c.json({ status: 'ready', accountsUp: up, accounts: dispatcher.accounts.length })
   })

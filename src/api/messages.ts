@@ -39,7 +39,8 @@ export function messagesHandler({ dispatcher, config, log }: AppDeps) {
     const hint = routing?.strategyHint
     // `sticky` as a hint turns affinity on for this request with the default strategy behind it
     const strategy = hint === 'sticky' ? dispatcher.strategy() : strategyFor(hint, dispatcher.strategy())
-    const sticky = routing?.sticky ?? (hint === 'sticky' || config.dispatcher.affinity.enabled)
+    // dispatcher.config, not config.dispatcher: a reload may have changed these
+    const sticky = routing?.sticky ?? (hint === 'sticky' || dispatcher.config.affinity.enabled)
     const stream = request.stream === true
     const requestId = c.get('requestId')
     const exchange = new Exchange(c.env.outgoing, requestId, stream, dispatcher, accessLog)
@@ -48,7 +49,7 @@ export function messagesHandler({ dispatcher, config, log }: AppDeps) {
       affinity: sticky ? affinityKey(c.env.incoming.headers, request as MessagesRequest) : undefined,
       anthropicBeta: c.env.incoming.headers['anthropic-beta'] as string | undefined,
       anthropicVersion: c.env.incoming.headers['anthropic-version'] as string | undefined,
-      maxTokens: request.max_tokens ?? config.dispatcher.defaultMaxTokens,
+      maxTokens: request.max_tokens ?? dispatcher.config.defaultMaxTokens,
       candidates: dispatcher.candidatesFor(request.model), sink: exchange, receivedAt: Date.now(),
     })
     exchange.job = job

@@ -4,12 +4,10 @@
  * ten accounts of one CLI keep ten separate logins.
  */
 import { spawnSync } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
-import { join } from 'node:path'
 import { ConfigError, loadConfigFile } from '../config/load.ts'
 import type { Config } from '../config/schema.ts'
 import { isPreset, locateCommand, loggedIn, missingCommandMessage, presets, usesKey, writeSettings } from '../presets.ts'
-import { ensureStateDir } from '../state-dir.ts'
+import { ensureStateDir, privateDir } from '../state-dir.ts'
 import { childEnvironment } from '../../workers/sessions/child.ts'
 import { WORK_DIR } from '../../workers/sessions/preset.ts'
 import { parseCommand } from './args.ts'
@@ -64,12 +62,11 @@ export function runAccounts(argv: string[]): void {
     process.exit(1)
   }
   if (usesKey(session)) process.stdout.write(`note: account "${id}" answers with the API key from the config; a login is only used without one\n`)
-  const { stateDir, tmpDir } = ensureStateDir(account.stateDir)
+  const { stateDir, tmpDir } = ensureStateDir(account.stateDir, account.confinedTo)
   writeSettings(session, stateDir)
   const preset = presets[session.kind]
   const env = childEnvironment(account.id, stateDir, tmpDir, { ...preset.quietEnv, ...preset.stateEnv(stateDir), ...session.env })
-  const cwd = join(stateDir, WORK_DIR)
-  mkdirSync(cwd, { recursive: true, mode: 0o700 })
+  const cwd = privateDir(stateDir, WORK_DIR)
   process.stdout.write(`${session.kind} login for account "${id}" (state in ${stateDir})\n${hints[session.kind]}\n`)
   const result = spawnSync(command, [...preset.loginArgs], { stdio: 'inherit', env, cwd })
   if (result.error) {

@@ -17,14 +17,15 @@ const ms = (v: number | null): string => (v === null ? '-' : String(Math.round(v
 export function formatStatus(snap: StatusSnapshot): string {
   const header = ['ACCOUNT', 'STATE', 'HEALTH', 'IN FLIGHT', 'QUEUE', 'P50 MS', 'P99 MS', 'DONE', 'FAILED', 'RESTARTS', 'LAST ERROR']
   const rows = snap.accounts.map((a) => [
-    a.id, a.retiring ? `${a.state}*` : a.state, a.healthScore.toFixed(2), `${a.inFlight}/${a.limit}`, String(a.queued),
+    a.id, `${a.state}${a.parked ? ' (parked)' : ''}${a.retiring ? '*' : ''}`, a.healthScore.toFixed(2), `${a.inFlight}/${a.limit}`, String(a.queued),
     ms(a.p50Ms), ms(a.p99Ms), String(a.completed), String(a.failed), String(a.restarts), (a.lastError ?? '').slice(0, 60),
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
   const left = new Set([0, 1, 10])
   const line = (cells: string[]) => cells.map((c, i) => (left.has(i) ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd()
   const up = snap.accounts.filter((a) => a.state === 'up').length
-  const summary = `${up}/${snap.accounts.length} accounts up, ${snap.inFlight} in flight, ${snap.queued} queued`
+  const parked = snap.accounts.filter((a) => a.parked).length
+  const summary = `${up}/${snap.accounts.length} accounts up${parked > 0 ? ` (${parked} parked: no worker until a request comes)` : ''}, ${snap.inFlight} in flight, ${snap.queued} queued`
   const retiring = snap.accounts.some((a) => a.retiring) ? '\n* leaving after a reload (draining, then stopping)' : ''
   return `${summary}\n\n${[line(header), ...rows.map(line)].join('\n')}${retiring}\n`
 }

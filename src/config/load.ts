@@ -7,6 +7,7 @@ import { isIP } from 'node:net'
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path'
 import type { z } from 'zod'
 import { Account, Config, type SessionConfig } from './schema.ts'
+import { rememberSecret } from './known-secrets.ts'
 
 export class ConfigError extends Error {
   readonly problems: readonly string[]
@@ -75,6 +76,7 @@ export function parseConfig(raw: unknown, baseDir: string, overrides: Overrides 
   const stateRoot = resolve(baseDir, config.stateRoot)
   const accounts = config.accounts.map((a) => ({
     ...a, stateDir: resolve(baseDir, a.stateDir ?? resolve(stateRoot, a.id)), session: resolveCommandPaths(a.session, baseDir),
+    ...(config.confineStateDirs ? { confinedTo: stateRoot } : {}),
   }))
   const problems: string[] = []
   const dirs = new Map<string, number>()
@@ -103,13 +105,18 @@ export function parseConfig(raw: unknown, baseDir: string, overrides: Overrides 
 
 /**
  * Secrets named as `{"fromEnv": "VAR"}` must exist when the config is loaded: a missing one would otherwise fail the
- * session's start inside its worker and restart it forever. The value itself is never read here, never printed.
+ * session's start inside its worker and restart it forever. The value is never printed; it is remembered as a secret,
+ * so that this process scrubs it from everything it writes: the account's worker reads it and hands it to an upstream
+ * or a child, and what comes back (an upstream quoting the key in its error, a CLI's stderr, /admin/accounts'
+ * lastError) passes through here on its way to a client or the log.
  */
 function missingEnv(value: unknown, path: (string | number)[], problems: string[]): void {
   if (value === null || typeof value !== 'object') return
   const fromEnv = (value as { fromEnv?: unknown }).fromEnv
   if (typeof fromEnv === 'string') {
-    if (process.env[fromEnv] === undefined) problems.push(`${where(path)}: environment variable ${fromEnv} is not set`)
+    const found = process.env[fromEnv]
+    if (found === undefined) problems.push(`${where(path)}: environment variable ${fromEnv} is not set`)
+    else rememberSecret(found)
     return
   }
   for (const [key, child] of Object.entries(value)) missingEnv(child, [...path, Array.isArray(value) ? Number(key) : key], problems)

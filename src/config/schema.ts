@@ -242,7 +242,11 @@ export const Account = z.strictObject({
   /** names clients use → the model the session really runs (`"claude-sonnet-4-5-thinking": "claude-sonnet-4-5"`) */
   aliases: z.record(z.string().min(1), z.string().min(1)).optional(),
 })
-export type AccountConfig = z.infer<typeof Account> & { stateDir: string }
+export type AccountConfig = z.infer<typeof Account> & {
+  stateDir: string
+  /** with `confineStateDirs`: the resolved stateRoot, under which the worker creates the directory refusing links */
+  confinedTo?: string
+}
 
 /** Client and admin keys; none configured = open to whoever can reach a loopback port (README, Security). */
 const Auth = z.strictObject({

@@ -90,6 +90,11 @@ export class AccountHandle implements AccountView {
   #ready: PromiseWithResolvers<void> = Promise.withResolvers()
   #reattach: NodeJS.Timeout | undefined
   #stopping = false
+  /**
+   * An operator or a reload asked the account to drain: it takes no new work until resumed, even when a worker that
+   * was starting (or restarting) becomes ready meanwhile. `state` says 'draining' whenever it would otherwise say 'up'.
+   */
+  #draining = false
   readonly #lazy: { enabled: boolean; idleMs: number } | undefined
   /** lazy workers: the account serves, but has no worker until a request comes (see #park) */
   #parked = false
@@ -218,7 +223,7 @@ export class AccountHandle implements AccountView {
    */
   #park(): void {
     this.#parked = true
-    this.state = 'up'
+    this.state = this.#draining ? 'draining' : 'up'
     this.sessionUp = true
     this.sessionState = 'up'
     this.lastHeartbeatAt = Date.now()
@@ -305,6 +310,7 @@ export class AccountHandle implements AccountView {
     this.#failAll(new OrchestratorError('AGYC_WORKER_DIED', `account ${this.id}: worker ended (${message})`))
     if (this.#stopping) {
       this.state = 'stopped'
+      this.#ready.resolve() // a drain or start() waiting for this worker is not kept waiting
       return
     }
     this.state = 'down'
@@ -410,11 +416,12 @@ export class AccountHandle implements AccountView {
           if (this.#lazy !== undefined && this.#lazy.idleMs > 0) this.#parkIfIdle(this.lastHeartbeatAt)
           break
         case 'ready': // (the session may have reported its upstream down already: that stands)
-          this.state = 'up'
-          this.lastHeartbeatAt = Date.now()
-          this.#log.debug('account ready')
           this.#ready.resolve()
           this.#woke()
+          if (this.#stopping) break // its stop is under way: it must not take work now
+          this.state = this.#draining ? 'draining' : 'up'
+          this.lastHeartbeatAt = Date.now()
+          this.#log.debug('account ready')
           this.#flush() // what a lazily started worker was started for
           this.#owner.released(this)
           break
@@ -455,9 +462,14 @@ export class AccountHandle implements AccountView {
     return this.#control.stats()
   }
 
-  /** Stops taking new work and resolves when nothing is in flight. */
+  /**
+   * Stops taking new work and resolves when nothing is in flight. A worker still starting is let finish its start
+   * first: stopped half-way, its 'ready' could race the stop, and a stop is cleaner on a session that is up.
+   */
   async drain(): Promise<void> {
+    this.#draining = true
     if (this.state === 'up') this.state = 'draining'
+    if (this.state === 'starting' && this.#data !== undefined) await this.#ready.promise
     while (this.#pending.size > 0) await new Promise((r) => setTimeout(r, 20))
   }
 
@@ -469,6 +481,7 @@ export class AccountHandle implements AccountView {
   }
 
   resume(): void {
+    this.#draining = false
     if (this.state === 'draining') {
       this.state = 'up'
       this.#owner.released(this)
@@ -488,5 +501,6 @@ export class AccountHandle implements AccountView {
     await this.#pool.destroy()
     this.killChildren()
     this.state = 'stopped'
+    this.#ready.resolve() // also for an account stopped before it ever started
   }
 }

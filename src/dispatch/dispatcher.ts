@@ -8,6 +8,7 @@
  * It also decides what a failure means: cooldown or ejection for the account (`src/health/outlier.ts`), and a
  * failover to another account while no answer byte has reached the client, within a retry budget.
  */
+import { isDeepStrictEqual } from 'node:util'
 import type { Logger } from 'pino'
 import type { AccountConfig, DispatcherConfig, HealthConfig, StrategyName } from '../config/schema.ts'
 import { OrchestratorError, codes, type Code } from '../errors.ts'
@@ -34,6 +35,17 @@ const THROTTLE = new Set<Code>(['AGYC_UPSTREAM_RATE_LIMITED', 'AGYC_UPSTREAM_OVE
  */
 const ACCOUNT_FAULT = new Set<Code>(['AGYC_UPSTREAM_AUTH', 'AGYC_UPSTREAM_FORBIDDEN'])
 
+/**
+ * `dispatcher` settings a reload applies while requests run: each is read when a request arrives, is queued or
+ * fails, so a change reaches the next request (requests already waiting keep the deadlines they were given).
+ * The others are built into long-lived parts (the affinity table, the retry budget, the accounts' lazy workers)
+ * and take effect at the next start.
+ */
+const LIVE_SETTINGS = new Set<keyof DispatcherConfig>([
+  'strategy', 'globalQueueSize', 'accountQueueSize', 'queueTimeoutMs', 'requestTimeoutMs', 'defaultMaxTokens',
+  'strictModels', 'maxAttempts', 'streamHoldMs', 'pingIntervalMs',
+])
+
 export interface DispatcherOptions {
   health: HealthConfig
   /** usage accounting (and the quotas that read it); a fresh one when not given */
@@ -47,13 +59,15 @@ export class Dispatcher implements AccountOwner {
   /** the same array as `accounts`, changed in place at run time: queued jobs hold references to it (candidates) */
   readonly #accounts: AccountHandle[]
   readonly #accountOptions: AccountOptions
-  readonly config: DispatcherConfig
+  #config: DispatcherConfig
   readonly #health: HealthConfig
   readonly #log: Logger
   readonly #queue: JobQueue
   readonly #strategies: Record<StrategyName, Strategy>
   readonly #byModel = new Map<string, AccountHandle[]>()
   readonly #byId = new Map<string, AccountHandle>()
+  /** accounts a reload removed or changed: still draining or stopping, but no longer serving any model */
+  readonly #leaving = new Set<AccountHandle>()
   readonly affinity: AffinityTable
   readonly ledger: UsageLedger
   #dispatchSeq = 0
@@ -62,7 +76,7 @@ export class Dispatcher implements AccountOwner {
   #watchdog: NodeJS.Timeout | undefined
 
   constructor(config: DispatcherConfig, accounts: readonly AccountConfig[], options: DispatcherOptions) {
-    this.config = config
+    this.#config = config
     this.#health = options.health
     this.#log = options.log
     this.#queue = new JobQueue(config.globalQueueSize)
@@ -77,6 +91,44 @@ export class Dispatcher implements AccountOwner {
 
   get queued(): number { return this.#queue.size }
 
+  /** The settings in force: those the process started with, and what reloads changed of the live ones. */
+  get config(): DispatcherConfig { return this.#config }
+
+  /**
+   * A reload's `dispatcher` section: the live settings (LIVE_SETTINGS, and `affinity.enabled`) apply now; the
+   * others are named, as `dispatcher.<key>`, for the next start. Both lists are empty when nothing changed.
+   */
+  reconfigure(next: DispatcherConfig): { applied: string[]; restartRequired: string[] } {
+    const applied: string[] = []
+    const restartRequired: string[] = []
+    const config: Record<string, unknown> = { ...this.#config }
+    for (const key of Object.keys(next) as (keyof DispatcherConfig)[]) {
+      if (isDeepStrictEqual(next[key], this.#config[key])) continue
+      if (LIVE_SETTINGS.has(key)) {
+        config[key] = next[key]
+        applied.push(`dispatcher.${key}`)
+      } else if (key === 'affinity') {
+        // on or off is read per request; the table's size and TTL are the table's own
+        const { enabled, ...table } = next.affinity
+        const { enabled: wasEnabled, ...oldTable } = this.#config.affinity
+        if (enabled !== wasEnabled) {
+          config.affinity = { ...this.#config.affinity, enabled }
+          applied.push('dispatcher.affinity.enabled')
+        }
+        for (const k of Object.keys(table) as (keyof typeof table)[]) {
+          if (table[k] !== oldTable[k]) restartRequired.push(`dispatcher.affinity.${k}`)
+        }
+      } else {
+        restartRequired.push(`dispatcher.${key}`)
+      }
+    }
+    this.#config = config as DispatcherConfig
+    this.#queue.capacity = this.#config.globalQueueSize // a smaller queue refuses new requests until it is below
+    // strict models changed what a model nobody declares means for requests already waiting
+    if (applied.includes('dispatcher.strictModels') && this.#queue.size > 0) this.#reroute()
+    return { applied, restartRequired }
+  }
+
   /** Starts every account's worker, at most 8 at a time (worker start-up loads both cores), then the watchdog. */
   async start(): Promise<void> {
     const pending = [...this.accounts]
@@ -88,7 +140,7 @@ export class Dispatcher implements AccountOwner {
     this.#watchdog.unref()
   }
 
-  strategy(name: StrategyName = this.config.strategy): Strategy {
+  strategy(name: StrategyName = this.#config.strategy): Strategy {
     return this.#strategies[name]
   }
 
@@ -101,7 +153,7 @@ export class Dispatcher implements AccountOwner {
   candidatesFor(model: string): readonly AccountHandle[] {
     const declared = this.#byModel.get(model)
     if (declared) return declared
-    if (this.config.strictModels) throw new OrchestratorError('AGYC_MODEL_NOT_FOUND', `model "${model}" is not served by any account`)
+    if (this.#config.strictModels) throw new OrchestratorError('AGYC_MODEL_NOT_FOUND', `model "${model}" is not served by any account`)
     return this.accounts
   }
 
@@ -109,7 +161,7 @@ export class Dispatcher implements AccountOwner {
   submit(job: Job): void {
     if (this.#closing) throw new OrchestratorError('AGYC_SHUTTING_DOWN', 'the orchestrator is shutting down')
     if (!job.candidates.some((a) => a.routable || a.recovering)) throw this.#noAccount(job)
-    job.timer = setTimeout(this.#expire, this.config.requestTimeoutMs, job)
+    job.timer = setTimeout(this.#expire, this.#config.requestTimeoutMs, job)
     this.#budget.recordRequest(job.receivedAt)
     if (this.#queue.size === 0 && this.#place(job)) return
     if (!this.#queue.push(job)) {
@@ -121,10 +173,10 @@ export class Dispatcher implements AccountOwner {
 
   #queued(job: Job): void {
     job.state = 'queued'
-    const remaining = this.config.requestTimeoutMs - (Date.now() - job.receivedAt)
-    if (this.config.queueTimeoutMs < remaining) {
+    const remaining = this.#config.requestTimeoutMs - (Date.now() - job.receivedAt)
+    if (this.#config.queueTimeoutMs < remaining) {
       clearTimeout(job.timer)
-      job.timer = setTimeout(this.#expire, this.config.queueTimeoutMs, job)
+      job.timer = setTimeout(this.#expire, this.#config.queueTimeoutMs, job)
     }
   }
 
@@ -178,13 +230,13 @@ export class Dispatcher implements AccountOwner {
   #home(key: string, job: Job): AccountHandle | undefined {
     const id = this.affinity.home(key)
     const home = id === undefined ? undefined : this.#byId.get(id)
-    if (!home || !home.routable || home.assigned >= home.maxConcurrency + this.config.accountQueueSize) return undefined
+    if (!home || !home.routable || home.assigned >= home.maxConcurrency + this.#config.accountQueueSize) return undefined
     return job.candidates.includes(home) ? home : undefined
   }
 
   /** Every account is busy: the one with the shortest worker queue that still has room. */
   #leastQueued(candidates: readonly AccountHandle[]): AccountHandle | undefined {
-    const room = this.config.accountQueueSize
+    const room = this.#config.accountQueueSize
     let best: AccountHandle | undefined
     for (const a of candidates) {
       if (a.routable && a.assigned - a.maxConcurrency < room && (!best || a.assigned - a.maxConcurrency < best.assigned - best.maxConcurrency)) best = a
@@ -197,7 +249,7 @@ export class Dispatcher implements AccountOwner {
     if (job.state === 'queued') {
       // the deadline now covers the answer: what remains of the request timeout
       clearTimeout(job.timer)
-      job.timer = setTimeout(this.#expire, Math.max(1, this.config.requestTimeoutMs - (now - job.receivedAt)), job)
+      job.timer = setTimeout(this.#expire, Math.max(1, this.#config.requestTimeoutMs - (now - job.receivedAt)), job)
     }
     if (job.attempts === 0) job.assignedAt = now
     job.attempts++
@@ -205,7 +257,11 @@ export class Dispatcher implements AccountOwner {
   }
 
   released(_account: AccountHandle): void {
-    // a slot freed or an account came up: waiting jobs go first, in arrival order
+    this.#placeQueued()
+  }
+
+  // a slot freed or an account came up: waiting jobs go first, in arrival order
+  #placeQueued(): void {
     for (let job = this.#queue.head; job; job = this.#queue.head) {
       if (!this.#place(job)) return
       this.#queue.remove(job)
@@ -243,6 +299,8 @@ export class Dispatcher implements AccountOwner {
     if (this.#canFailover(job, error)) {
       account.failovers++
       metrics.failover(account.id)
+      if (job.tried) job.tried.push(account)
+      else job.tried = [account]
       job.candidates = job.candidates.filter((a) => a !== account)
       job.state = 'queued'
       if (this.#place(job)) return
@@ -255,7 +313,7 @@ export class Dispatcher implements AccountOwner {
   }
 
   #canFailover(job: Job, error: OrchestratorError): boolean {
-    if (!RETRYABLE.has(error.code) || job.sink.committed || job.attempts >= this.config.maxAttempts || this.#closing) return false
+    if (!RETRYABLE.has(error.code) || job.sink.committed || job.attempts >= this.#config.maxAttempts || this.#closing) return false
     const account = job.account
     if (!job.candidates.some((a) => a !== account && (a.routable || a.recovering))) return false
     return this.#budget.tryRetry() // last: it spends the budget
@@ -272,8 +330,8 @@ export class Dispatcher implements AccountOwner {
     const account = job.account
     this.cancel(job)
     job.sink.fail(wasQueued
-      ? new OrchestratorError('AGYC_QUEUE_TIMEOUT', `no account was free within ${this.config.queueTimeoutMs} ms`)
-      : new OrchestratorError('AGYC_REQUEST_TIMEOUT', `the request took longer than ${this.config.requestTimeoutMs} ms`), account)
+      ? new OrchestratorError('AGYC_QUEUE_TIMEOUT', `no account was free within ${this.#config.queueTimeoutMs} ms`)
+      : new OrchestratorError('AGYC_REQUEST_TIMEOUT', `the request took longer than ${this.#config.requestTimeoutMs} ms`), account)
   }
 
   /** Once per heartbeat period: replace hung workers, rescore, and let cooled-down accounts take queued work. */
@@ -294,7 +352,7 @@ export class Dispatcher implements AccountOwner {
     const fleetLatencyMs = latencyCount === 0 ? 0 : latencySum / latencyCount
     for (const a of this.accounts) a.rescore(now, fleetLatencyMs)
     if (this.#queue.size > 0) {
-      this.released(this.accounts[0])
+      this.#placeQueued()
       this.#dropHopeless()
     }
   }
@@ -343,18 +401,33 @@ export class Dispatcher implements AccountOwner {
     return account
   }
 
+  /**
+   * A reload removed or changed the account: from now on it serves no model (it drains what it holds). Its models
+   * are served by whoever else declares them; requests waiting for them are routed again at once.
+   */
+  retireAccount(account: AccountHandle): void {
+    this.#leaving.add(account)
+    this.#indexModels()
+  }
+
   /** Forgets an account that was stopped (or never started). */
   removeAccount(account: AccountHandle): void {
     const i = this.#accounts.indexOf(account)
     if (i >= 0) this.#accounts.splice(i, 1)
+    this.#leaving.delete(account)
     this.#indexModels()
   }
 
-  /** Rebuilds the per-model lists in place, so that references held by queued jobs stay current. */
+  /**
+   * Rebuilds the per-model lists in place, so that references held by queued jobs stay current, then routes the
+   * queued jobs again: a model may have gained its first account (a job that any account could serve now only goes to
+   * those that declare it), or lost its last one (the job's definite answer is given now, not at its queue timeout).
+   */
   #indexModels(): void {
     for (const list of this.#byModel.values()) list.length = 0
     this.#byId.clear()
     for (const account of this.#accounts) {
+      if (this.#leaving.has(account)) continue
       this.#byId.set(account.id, account)
       for (const model of account.modelNames) {
         let list = this.#byModel.get(model)
@@ -363,5 +436,24 @@ export class Dispatcher implements AccountOwner {
       }
     }
     for (const [model, list] of this.#byModel) if (list.length === 0) this.#byModel.delete(model)
+    if (this.#queue.size > 0) this.#reroute()
+  }
+
+  #reroute(): void {
+    for (const job of [...this.#queue]) {
+      let candidates: readonly AccountHandle[]
+      try {
+        candidates = this.candidatesFor(job.model)
+      } catch (err) {
+        // strict models and nobody serves it any more: the 404 a new request for it gets
+        this.#queue.remove(job)
+        this.#settle(job)
+        job.sink.fail(err as OrchestratorError, undefined)
+        continue
+      }
+      const tried = job.tried
+      job.candidates = tried ? candidates.filter((a) => !tried.includes(a)) : candidates
+    }
+    this.#placeQueued()
   }
 }

@@ -5,7 +5,8 @@
 import type { Job } from './job.ts'
 
 export class JobQueue {
-  readonly capacity: number
+  /** a reload may change it; lowering it never drops a waiting job */
+  capacity: number
   #head: Job | undefined
   #tail: Job | undefined
   #size = 0

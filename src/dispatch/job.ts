@@ -42,6 +42,8 @@ export class Job {
   assignedAt = 0
   /** accounts this job was handed to, failovers included */
   attempts = 0
+  /** accounts a failover took this job away from: never its candidates again, also after a reload re-routes it */
+  tried: AccountHandle[] | undefined
   timer: NodeJS.Timeout | undefined
   // intrusive links of the global queue: O(1) removal when a waiting client goes away
   prev: Job | undefined

@@ -80,6 +80,7 @@ export class Reconciler {
 
   #retire(old: AccountHandle, replacement: AccountHandle | undefined): void {
     this.#retiring.add(old)
+    this.#dispatcher.retireAccount(old)
     const done = (async () => {
       await old.drain()
       await old.stop()

@@ -55,6 +55,10 @@ export async function startFakeModels(): Promise<FakeModels> {
   const claude = (res: ServerResponse, body: any): void => {
     const { input, output } = state.usage
     const text = state.deltas.join('')
+    // a prompt with "[[tool]]": the model calls a tool first (each CLI's own: Glob, glob, exec_command "ls"); the call
+    // carrying the tool's result is answered as usual
+    const messages = JSON.stringify(body?.messages ?? [])
+    if (messages.includes('[[tool]]') && !messages.includes('"tool_result"')) return claudeToolCall(res, body)
     if (!body?.stream) {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
         id: 'msg_fake', type: 'message', role: 'assistant', model: body?.model ?? 'fake', content: [{ type: 'text', text }],
@@ -75,9 +79,37 @@ export async function startFakeModels(): Promise<FakeModels> {
     res.end()
   }
 
-  const gemini = (res: ServerResponse, streamed: boolean): void => {
+  const claudeToolCall = (res: ServerResponse, body: any): void => {
+    const call = { type: 'tool_use', id: 'toolu_fake', name: 'Glob', input: { pattern: '*.md' } }
+    const usage = { input_tokens: state.usage.input, output_tokens: state.usage.output }
+    if (!body?.stream) {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
+        id: 'msg_fake_tool', type: 'message', role: 'assistant', model: body?.model ?? 'fake', content: [call], stop_reason: 'tool_use', stop_sequence: null, usage,
+      }))
+      return
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
+    sse(res, 'message_start', { type: 'message_start', message: {
+      id: 'msg_fake_tool', type: 'message', role: 'assistant', model: body.model, content: [], stop_reason: null, stop_sequence: null, usage: { ...usage, output_tokens: 1 },
+    } })
+    sse(res, 'content_block_start', { type: 'content_block_start', index: 0, content_block: { ...call, input: {} } })
+    sse(res, 'content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: JSON.stringify(call.input) } })
+    sse(res, 'content_block_stop', { type: 'content_block_stop', index: 0 })
+    sse(res, 'message_delta', { type: 'message_delta', delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { output_tokens: usage.output_tokens } })
+    sse(res, 'message_stop', { type: 'message_stop' })
+    res.end()
+  }
+  const gemini = (res: ServerResponse, streamed: boolean, body: any): void => {
     const { input, output } = state.usage
     const usageMetadata = { promptTokenCount: input, candidatesTokenCount: output, totalTokenCount: input + output }
+    const contents = JSON.stringify(body?.contents ?? [])
+    if (contents.includes('[[tool]]') && !contents.includes('functionResponse')) {
+      const call = { candidates: [{ content: { role: 'model', parts: [{ functionCall: { name: 'glob', args: { pattern: '*.md' } } }] }, finishReason: 'STOP', index: 0 }], usageMetadata }
+      if (!streamed) return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(call))
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      sse(res, undefined, call)
+      return void res.end()
+    }
     if (!streamed) {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
         candidates: [{ content: { role: 'model', parts: [{ text: state.deltas.join('') }] }, finishReason: 'STOP', index: 0 }], usageMetadata,
@@ -98,6 +130,19 @@ export async function startFakeModels(): Promise<FakeModels> {
   const codex = (res: ServerResponse, body: any): void => {
     const { input, output } = state.usage
     const text = state.deltas.join('')
+    const asked = JSON.stringify(body?.input ?? [])
+    if (asked.includes('[[tool]]') && !asked.includes('function_call_output')) {
+      const call = { id: 'fc_fake', type: 'function_call', status: 'completed', call_id: 'call_fake', name: 'exec_command', arguments: JSON.stringify({ cmd: 'ls' }) }
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      sse(res, 'response.created', { type: 'response.created', response: { id: 'resp_fake_tool', model: body?.model } })
+      sse(res, 'response.output_item.added', { type: 'response.output_item.added', output_index: 0, item: { ...call, status: 'in_progress', arguments: '' } })
+      sse(res, 'response.output_item.done', { type: 'response.output_item.done', output_index: 0, item: call })
+      sse(res, 'response.completed', { type: 'response.completed', response: {
+        id: 'resp_fake_tool', model: body?.model, status: 'completed',
+        usage: { input_tokens: input, input_tokens_details: { cached_tokens: 0 }, output_tokens: output, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: input + output },
+      } })
+      return void res.end()
+    }
     const item = { id: 'msg_fake', type: 'message', role: 'assistant', status: 'completed', content: [{ type: 'output_text', text, annotations: [] }] }
     res.writeHead(200, { 'content-type': 'text/event-stream' })
     sse(res, 'response.created', { type: 'response.created', response: { id: 'resp_fake', model: body?.model } })
@@ -153,7 +198,7 @@ export async function startFakeModels(): Promise<FakeModels> {
         const failure = state.failing.get(key)
         if (failure) return fail(res, provider, failure)
         if (provider === 'claude') claude(res, body)
-        else if (provider === 'gemini') gemini(res, path.includes(':streamGenerateContent'))
+        else if (provider === 'gemini') gemini(res, path.includes(':streamGenerateContent'), body)
         else codex(res, body)
       }
       if (state.holdMs > 0) setTimeout(answer, state.holdMs)

@@ -1,27 +1,35 @@
 /**
  * Issue 6, point 3: DNS rebinding and cross-site requests. Every hostile request goes over a real socket to a real
- * orchestrator; each refusal is checked for its status and Anthropic error shape, and for nothing having reached a
- * session.
+ * orchestrator with an exec account (a real child per request); each refusal is checked for its status and Anthropic
+ * error shape, and for nothing having happened: no session saw it, no child was spawned, no file was written.
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { assertError, hello, mockAccounts, rawPost, rawRequest, sessionWork, startSecured } from './helper.ts'
+import { assertError, assertNothingHappened, execAccount, footprint, hello, mockAccounts, rawPost, rawRequest, sharedSecured, startSecured } from './helper.ts'
 
 const json = { 'content-type': 'application/json' }
+const secured = sharedSecured({ accounts: [execAccount()] })
 
-test('a Host that is not ours is refused 403 (DNS rebinding), a loopback Host on any port is served', async (t) => {
-  const { port, orch } = await startSecured(t, { accounts: mockAccounts(1) })
+test('a Host that is not ours is refused 403 (DNS rebinding), a loopback Host on any port is served', async () => {
+  const s = await secured()
+  const { port } = s
+  const before = await footprint(s)
   for (const host of ['evil.example', `evil.example:${port}`, 'localhost.evil.example', '127.0.0.2', '0.0.0.0', '[::2]']) {
     assertError(await rawRequest(port, rawPost('/v1/messages', [`Host: ${host}`])), 403, 'permission_error')
   }
-  assert.equal(await sessionWork(orch), 0)
-  for (const host of [`127.0.0.1:${port}`, 'localhost', `LOCALHOST:${port}`, '[::1]:1', '127.0.0.1']) {
+  await assertNothingHappened(s, before, 'a request with a foreign Host')
+  const hosts = [`127.0.0.1:${port}`, 'localhost', `LOCALHOST:${port}`, '[::1]:1', '127.0.0.1']
+  for (const host of hosts) {
     assert.equal((await rawRequest(port, rawPost('/v1/messages', [`Host: ${host}`]))).status, 200, host)
   }
+  // the control: each request let in ran exactly one child of the exec account
+  assert.equal((await footprint(s)).children - before.children, hosts.length)
 })
 
-test('an empty Host, or a Host carrying a path, "@", "#", a bad port or a second value is refused', async (t) => {
-  const { port, orch } = await startSecured(t, { accounts: mockAccounts(1) })
+test('an empty Host, or a Host carrying a path, "@", "#", a bad port or a second value is refused', async () => {
+  const s = await secured()
+  const { port } = s
+  const before = await footprint(s)
   const hosts = ['', `127.0.0.1:${port}/v1`, `evil@127.0.0.1:${port}`, `127.0.0.1:${port}@evil.example`, `127.0.0.1#x`,
     `127.0.0.1:${port}#`, '127.0.0.1:', '127.0.0.1:abc', '127.0.0.1:123456', `127.0.0.1:${port}, evil.example`, '[::1', ' ']
   for (const host of hosts) {
@@ -30,11 +38,13 @@ test('an empty Host, or a Host carrying a path, "@", "#", a bad port or a second
   }
   // no Host header at all (HTTP/1.1 requires one)
   assertError(await rawRequest(port, `POST /v1/messages HTTP/1.1\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}`), 403, 'permission_error')
-  assert.equal(await sessionWork(orch), 0)
+  await assertNothingHappened(s, before)
 })
 
-test('absolute-form targets and paths the router would read differently are refused 400', async (t) => {
-  const { port, orch } = await startSecured(t, { accounts: mockAccounts(1) })
+test('absolute-form targets and paths the router would read differently are refused 400', async () => {
+  const s = await secured()
+  const { port } = s
+  const before = await footprint(s)
   const host = `Host: 127.0.0.1:${port}`
   const targets = [
     `http://127.0.0.1:${port}/v1/messages`, // absolute-form: @hono/node-server would take the URL from it, not from Host
@@ -46,13 +56,15 @@ test('absolute-form targets and paths the router would read differently are refu
     const res = await rawRequest(port, rawPost(target, [host]))
     assertError(res, 400, 'invalid_request_error')
   }
-  assert.equal(await sessionWork(orch), 0)
+  await assertNothingHappened(s, before)
   // the query is not the path: Claude Code's `?beta=true` is served
   assert.equal((await rawRequest(port, rawPost('/v1/messages?beta=true', [host]))).status, 200)
 })
 
-test('a foreign Origin is refused 403, also for the "simple" text/plain POST a page sends without preflight', async (t) => {
-  const { url, orch } = await startSecured(t, { accounts: mockAccounts(1) })
+test('a foreign Origin is refused 403, also for the "simple" text/plain POST a page sends without preflight', async () => {
+  const s = await secured()
+  const { url } = s
+  const before = await footprint(s)
   const body = JSON.stringify(hello)
   for (const origin of ['https://evil.example', 'http://localhost:3000', 'http://127.0.0.1', 'null', `${url}.evil.example`]) {
     for (const contentType of ['text/plain', 'application/json', 'application/x-www-form-urlencoded']) {
@@ -61,22 +73,24 @@ test('a foreign Origin is refused 403, also for the "simple" text/plain POST a p
       assert.equal(res.headers.get('access-control-allow-origin'), null)
     }
   }
-  assert.equal(await sessionWork(orch), 0)
+  await assertNothingHappened(s, before)
 })
 
-test('Sec-Fetch-Site: cross-site (or same-site) is refused even without an Origin', async (t) => {
-  const { url, orch } = await startSecured(t, { accounts: mockAccounts(1) })
+test('Sec-Fetch-Site: cross-site (or same-site) is refused even without an Origin', async () => {
+  const s = await secured()
+  const { url } = s
+  const before = await footprint(s)
   for (const site of ['cross-site', 'same-site']) {
     const res = await fetch(`${url}/v1/messages`, { method: 'POST', body: JSON.stringify(hello), headers: { ...json, 'sec-fetch-site': site } })
     assertError({ status: res.status, json: await res.json() }, 403, 'permission_error')
     const get = await fetch(`${url}/v1/models`, { headers: { 'sec-fetch-site': site } })
     assert.equal(get.status, 403)
   }
-  assert.equal(await sessionWork(orch), 0)
+  await assertNothingHappened(s, before)
 })
 
-test('no Origin and an allowed Host is a CLI: served, like Claude Code with its browser-access header', async (t) => {
-  const { url } = await startSecured(t, { accounts: mockAccounts(1) })
+test('no Origin and an allowed Host is a CLI: served, like Claude Code with its browser-access header', async () => {
+  const { url } = await secured()
   const res = await fetch(`${url}/v1/messages?beta=true`, {
     method: 'POST', body: JSON.stringify(hello),
     headers: { ...json, 'anthropic-dangerous-direct-browser-access': 'true', 'x-api-key': 'dummy', 'anthropic-version': '2023-06-01' },
@@ -105,21 +119,4 @@ test('configured origins and host names are served, with CORS headers for those 
   assert.equal(foreign.headers.get('access-control-allow-origin'), null)
   assert.equal((await rawRequest(port, rawPost('/v1/messages', [`Host: proxy.lan:${port}`]))).status, 200)
   assert.equal((await rawRequest(port, rawPost('/v1/messages', [`Host: other.lan:${port}`]))).status, 403)
-})
-
-test('refused requests spawn no process: an exec account starts a child only for a request that was let in', async (t) => {
-  const { fixturePids } = await import('../helpers/orchestrator.ts')
-  const agent = new URL('../fixtures/exec-agent.mjs', import.meta.url).pathname
-  const { port, dir } = await startSecured(t, { accounts: [{ id: 'x', session: { kind: 'exec', command: 'node', args: [agent] } }] })
-  const host = `Host: 127.0.0.1:${port}`
-  const hostile = [
-    rawPost('/v1/messages', ['Host: evil.example']),
-    rawPost('/v1/messages', [host, 'Origin: https://evil.example', 'content-type: text/plain']),
-    rawPost('/v1/messages', [host, 'Sec-Fetch-Site: cross-site']),
-    rawPost(`http://127.0.0.1:${port}/v1/messages`, [host]),
-  ]
-  for (const request of hostile) assert.ok((await rawRequest(port, request)).status >= 400)
-  assert.deepEqual(fixturePids(dir), [], 'no child was started for a refused request')
-  assert.equal((await rawRequest(port, rawPost('/v1/messages', [host, 'content-type: application/json']))).status, 200)
-  assert.equal(fixturePids(dir).length, 1, 'the one request let in started exactly one child')
 })

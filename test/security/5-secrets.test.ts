@@ -1,13 +1,20 @@
 /**
  * Issue 6, point 5: secrets. Keys may be named by environment variable; no key appears in the log (grepped as
- * written), in an error body, in a config shown with `redactConfig` or in a config error line.
+ * written), in an error body, in a config shown with `redactConfig`, in a config error line, in `/admin/*` or in
+ * `agyc validate` output; neither does an account's own key, which only its worker reads (an upstream that quotes it
+ * back in an error must not carry it to the client).
  */
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { test } from 'node:test'
 import Anthropic from '@anthropic-ai/sdk'
 import { ConfigError, parseConfig } from '../../src/config/load.ts'
 import { redactConfig, scrub } from '../../src/config/secret.ts'
+import { runAgyc } from '../helpers/process.ts'
 import { hello, mockAccounts, startSecured } from './helper.ts'
 
 const CLIENT_KEY = 'sk-agyc-client-5a5a5a5a5a5a5a5a'
@@ -64,5 +71,48 @@ test('a config shown through redactConfig carries no key; config errors name the
   assert.ok(other.length > 0)
   for (const line of [...missing, ...short, ...other]) {
     assert.equal(line.includes(CLIENT_KEY) || line.includes(ADMIN_KEY) || line.includes('short-key-123'), false, line)
+  }
+})
+
+test('an account\'s own key, read from the environment, never comes back: not from an upstream quoting it, not in the log, /admin/* or agyc validate', async (t) => {
+  const UPSTREAM_KEY = 'sk-upstream-9c9c9c9c9c9c9c9c'
+  process.env.AGYC_SECRET_TEST_UPSTREAM = UPSTREAM_KEY
+  // an upstream that refuses the key and repeats it, as some do ("invalid x-api-key: sk-…")
+  const upstream = createServer((req, res) => {
+    req.resume()
+    req.on('end', () => {
+      res.writeHead(401, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ type: 'error', error: { type: 'authentication_error', message: `invalid x-api-key: ${String(req.headers['x-api-key'])}` } }))
+    })
+  })
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r))
+  t.after(() => new Promise<void>((r) => upstream.close(() => r())))
+  const raw = {
+    accounts: [{ id: 'h', session: { kind: 'http', baseUrl: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, apiKey: { fromEnv: 'AGYC_SECRET_TEST_UPSTREAM' } } }],
+    server: { auth: { adminKeys: [{ fromEnv: 'AGYC_SECRET_TEST_ADMIN' }] } },
+  }
+  const { url, logText } = await startSecured(t, raw)
+  for (const stream of [false, true]) {
+    const res = await fetch(`${url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...hello, stream }) })
+    const body = await res.text()
+    assert.equal(res.status, 401)
+    assert.equal(body.includes(UPSTREAM_KEY), false, `the error body quotes the account key: ${body}`)
+  }
+  for (const path of ['/admin/accounts', '/metrics']) {
+    const text = await (await fetch(url + path, { headers: { 'x-api-key': ADMIN_KEY } })).text()
+    assert.ok(text.length > 0)
+    assert.equal(text.includes(UPSTREAM_KEY), false, `${path} shows the account key`)
+  }
+  assert.match(logText(), /"status":401/, 'the requests were logged')
+  assert.equal(logText().includes(UPSTREAM_KEY), false, 'the account key is in the log')
+  // agyc validate shows no secret either, for a good file and for one with a mistake
+  const dir = mkdtempSync(join(tmpdir(), 'agyc-secret-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  for (const config of [raw, { ...raw, accounts: [...raw.accounts, { id: 'bad id', session: { kind: 'mock' } }] }]) {
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(config))
+    const ran = await runAgyc(['validate', join(dir, 'config.json')])
+    const out = ran.stdout + ran.stderr
+    assert.ok(out.length > 0)
+    for (const secret of [UPSTREAM_KEY, ADMIN_KEY]) assert.equal(out.includes(secret), false, `agyc validate printed a secret: ${out}`)
   }
 })

@@ -141,8 +141,9 @@ export function createAgentServerSession(context: SessionContext, options: Agent
 
   return {
     async start() {
-      options.prepare()
+      // the state directory is created and checked (no link followed) before anything is written into it
       const launcher = createLauncher(context, options.spec)
+      options.prepare()
       cwd = options.spec.workDir ? `${launcher.stateDir}/${options.spec.workDir}` : launcher.stateDir
       supervisor = new Supervisor(context, launcher, options.spec.args, options.restart, { ready, exited }, what)
       await supervisor.start()

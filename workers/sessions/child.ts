@@ -4,10 +4,9 @@
  * worker thread that spawned it: architecture-findings §2), and stopped by group: SIGTERM, then SIGKILL.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { dirname } from 'node:path'
 import { OrchestratorError } from '../../src/errors.ts'
-import { ensureStateDir } from '../../src/state-dir.ts'
+import { ensureStateDir, privateDir } from '../../src/state-dir.ts'
 import { LineSplitter } from './answer.ts'
 import type { SessionContext } from './types.ts'
 
@@ -34,14 +33,10 @@ export interface Launcher {
 
 export function createLauncher(context: SessionContext, spec: ChildSpec): Launcher {
   const { account } = context
-  const { stateDir, tmpDir } = ensureStateDir(account.stateDir)
+  const { stateDir, tmpDir } = ensureStateDir(account.stateDir, account.confinedTo)
   const env = childEnvironment(account.id, stateDir, tmpDir, spec.env)
   const command = spec.command === 'node' ? process.execPath : spec.command
-  let cwd = stateDir
-  if (spec.workDir) {
-    cwd = join(stateDir, spec.workDir)
-    mkdirSync(cwd, { recursive: true, mode: 0o700 })
-  }
+  const cwd = spec.workDir ? privateDir(stateDir, spec.workDir) : stateDir
   return {
     stateDir,
     tmpDir,

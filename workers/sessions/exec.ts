@@ -6,10 +6,11 @@
  * seconds to start; agent-clis.md).
  */
 import { randomBytes } from 'node:crypto'
-import { rmSync, writeFileSync } from 'node:fs'
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { OrchestratorError } from '../../src/errors.ts'
 import { estimateInputTokens, lastUserText } from '../../src/protocol/anthropic.ts'
+import { writePrivateFile } from '../../src/state-dir.ts'
 import { Answer, LineSplitter } from './answer.ts'
 import { createLauncher, type Child, type Launcher } from './child.ts'
 import type { Completion, Session, SessionContext, SessionOutput, SessionRequest } from './types.ts'
@@ -66,6 +67,13 @@ export function createExecSession(context: SessionContext, preset?: ExecPreset):
   const dialect = preset?.dialect
   const what = preset?.what ?? 'exec child'
   const usesRequestFile = config.args.some((a) => a.includes('{requestFile}'))
+  // `{prompt}` or `{model}` as a whole argument before any "--": the client's text alone in an argv element, where a
+  // value starting with "-" would be read as an option of the command (argument injection: a request must not choose
+  // the command's arguments). Such a request is refused; "--" before the placeholder makes it plain text.
+  const endOfOptions = config.args.indexOf('--')
+  const bare = config.args.slice(0, endOfOptions === -1 ? undefined : endOfOptions)
+  const bareModel = bare.includes('{model}')
+  const barePrompt = bare.includes('{prompt}')
   let launcher: Launcher
   const warm: Child[] = []
   const live = new Set<Child>()
@@ -107,12 +115,16 @@ export function createExecSession(context: SessionContext, preset?: ExecPreset):
     // before any child is taken: a request the dialect cannot render is the client's 400
     const dialectInput = dialect?.input(req)
     const prompt = lastUserText(req.request)
+    if ((bareModel && req.model.startsWith('-')) || (barePrompt && prompt.startsWith('-'))) {
+      const which = bareModel && req.model.startsWith('-') ? `the model "${req.model}"` : 'the last user turn'
+      throw new OrchestratorError('AGYC_INVALID_REQUEST', `${which} starts with "-" and would be read as an option of this account's command (its config needs "--" before the placeholder)`)
+    }
     const requestJson = JSON.stringify({ ...req.request, model: req.model })
     req.signal.throwIfAborted()
     let requestFile = ''
     if (usesRequestFile) {
       requestFile = join(launcher.tmpDir, `request-${req.id}-${randomBytes(6).toString('hex')}.json`)
-      writeFileSync(requestFile, requestJson, { mode: 0o600 })
+      writePrivateFile(requestFile, requestJson)
     }
     const child = childFor(req, prompt, requestFile)
     const answer = new Answer(out, what, estimateInputTokens(req.request))

@@ -4,10 +4,11 @@
  * `session/new` and one `session/prompt`. Text arrives as `session/update` notifications (`agent_message_chunk`), the
  * prompt's answer carries the stop reason and the CLI's token counts (`_meta.quota.token_count`).
  */
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { OrchestratorError } from '../../src/errors.ts'
-import { writeSettings } from '../../src/presets.ts'
+import { loggedIn, writeSettings } from '../../src/presets.ts'
+import { writePrivateFile } from '../../src/state-dir.ts'
 import { appendText, createAgentServerSession, type AgentProtocol, type TurnContext } from './agent-server.ts'
 import { cliError } from './cli-errors.ts'
 import { RpcError, type JsonRpcPeer } from './json-rpc.ts'
@@ -27,6 +28,14 @@ export function createGeminiCliSession(context: SessionContext): Session {
     GEMINI_API_KEY: config.apiKey,
   })
   if (typeof spec === 'string') return unavailableSession(context, spec)
+  // With neither a key nor a login on disk, ACP's `authenticate` starts Google's browser sign-in and waits for it:
+  // no handshake ever comes, and the account would restart every startTimeoutMs while requests wait in the queue.
+  // Say why once instead (a key or Google credentials given through `env` are left to the CLI).
+  const id = context.account.id
+  const keyInEnv = ['GEMINI_API_KEY', 'GOOGLE_API_KEY', 'GOOGLE_APPLICATION_CREDENTIALS', 'GOOGLE_GENAI_USE_VERTEXAI'].some((name) => name in config.env)
+  if (authMethod(config, stateDir) === 'oauth-personal' && !loggedIn('gemini-cli', stateDir) && !keyInEnv) {
+    return unavailableSession(context, `gemini-cli is not logged in (no login in ${stateDir}) and has no apiKey: run "agyc accounts login ${id}", then restart the orchestrator`)
+  }
   return createAgentServerSession(context, {
     what: 'gemini-cli',
     spec,
@@ -44,7 +53,7 @@ export function createGeminiCliSession(context: SessionContext): Session {
 
 /** the account's system prompt becomes its global memory file, which Gemini CLI adds to its own system prompt */
 function writeMemory(stateDir: string, text: string): void {
-  writeFileSync(join(stateDir, '.gemini', 'GEMINI.md'), `${text}\n`, { mode: 0o600 })
+  writePrivateFile(join(stateDir, '.gemini', 'GEMINI.md'), `${text}\n`)
 }
 
 /** the auth method the settings chose (a login records it there), or the API key when the config gives one */
