@@ -100,7 +100,16 @@ async function stopAll(): Promise<void> {
   await Promise.all([...live].map((s) => s.stop()))
   live.clear()
 }
-process.once('SIGINT', () => { void stopAll().then(() => process.exit(130)) })
+// interrupted (Ctrl-C, or SIGTERM from `agyc bench`'s parent or a CI timeout): stop what runs and leave no scratch
+// directory behind; 128 + the signal's number, as a shell reports it
+const interrupted = (code: number) => (): void => {
+  void stopAll().finally(() => {
+    rmSync(dir, { recursive: true, force: true })
+    process.exit(code)
+  })
+}
+process.once('SIGINT', interrupted(130))
+process.once('SIGTERM', interrupted(143))
 
 function keep(started: Started): Running | undefined {
   if ('skipped' in started) return undefined

@@ -1,9 +1,4 @@
 /** `agyc`: one command per operation (bin/agyc runs this file on the Node npm installed). */
-import { accountsUsage, runAccounts } from './cli/accounts.ts'
-import { runBench, benchUsage } from './cli/bench.ts'
-import { runStart, startUsage } from './cli/start.ts'
-import { runStatus, statusUsage } from './cli/status.ts'
-import { runValidate, validateUsage } from './cli/validate.ts'
 
 const usage = `usage: agyc <command> [options]
 
@@ -23,19 +18,27 @@ if (major < 22 || (major === 22 && minor < 18)) {
   process.exit(1)
 }
 
+// Each command is imported when it runs: loading all of them (the orchestrator, zod schemas, presets…) cost ~1 s of
+// CPU before `agyc status` or `agyc --help` could do anything.
+const commands = {
+  start: async () => { const m = await import('./cli/start.ts'); return { usage: m.startUsage, run: m.runStart } },
+  validate: async () => { const m = await import('./cli/validate.ts'); return { usage: m.validateUsage, run: m.runValidate } },
+  status: async () => { const m = await import('./cli/status.ts'); return { usage: m.statusUsage, run: m.runStatus } },
+  bench: async () => { const m = await import('./cli/bench.ts'); return { usage: m.benchUsage, run: m.runBench } },
+  accounts: async () => { const m = await import('./cli/accounts.ts'); return { usage: m.accountsUsage, run: m.runAccounts } },
+} satisfies Record<string, () => Promise<{ usage: string; run: (argv: string[]) => void | Promise<void> }>>
+
+const isCommand = (name: string | undefined): name is keyof typeof commands => name !== undefined && Object.hasOwn(commands, name)
+
 const [command, ...rest] = process.argv.slice(2)
-switch (command) {
-  case 'start': await runStart(rest); break
-  case 'validate': runValidate(rest); break
-  case 'status': await runStatus(rest); break
-  case 'bench': runBench(rest); break
-  case 'accounts': runAccounts(rest); break
-  case undefined: case 'help': case '--help': case '-h':
-    process.stdout.write(usage)
-    // `agyc help start` reads like `agyc start --help`
-    if (command === 'help' && rest[0]) process.stdout.write(`\n${{ start: startUsage, validate: validateUsage, status: statusUsage, bench: benchUsage, accounts: accountsUsage }[rest[0]] ?? ''}`)
-    break
-  default:
-    process.stderr.write(`unknown command "${command}"\n\n${usage}`)
-    process.exit(2)
+if (isCommand(command)) {
+  await (await commands[command]()).run(rest)
+} else if (command === 'help' || command === '--help' || command === '-h') {
+  process.stdout.write(usage)
+  // `agyc help start` reads like `agyc start --help`
+  if (command === 'help' && isCommand(rest[0])) process.stdout.write(`\n${(await commands[rest[0]]()).usage}`)
+} else {
+  // no command is a usage error, as an unknown one: a script that forgot its command must not look successful
+  process.stderr.write(`${command === undefined ? 'expected a command' : `unknown command "${command}"`}\n\n${usage}`)
+  process.exit(2)
 }

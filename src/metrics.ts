@@ -102,6 +102,8 @@ export class AccountMetrics {
   /** requests answered 200 (a stream that ended with an error event counts in `failed`) */
   completed = 0
   failed = 0
+  /** requests whose client went away first (499 AGYC_CANCELLED): says nothing of the account, so not in `failed` */
+  cancelled = 0
   failovers = 0
   cooldowns = 0
   ejections = 0
@@ -126,6 +128,8 @@ export class AccountMetrics {
     if (ok) {
       this.completed++
       this.latency.record(durationMs)
+    } else if (status === 499) {
+      this.cancelled++
     } else {
       this.failed++
     }

@@ -9,7 +9,7 @@ import type { DestinationStream } from 'pino'
 import { isDeepStrictEqual } from 'node:util'
 import { createApp } from './api/app.ts'
 import { deferContinue } from './api/body.ts'
-import { onClientError } from './api/client-error.ts'
+import { createClientErrorHandler } from './api/client-error.ts'
 import { createGuard } from './api/guard.ts'
 import { ConfigError, loadConfigFile, type Overrides } from './config/load.ts'
 import type { Config } from './config/schema.ts'
@@ -49,7 +49,7 @@ export interface Orchestrator {
    * problem) and changes nothing.
    */
   reload(): Promise<ReloadResult>
-  /** stop accepting, let in-flight requests finish within `graceMs`, stop the workers and their children */
+  /** answer new requests 503, let in-flight requests finish within `graceMs`, stop the workers and their children */
   close(graceMs?: number): Promise<void>
 }
 
@@ -104,7 +104,7 @@ export async function startOrchestrator(config: Config, options: OrchestratorOpt
     if (guard(req, res)) void listener(req, res)
   })
   server.on('checkContinue', deferContinue(server))
-  server.on('clientError', onClientError)
+  server.on('clientError', createClientErrorHandler(log))
   server.listen(config.server.port, config.server.host)
   await new Promise<void>((resolve, reject) => {
     if (server.listening) resolve()
@@ -122,10 +122,12 @@ export async function startOrchestrator(config: Config, options: OrchestratorOpt
       closing = true
       reconciler.close()
       dispatcher.close()
-      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()))
+      // The listener stays open while in-flight requests finish: a new request, on a new connection too, gets a 503 in
+      // the error shape (with `connection: close`) rather than a refused connection a client cannot tell from a crash.
       server.closeIdleConnections()
       const deadline = Date.now() + graceMs
       while (dispatcher.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25))
+      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()))
       await dispatcher.stop()
       clearInterval(usageSaver)
       saveUsage()

@@ -170,6 +170,44 @@ test('/admin/events streams a snapshot with the timeline first and one per secon
   controller.abort()
 })
 
+test('/admin/events carries a request-id, and HEAD on it is a clean 405 allowing GET with nothing on stderr', async (t) => {
+  const { url } = await start(t, { accounts: accounts('ssehead', 1) })
+  const printed: unknown[] = []
+  const { error, info } = console
+  console.error = (...args: unknown[]) => { printed.push(args) }
+  console.info = (...args: unknown[]) => { printed.push(args) }
+  t.after(() => { console.error = error; console.info = info })
+  const head = await fetch(`${url}/admin/events`, { method: 'HEAD' })
+  assert.equal(head.status, 405)
+  assert.equal(head.headers.get('allow'), 'GET')
+  assert.match(head.headers.get('request-id') ?? '', /^req_/)
+  const controller = new AbortController()
+  t.after(() => controller.abort())
+  const res = await fetch(`${url}/admin/events`, { signal: controller.signal })
+  assert.equal(res.status, 200)
+  assert.match(res.headers.get('request-id') ?? '', /^req_/, 'the event stream names its request id too')
+  controller.abort()
+  await new Promise((r) => setTimeout(r, 100))
+  assert.deepEqual(printed, [], 'nothing printed outside the log')
+})
+
+test('a client that went away is counted as cancelled, not as a failure of its account', async (t) => {
+  const { url } = await start(t, { accounts: accounts('gone', 1, { latencyMs: 3_000 }) })
+  for (const stream of [false, true]) {
+    const controller = new AbortController()
+    const pending = fetch(`${url}/v1/messages`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...hello, stream }), signal: controller.signal,
+    }).then((res) => res.text())
+    await eventually(async () => (await getJson(`${url}/admin/accounts`)).json.inFlight === 1, 'the request is in flight')
+    controller.abort()
+    await pending.catch(() => {})
+  }
+  await eventually(async () => (await getJson(`${url}/admin/accounts`)).json.accounts[0].cancelled === 2, 'both counted as cancelled')
+  const [account] = (await getJson(`${url}/admin/accounts`)).json.accounts
+  assert.equal(account.failed, 0)
+  assert.equal(account.completed, 0)
+})
+
 test('with lazy workers, parked accounts are marked in /admin/accounts, /metrics and agyc status', async (t) => {
   const { url, client } = await start(t, {
     dispatcher: { strategy: 'round-robin', lazyWorkers: { enabled: true } },

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { connect } from 'node:net'
 import { test } from 'node:test'
 import Anthropic from '@anthropic-ai/sdk'
 import { hello, mockAccounts, post, start } from './helpers/orchestrator.ts'
@@ -71,6 +72,29 @@ test('an invalid body is a BadRequestError whose message names the exact path', 
     client.messages.create({ ...hello, max_tokens: -1 }),
     (err: unknown) => err instanceof Anthropic.BadRequestError && /max_tokens/.test(err.message),
   )
+})
+
+test('a body that is not a JSON object is refused in words, not in zod\'s', async (t) => {
+  const { url } = await start(t, { accounts: mockAccounts(1) })
+  for (const body of ['[]', '"hello"', 'null', '42']) {
+    for (const path of ['/v1/messages', '/v1/messages/count_tokens']) {
+      const res = await post(url, path, body)
+      assert.equal(res.status, 400)
+      assert.equal(res.json.error.message, 'body: expected a JSON object (the Messages request)', `${path} ${body}`)
+    }
+  }
+})
+
+test('a stream refused before it became a job leaves no timer behind', async (t) => {
+  const { url } = await start(t, { dispatcher: { strictModels: true, streamHoldMs: 10, pingIntervalMs: 20 }, accounts: mockAccounts(1, {}, { models: ['m1'] }) })
+  const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+  const before = timers()
+  for (let i = 0; i < 10; i++) {
+    const res = await post(url, '/v1/messages', JSON.stringify({ ...hello, model: 'nobody-serves-this', stream: true }))
+    assert.equal(res.status, 404)
+  }
+  await new Promise((r) => setTimeout(r, 100)) // past the hold: a leftover pinger would be pinging by now
+  assert.ok(timers() - before < 10, `${timers() - before} more timers than before`)
 })
 
 test('malformed JSON, unknown routes and wrong methods get Anthropic-shaped errors with a request id', async (t) => {
@@ -185,4 +209,51 @@ test('one JSON log line per request with id, account, strategy, queue wait, dura
   assert.equal(typeof line.queueMs, 'number')
   assert.equal(typeof line.durationMs, 'number')
   assert.equal(logs.filter((l) => l.msg === 'forged').length, 0, 'a client string cannot forge a line')
+})
+
+test('every answer made before a job existed is one access line and is counted once in /metrics', async (t) => {
+  const { url, logs } = await start(t, { server: { bodyLimitBytes: 1024, maxHeaderBytes: 2048 }, accounts: mockAccounts(1) })
+  const errorsTotal = async (): Promise<Map<string, number>> => {
+    const text = await (await fetch(`${url}/metrics`)).text()
+    return new Map([...text.matchAll(/^agyc_errors_total\{code="(\w+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]))
+  }
+  const before = await errorsTotal()
+  const answers: { requestId: string; status: number; code: string }[] = []
+  const record = (res: { status: number; headers: Headers }, code: string): void => {
+    answers.push({ requestId: res.headers.get('request-id') ?? '', status: res.status, code })
+  }
+  record(await post(url, '/v1/messages', '{"model": '), 'AGYC_MALFORMED_JSON')
+  record(await post(url, '/v1/messages', '[]'), 'AGYC_INVALID_REQUEST')
+  record(await post(url, '/v1/messages', JSON.stringify({ ...hello, pad: 'x'.repeat(2000) })), 'AGYC_REQUEST_TOO_LARGE')
+  record(await fetch(`${url}/v1/nothing`), 'AGYC_NOT_FOUND')
+  record(await fetch(`${url}/v1/messages`), 'AGYC_METHOD_NOT_ALLOWED')
+  for (const a of answers) {
+    const lines = logs.filter((l) => l.msg === 'request' && l.reqId === a.requestId)
+    assert.equal(lines.length, 1, `one access line for ${a.code}`)
+    assert.equal(lines[0].status, a.status)
+    assert.equal(lines[0].code, a.code)
+    assert.equal(typeof lines[0].durationMs, 'number')
+  }
+
+  // refused by node's parser (431) and by the guard (403): answered outside the app, counted all the same
+  const { port } = new URL(url)
+  const raw = await new Promise<string>((resolve, reject) => {
+    const socket = connect(Number(port), '127.0.0.1', () => socket.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nx-big: ${'y'.repeat(4096)}\r\n\r\n`))
+    let text = ''
+    socket.on('data', (d) => { text += d })
+    socket.on('close', () => resolve(text))
+    socket.on('error', reject)
+  })
+  assert.match(raw, /^HTTP\/1\.1 431 /)
+  const rawId = /request-id: (\S+)/.exec(raw)![1]
+  assert.equal(logs.filter((l) => l.msg === 'request' && l.reqId === rawId && l.code === 'AGYC_HEADERS_TOO_LARGE').length, 1)
+  const forbidden = await post(url, '/v1/messages', JSON.stringify(hello), { origin: 'http://evil.example' })
+  assert.equal(forbidden.status, 403)
+
+  const after = await errorsTotal()
+  const delta = (code: string) => (after.get(code) ?? 0) - (before.get(code) ?? 0)
+  for (const code of ['AGYC_MALFORMED_JSON', 'AGYC_INVALID_REQUEST', 'AGYC_REQUEST_TOO_LARGE', 'AGYC_NOT_FOUND',
+    'AGYC_METHOD_NOT_ALLOWED', 'AGYC_HEADERS_TOO_LARGE', 'AGYC_FORBIDDEN']) {
+    assert.equal(delta(code), 1, `${code} counted once`)
+  }
 })

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -55,4 +55,29 @@ test('agyc bench --quick reports every arm, each measured or skipped with a reas
   // the markdown went to stdout and to the results folder
   assert.match(stdout, /### Arms/)
   assert.equal(readFileSync(join(out, 'latest.md'), 'utf8').trim(), stdout.trim())
+})
+
+test('agyc bench stopped with SIGTERM stops its servers and leaves no scratch directory', { timeout: 60_000 }, async (t) => {
+  const tmp = mkdtempSync(join(tmpdir(), 'agyc-bench-term-'))
+  t.after(() => rmSync(tmp, { recursive: true, force: true }))
+  const child = spawn(join(ROOT, 'bin/agyc'), ['bench', '--quick', '--out', join(tmp, 'out')], {
+    cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, TMPDIR: tmp },
+  })
+  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let stderr = ''
+  const scratch = await new Promise<string>((resolve, reject) => {
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d
+      const m = /scratch (\S+)/.exec(stderr)
+      if (m) resolve(m[1])
+    })
+    child.once('exit', () => reject(new Error(`exited before its scratch line: ${stderr}`)))
+  })
+  assert.ok(scratch.startsWith(tmp) && existsSync(scratch), scratch)
+  await new Promise((r) => setTimeout(r, 1_500)) // a server or two running
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
+  child.kill('SIGTERM') // agyc alone, not its group: it must pass the signal on
+  assert.equal(await exited, 143)
+  assert.equal(existsSync(scratch), false, 'the scratch directory is gone')
+  assert.deepEqual(readdirSync(tmp).filter((n) => n.startsWith('agyc-bench-')), [])
 })

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -163,4 +163,63 @@ test('agyc status prints a table of the accounts of a running orchestrator; unre
 
   const unreachable = await agyc(['status', '--url', 'http://127.0.0.1:9'])
   assert.equal(unreachable.code, 1)
+})
+
+test('agyc with no command prints the usage on stderr and exits 2', async () => {
+  const bare = await agyc([])
+  assert.equal(bare.code, 2)
+  assert.match(bare.stderr, /^usage: agyc <command>/m)
+  assert.equal(bare.stdout, '')
+})
+
+test('agyc validate names the file in its login hint when it is not the default one', async (t) => {
+  const dir = tempDir(t)
+  const probe = fileURLToPath(new URL('./fixtures/login-probe.mjs', import.meta.url))
+  const file = join(dir, 'my agents.json')
+  writeFileSync(file, JSON.stringify({ accounts: [{ id: 'one', session: { kind: 'claude-code', command: probe } }] }))
+  const ran = await agyc(['validate', file])
+  assert.equal(ran.code, 0, ran.stderr)
+  assert.ok(ran.stderr.includes(`run "agyc accounts login one --config '${file}'"`), ran.stderr)
+})
+
+test('agyc status authenticates with --key or AGYC_ADMIN_KEY when admin keys are configured', async (t) => {
+  const dir = tempDir(t)
+  const file = join(dir, 'config.json')
+  const adminKey = 'admin-key-for-the-cli-test-0123'
+  writeFileSync(file, JSON.stringify({ log: { level: 'info' }, server: { auth: { adminKeys: [adminKey] } }, accounts: [mock('k1')] }))
+  const { url } = await startAgyc(t, file)
+  const refused = await agyc(['status', '--url', url], { AGYC_ADMIN_KEY: '' })
+  assert.equal(refused.code, 1)
+  assert.match(refused.stderr, /answered 401 \(pass an admin key: --key KEY or AGYC_ADMIN_KEY\)/)
+  const withFlag = await agyc(['status', '--url', url, '--key', adminKey], { AGYC_ADMIN_KEY: '' })
+  assert.equal(withFlag.code, 0, withFlag.stderr)
+  assert.match(withFlag.stdout, /^1\/1 accounts up/)
+  const withEnv = await agyc(['status', '--url', url], { AGYC_ADMIN_KEY: adminKey })
+  assert.equal(withEnv.code, 0, withEnv.stderr)
+  assert.match((await agyc(['status', '--help'])).stdout, /--key KEY .*\$AGYC_ADMIN_KEY/)
+})
+
+test('agyc loads only the command it runs', async (t) => {
+  const dir = tempDir(t)
+  // a preload that records every module of this checkout the process resolves
+  const hook = join(dir, 'record.mjs')
+  writeFileSync(hook, `import { registerHooks } from 'node:module'
+import { appendFileSync } from 'node:fs'
+registerHooks({ resolve(specifier, context, next) {
+  const result = next(specifier, context)
+  if (result.url.includes('/src/')) appendFileSync(process.env.AGYC_TEST_LOADED, result.url.replace(/^.*\\/src\\//, 'src/') + '\\n')
+  return result
+} })
+`)
+  const loaded = async (args: string[]): Promise<string[]> => {
+    const list = join(dir, `loaded-${args[0]}.txt`)
+    writeFileSync(list, '')
+    await agyc(args, { NODE_OPTIONS: `--import=${hook}`, AGYC_TEST_LOADED: list })
+    return readFileSync(list, 'utf8').split('\n').filter((m) => m !== '' && m !== 'src/cli.ts')
+  }
+  assert.deepEqual(await loaded(['--help']), [], '--help loads no command')
+  const status = await loaded(['status', '--url', 'http://127.0.0.1:9'])
+  assert.ok(status.includes('src/cli/status.ts'), status.join(', '))
+  assert.deepEqual(status.filter((m) => m.startsWith('src/cli/') && m !== 'src/cli/status.ts' && m !== 'src/cli/args.ts'), [])
+  assert.equal(status.includes('src/orchestrator.ts'), false, 'status does not load the orchestrator')
 })

@@ -76,6 +76,33 @@ test('the dashboard shows a row per account and its numbers move under load', { 
   assert.deepEqual(pageErrors, [])
 })
 
+test('the dashboard loads with no failed request or console error, and its axes keep fractions (2.5, not 3)', { skip: missing && !process.env.CI ? `${CHROMIUM} missing` : false }, async (t) => {
+  const { url } = await start(t, { log: { level: 'warn' }, accounts: [{ id: 'axis1', maxConcurrency: 2, session: { kind: 'mock' } }] })
+  const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true })
+  t.after(() => browser.close())
+  const page = await browser.newPage({ viewport: { width: 1000, height: 700 } })
+  const problems: string[] = []
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`) })
+  page.on('response', (r) => { if (r.status() >= 400) problems.push(`${r.status()} ${r.url()}`) })
+  page.on('pageerror', (err) => problems.push(String(err)))
+  await page.goto(url)
+  await page.waitForFunction(`document.querySelectorAll('#rows tr').length === 1`)
+  await new Promise((r) => setTimeout(r, 500)) // the browser asks for its icon after the page
+  assert.deepEqual(problems, [])
+
+  // the left axis of a plot whose busiest second had 10 requests: quarters of 10
+  const labels = await page.evaluate(`(() => {
+    const texts = []
+    const fillText = CanvasRenderingContext2D.prototype.fillText
+    CanvasRenderingContext2D.prototype.fillText = function (text, ...rest) { texts.push(text); return fillText.call(this, text, ...rest) }
+    points = [{ ok: 9, failed: 1, p99: 30 }]
+    draw()
+    CanvasRenderingContext2D.prototype.fillText = fillText
+    return texts
+  })()`) as string[]
+  assert.deepEqual(labels.slice(0, 10).filter((_, i) => i % 2 === 0), ['0', '2.5', '5', '7.5', '10'])
+})
+
 test('at 100 accounts the dashboard sorts, filters, marks parked accounts and shows usage, without breaking its layout', { skip: missing && !process.env.CI ? `${CHROMIUM} missing` : false }, async (t) => {
   assert.ok(!missing, `${CHROMIUM} is missing: CI must install Debian's chromium (.ci/run does)`)
   const n = 100

@@ -200,3 +200,11 @@ test('with no retry budget a failure is answered, not retried', async (t) => {
     (err: unknown) => err instanceof Anthropic.APIError && err.status === 502)
   assert.equal(orch.dispatcher.accounts[0].failovers, 0)
 })
+
+test('an error answered after a failover says how many attempts it took', async (t) => {
+  const { url } = await start(t, { accounts: two() })
+  const res = await post(url, '/v1/messages', JSON.stringify(ask('[[mock:fail AGYC_UPSTREAM_FAILED]]')))
+  assert.equal(res.status, 502)
+  assert.equal(res.headers.get('x-agyc-attempts'), '2', 'both accounts were tried')
+  assert.match(res.headers.get('x-agyc-account') ?? '', /^acc0[12]$/)
+})

@@ -43,6 +43,8 @@ export interface AccountStatus {
   p99Ms: number | null
   completed: number
   failed: number
+  /** the client went away before its answer (499): not the account's failure */
+  cancelled: number
   /** worker thread restarts plus session (child process) restarts */
   restarts: number
   cooldownUntil: number | null
@@ -100,6 +102,7 @@ export function accountStatus(account: AccountHandle, operations: Operations | u
     p99Ms: p99 ?? null,
     completed: m.completed,
     failed: m.failed,
+    cancelled: m.cancelled,
     restarts: account.workerRestarts + (beat?.restarts ?? 0),
     cooldownUntil: outlier.cooldownUntil > now ? outlier.cooldownUntil : null,
     // an upstream's or a CLI's own words: they may quote the account's key back (secrets are scrubbed, config/load.ts)
@@ -182,7 +185,13 @@ export function adminRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   })
 
   app.get('/admin/events', (c) => {
-    events.add(c.env.outgoing)
+    // Hono routes HEAD to a GET handler; an event stream has no headers-only form, and writing it straight to node
+    // would make @hono/node-server write headers a second time (ERR_HTTP_HEADERS_SENT on stderr)
+    if (c.req.method === 'HEAD') {
+      c.header('allow', 'GET')
+      throw new OrchestratorError('AGYC_METHOD_NOT_ALLOWED', 'HEAD is not allowed on /admin/events (allowed: GET)')
+    }
+    events.add(c.env.outgoing, c.get('requestId'))
     return RESPONSE_ALREADY_SENT
   })
 
@@ -201,8 +210,8 @@ class EventHub {
     this.#build = build
   }
 
-  add(res: ServerResponse): void {
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' })
+  add(res: ServerResponse, requestId: string): void {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no', 'request-id': requestId })
     res.write(`retry: 2000\ndata: ${JSON.stringify({ ...this.#build(), history: timeline.points })}\n\n`)
     if (this.#clients.size === 0) timeline.listeners.add(this.#tick)
     this.#clients.add(res)

@@ -10,13 +10,13 @@ import type { Logger } from 'pino'
 import type { Config } from '../config/schema.ts'
 import type { Dispatcher } from '../dispatch/dispatcher.ts'
 import { scrub } from '../config/secret.ts'
-import { OrchestratorError, codes, retryAfterOf, toOrchestratorError } from '../errors.ts'
+import { OrchestratorError, codes, retryAfterOf, toOrchestratorError, type Code } from '../errors.ts'
 import { requestSettled } from '../metrics.ts'
 import { adminRoutes, type Operations } from './admin.ts'
 import { countTokensHandler, messagesHandler } from './messages.ts'
 import { modelsHandlers } from './models.ts'
 
-export type AppEnv = { Bindings: HttpBindings; Variables: { requestId: string } }
+export type AppEnv = { Bindings: HttpBindings; Variables: { requestId: string; code?: Code } }
 
 export interface AppDeps {
   config: Config
@@ -51,18 +51,40 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>()
   const models = modelsHandlers(deps)
 
+  // the access line carries only our own fields (a client's path only inside one): no path redaction, as messages.ts
+  const accessLog = deps.log.child({}, { redact: { paths: [] } })
   app.use(async (c, next) => {
     const requestId = nextRequestId()
     c.set('requestId', requestId)
+    const receivedAt = Date.now()
     if (deps.isClosing() && c.req.path !== '/healthz') {
       c.header('connection', 'close')
-      throw new OrchestratorError('AGYC_SHUTTING_DOWN', 'the orchestrator is shutting down')
+      const res = answer(c, new OrchestratorError('AGYC_SHUTTING_DOWN', 'the orchestrator is shutting down'))
+      settledHere(c, res.status, receivedAt)
+      return res
     }
     await next()
-    // an answer written straight to node's response carries its request-id already; the shared sentinel is not
-    // ours to stamp (Headers.set on it was ~1 % of the main thread in the benchmark's profile)
-    if (c.res !== RESPONSE_ALREADY_SENT) c.res.headers.set('request-id', requestId)
+    // an answer written straight to node's response carries its request-id already and was logged by its job (an
+    // Exchange); the shared sentinel is not ours to stamp (Headers.set on it was ~1 % of the main thread in the
+    // benchmark's profile)
+    if (c.res !== RESPONSE_ALREADY_SENT) {
+      c.res.headers.set('request-id', requestId)
+      settledHere(c, c.res.status, receivedAt)
+    }
   })
+
+  /**
+   * A request answered here, not by a job (probes, admin, models, count_tokens, and every error before a job existed):
+   * its access line, and for an error its count in the metrics. A successful probe or scrape is logged, not counted:
+   * `agyc_requests_total` and the dashboard's timeline are about the traffic being served.
+   */
+  function settledHere(c: Context<AppEnv>, status: number, receivedAt: number): void {
+    const code = c.get('code')
+    const durationMs = Date.now() - receivedAt
+    if (code !== undefined) requestSettled(undefined, status, '', code, undefined, undefined, durationMs)
+    if (!accessLog.isLevelEnabled('info')) return
+    accessLog.info({ reqId: c.get('requestId'), method: c.req.method, path: c.req.path.slice(0, 200), status, code, durationMs }, 'request')
+  }
 
   app.post('/v1/messages', messagesHandler(deps))
   app.post('/v1/messages/count_tokens', countTokensHandler(deps))
@@ -85,8 +107,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.onError((err, c) => {
     const error = toOrchestratorError(err)
     if (codes[error.code].status >= 500 && error.code !== 'AGYC_SHUTTING_DOWN' && error.code !== 'AGYC_NOT_READY') deps.log.error({ err, code: error.code, reqId: c.get('requestId') }, 'request failed')
-    // a messages request answered before it became a job (400, 529 queue full…): counted with no account
-    if (c.req.path.startsWith('/v1/messages')) requestSettled(undefined, codes[error.code].status, '', error.code, undefined, undefined, 0)
+    // logged and counted by the middleware, as every answer made here
     return answer(c, error)
   })
 
@@ -95,6 +116,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
 function answer(c: Context<AppEnv>, error: OrchestratorError): Response {
   const spec = codes[error.code]
+  c.set('code', error.code)
   const retryAfter = retryAfterOf(error)
   if (retryAfter !== undefined) c.header('retry-after', String(retryAfter))
   c.header('request-id', c.get('requestId') ?? nextRequestId())

@@ -4,7 +4,9 @@
  * Anthropic error shape, instead of node's bare `HTTP/1.1 431` with no body.
  */
 import type { Socket } from 'node:net'
+import type { Logger } from 'pino'
 import { codes, errorBody, type Code } from '../errors.ts'
+import { requestSettled } from '../metrics.ts'
 import { nextRequestId } from './app.ts'
 
 function codeFor(err: NodeJS.ErrnoException): Code | undefined {
@@ -22,17 +24,25 @@ const messages: Partial<Record<Code, string>> = {
   AGYC_INVALID_REQUEST: 'malformed HTTP request',
 }
 
-export function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
-  const code = codeFor(err)
-  // as node's own handler: answer only if no response of this connection has started (a pipelined one might have)
-  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage
-  if (code !== undefined && socket.writable && !inFlight?.headersSent) {
-    const body = errorBody(code, messages[code]!)
-    socket.end(`HTTP/1.1 ${codes[code].status} ${reason[codes[code].status] ?? 'Error'}\r\n` +
-      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-      `request-id: ${nextRequestId()}\r\nconnection: close\r\n\r\n${body}`)
+/** The server's `clientError` listener; an answer it writes gets its access line and its count, as any other. */
+export function createClientErrorHandler(log: Logger) {
+  return function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    const code = codeFor(err)
+    // as node's own handler: answer only if no response of this connection has started (a pipelined one might have)
+    const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage
+    if (code !== undefined && socket.writable && !inFlight?.headersSent) {
+      const status = codes[code].status
+      const requestId = nextRequestId()
+      const body = errorBody(code, messages[code]!)
+      socket.end(`HTTP/1.1 ${status} ${reason[status] ?? 'Error'}\r\n` +
+        `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+        `request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`)
+      // no request object exists, so no start time: the duration is left out rather than made up
+      requestSettled(undefined, status, '', code, undefined, undefined, 0)
+      log.info({ reqId: requestId, status, code, parseError: err.code }, 'request')
+    }
+    socket.destroySoon()
   }
-  socket.destroySoon()
 }
 
 const reason: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }

@@ -12,6 +12,17 @@ import type { Job, JobSink } from '../dispatch/job.ts'
 import { requestSettled } from '../metrics.ts'
 import { PING, SSE_HEADERS, errorEvent } from './sse.ts'
 
+/** The exchanges not settled yet, as an intrusive list (O(1) in and out, nothing allocated): what a hard stop ends. */
+let openHead: Exchange | undefined
+
+/**
+ * Ends every open exchange now with `error`: a 503 if its headers have not left, else an SSE `error` event and the end
+ * of the stream. For a hard stop (a second SIGTERM), where nothing waits for the accounts.
+ */
+export function endOpenExchanges(error: OrchestratorError): void {
+  while (openHead) openHead.fail(error, undefined)
+}
+
 export class Exchange implements JobSink {
   readonly res: ServerResponse
   readonly requestId: string
@@ -24,6 +35,8 @@ export class Exchange implements JobSink {
   #pinger: NodeJS.Timeout | undefined
   /** when the first byte of the answer was written (Date.now()); 0 before */
   #firstByteAt = 0
+  #prev: Exchange | undefined
+  #next: Exchange | undefined
 
   constructor(res: ServerResponse, requestId: string, stream: boolean, dispatcher: Dispatcher, log: Logger) {
     this.res = res
@@ -31,9 +44,29 @@ export class Exchange implements JobSink {
     this.stream = stream
     this.#dispatcher = dispatcher
     this.#log = log
+  }
+
+  /**
+   * The job was accepted (submit did not throw): from now on this exchange is open. Not in the constructor: a request
+   * refused at submit (529, 503) or before (404 strict model) is answered by the app, and must leave no timer behind
+   * (its pinger would write to an ended response) and no entry in the open list.
+   */
+  open(): void {
+    if (this.#settled) return
     // A stream's status line waits for the session's first bytes, so that an early failure can still move to another
     // account; after a short hold the client gets headers and pings (which commit nothing) until the answer starts.
-    if (stream) this.#pinger = setTimeout(this.#ping, dispatcher.config.streamHoldMs)
+    if (this.stream) this.#pinger = setTimeout(this.#ping, this.#dispatcher.config.streamHoldMs)
+    this.#next = openHead
+    if (openHead) openHead.#prev = this
+    openHead = this
+  }
+
+  /** settled: out of the open list */
+  #unlink(): void {
+    if (this.#prev) this.#prev.#next = this.#next
+    else if (openHead === this) openHead = this.#next
+    if (this.#next) this.#next.#prev = this.#prev
+    this.#prev = this.#next = undefined
   }
 
   get committed(): boolean {
@@ -51,6 +84,7 @@ export class Exchange implements JobSink {
   onClose = (): void => {
     if (this.#settled || !this.job) return
     this.#settled = true
+    this.#unlink()
     clearTimeout(this.#pinger)
     this.#dispatcher.cancel(this.job)
     this.#logLine(499, this.job.account, 'AGYC_CANCELLED')
@@ -70,6 +104,7 @@ export class Exchange implements JobSink {
   done(body: string | undefined, account: AccountHandle): void {
     if (this.#settled) return
     this.#settled = true
+    this.#unlink()
     clearTimeout(this.#pinger)
     const res = this.res
     if (this.stream) {
@@ -92,6 +127,7 @@ export class Exchange implements JobSink {
   fail(error: OrchestratorError, account: AccountHandle | undefined): void {
     if (this.#settled) return
     this.#settled = true
+    this.#unlink()
     clearTimeout(this.#pinger)
     const res = this.res
     const spec = codes[error.code]
@@ -106,6 +142,7 @@ export class Exchange implements JobSink {
       'request-id': this.requestId,
     }
     if (account) headers['x-agyc-account'] = account.id
+    if (this.job && this.job.attempts > 1) headers['x-agyc-attempts'] = this.job.attempts
     const retryAfter = retryAfterOf(error)
     if (retryAfter !== undefined) headers['retry-after'] = retryAfter
     res.writeHead(spec.status, headers)

@@ -17,6 +17,7 @@ import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.ts'
 import { codes, errorBody, type Code } from '../errors.ts'
 import { nextRequestId } from './app.ts'
+import { requestSettled } from '../metrics.ts'
 import { discardRest } from './body.ts'
 import { KeyRing, presentedKeys } from './keys.ts'
 
@@ -107,6 +108,8 @@ export function createGuard(server: ServerConfig, log: Logger): Guard {
     })
     res.end(body)
     discardRest(req)
+    // answered before any timing began: counted with a zero duration, as a request that took no time of ours
+    requestSettled(undefined, codes[code].status, '', code, undefined, undefined, 0)
     // client-supplied values go in fields only (JSON-escaped); `path` is cut so a refusal cannot flood the log
     log.warn({ reqId: requestId, status: codes[code].status, code, method: req.method, target: req.url?.slice(0, 200),
       host: req.headers.host?.slice(0, 200), origin: req.headers.origin?.slice(0, 200) }, 'request refused')

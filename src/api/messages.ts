@@ -54,6 +54,7 @@ export function messagesHandler({ dispatcher, config, log }: AppDeps) {
     })
     exchange.job = job
     dispatcher.submit(job) // throws the 529/503 to answer at once
+    exchange.open()
     c.env.outgoing.once('close', exchange.onClose)
     return RESPONSE_ALREADY_SENT
   }

@@ -42,7 +42,7 @@ export const MessagesRequest = z.object({
   tools: z.array(z.object({ name: z.string({ error: 'expected a tool name' }) }).loose(), { error: 'expected an array of tools' }).optional(),
   tool_choice: z.object({ type: z.string({ error: 'expected a tool_choice type' }) }).loose().optional(),
   thinking: z.object({ type: z.string({ error: 'expected a thinking type' }) }).loose().optional(),
-}).loose()
+}, { error: (issue) => (issue.code === 'invalid_type' ? 'expected a JSON object (the Messages request)' : undefined) }).loose()
 export type MessagesRequest = z.infer<typeof MessagesRequest>
 
 export const CountTokensRequest = MessagesRequest.omit({ max_tokens: true, stream: true })

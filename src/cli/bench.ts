@@ -21,7 +21,9 @@ export function runBench(argv: string[]): void {
     process.exit(1)
   }
   const child = spawn(process.execPath, [script, ...args], { stdio: 'inherit' })
-  // Ctrl-C reaches the whole foreground group; the benchmark decides how to stop
+  // Ctrl-C reaches the whole foreground group; the benchmark decides how to stop. A SIGTERM is sent to us alone: pass
+  // it on, so that the benchmark stops its servers and removes its scratch directory, and exit when it has
   process.on('SIGINT', () => {})
+  process.on('SIGTERM', () => child.kill('SIGTERM'))
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)))
 }

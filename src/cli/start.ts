@@ -1,5 +1,7 @@
 /** `agyc start` (and `npm start`, through src/main.ts): arguments → config → orchestrator → signals. */
+import { endOpenExchanges } from '../api/exchange.ts'
 import { ConfigError, loadConfigFile } from '../config/load.ts'
+import { OrchestratorError } from '../errors.ts'
 import { startOrchestrator } from '../orchestrator.ts'
 import { parseCommand } from './args.ts'
 
@@ -12,7 +14,9 @@ Runs the orchestrator in the foreground.
   -h, --help          this text
 
 Signals: SIGHUP re-reads FILE and reloads the accounts (as POST /admin/reload does);
-SIGINT/SIGTERM stop gracefully (in-flight requests get server.shutdownGraceMs), a second one exits at once.
+SIGINT/SIGTERM stop gracefully: new requests get 503, in-flight ones get server.shutdownGraceMs, then exit 0.
+A second SIGINT/SIGTERM kills the children, ends open streams with an SSE error event and ends the process at
+once by that signal (exit status 130 for SIGINT, 143 for SIGTERM).
 `
 
 export async function runStart(argv: string[]): Promise<void> {
@@ -51,7 +55,13 @@ export async function runStart(argv: string[]): Promise<void> {
     if (stopping) {
       log.warn({ signal }, 'second signal: exiting now')
       for (const account of orchestrator.dispatcher.accounts) account.killChildren()
-      process.exit(1)
+      // open answers end now: a stream with an SSE error event (Claude Code retries), the others with a 503
+      endOpenExchanges(new OrchestratorError('AGYC_SHUTTING_DOWN', 'the orchestrator was stopped'))
+      // The signal again, with its default action: the process ends at once, by that signal (a shell reports 130 for
+      // SIGINT, 143 for SIGTERM). process.exit() would first wait ~2 s for every worker thread to be torn down.
+      process.removeAllListeners(signal)
+      process.kill(process.pid, signal)
+      return
     }
     stopping = true
     log.info({ signal }, 'shutting down')

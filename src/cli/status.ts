@@ -2,12 +2,14 @@
 import type { StatusSnapshot } from '../api/admin.ts'
 import { parseCommand } from './args.ts'
 
-export const statusUsage = `usage: agyc status [--url URL] [--json]
+export const statusUsage = `usage: agyc status [--url URL] [--key KEY] [--json]
 
 Prints each account of a running orchestrator: state, health, in flight / limit, queue, p50/p99, counts, restarts.
   -u, --url URL   the orchestrator (default: $AGYC_URL, else http://127.0.0.1:8088)
+  -k, --key KEY   an admin key (server.auth.adminKeys), when keys are configured (default: $AGYC_ADMIN_KEY;
+                  the environment keeps it out of the process list)
       --json      print GET /admin/accounts as it came
-Exit 1 when the orchestrator cannot be reached.
+Exit 1 when the orchestrator cannot be reached or refuses.
 `
 
 const ms = (v: number | null): string => (v === null ? '-' : String(Math.round(v)))
@@ -29,7 +31,7 @@ export function formatStatus(snap: StatusSnapshot): string {
 }
 
 export async function runStatus(argv: string[]): Promise<void> {
-  const { values } = parseCommand(argv, { url: { type: 'string', short: 'u' }, json: { type: 'boolean' } }, statusUsage)
+  const { values } = parseCommand(argv, { url: { type: 'string', short: 'u' }, key: { type: 'string', short: 'k' }, json: { type: 'boolean' } }, statusUsage)
   if (values.help) {
     process.stdout.write(statusUsage)
     process.exit(0)
@@ -37,14 +39,16 @@ export async function runStatus(argv: string[]): Promise<void> {
   const base = (values.url ?? process.env.AGYC_URL ?? 'http://127.0.0.1:8088').replace(/\/+$/, '')
   let res: Response
   try {
-    res = await fetch(`${base}/admin/accounts`, { signal: AbortSignal.timeout(5_000) })
+    const key = values.key ?? process.env.AGYC_ADMIN_KEY
+    res = await fetch(`${base}/admin/accounts`, { signal: AbortSignal.timeout(5_000), headers: key ? { 'x-api-key': key } : {} })
   } catch (err) {
     process.stderr.write(`cannot reach ${base}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}\n`)
     process.exit(1)
   }
   const text = await res.text()
   if (!res.ok) {
-    process.stderr.write(`${base}/admin/accounts answered ${res.status}: ${text}\n`)
+    const hint = res.status === 401 ? ' (pass an admin key: --key KEY or AGYC_ADMIN_KEY)' : ''
+    process.stderr.write(`${base}/admin/accounts answered ${res.status}${hint}: ${text}\n`)
     process.exit(1)
   }
   process.stdout.write(values.json ? `${text}\n` : formatStatus(JSON.parse(text) as StatusSnapshot))

@@ -6,7 +6,7 @@ import { lstatSync, readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path'
 import type { z } from 'zod'
-import { Config, type SessionConfig } from './schema.ts'
+import { Account, Config, type SessionConfig } from './schema.ts'
 import { rememberSecret } from './known-secrets.ts'
 
 export class ConfigError extends Error {
@@ -70,7 +70,8 @@ function resolveCommandPaths(session: SessionConfig, baseDir: string): SessionCo
 /** Validates a config object; relative paths resolve against `baseDir`. */
 export function parseConfig(raw: unknown, baseDir: string, overrides: Overrides = {}): Config {
   const parsed = Config.safeParse(raw)
-  if (!parsed.success) throw new ConfigError(formatIssues(parsed.error.issues))
+  // the schema's own cross-account check runs only on a config that otherwise passes: say it now, with the rest
+  if (!parsed.success) throw new ConfigError([...new Set([...formatIssues(parsed.error.issues), ...sharedIdentities(raw, baseDir)])])
   const config = parsed.data
   const stateRoot = resolve(baseDir, config.stateRoot)
   const accounts = config.accounts.map((a) => ({
@@ -128,6 +129,37 @@ export function isLoopback(host: string): boolean {
   const v4 = h.toLowerCase().startsWith('::ffff:') ? h.slice(7) : h
   if (isIP(v4) === 4) return v4.startsWith('127.')
   return isIP(h) === 6 && /^(0{0,4}:){2,7}0{0,3}1$|^::1$/.test(h)
+}
+
+/**
+ * Duplicate ids and shared state directories, read from a config that did not pass the schema: only the
+ * accounts whose id (and stateDir, if given) are themselves valid take part, so nothing is reported twice or guessed.
+ */
+function sharedIdentities(raw: unknown, baseDir: string): string[] {
+  const rawAccounts = (raw as { accounts?: unknown } | null)?.accounts
+  if (!Array.isArray(rawAccounts)) return []
+  const rawRoot = (raw as { stateRoot?: unknown }).stateRoot
+  const stateRoot = resolve(baseDir, typeof rawRoot === 'string' && rawRoot !== '' ? rawRoot : '.state')
+  const problems: string[] = []
+  const ids = new Set<string>()
+  const dirs = new Map<string, number>()
+  rawAccounts.forEach((account: unknown, i) => {
+    const id = (account as { id?: unknown } | null)?.id
+    if (!Account.shape.id.safeParse(id).success) return
+    // its state directory is then most likely shared too: one line says it
+    if (ids.has(id as string)) {
+      problems.push(`accounts[${i}].id: duplicate account id "${id as string}"`)
+      return
+    }
+    ids.add(id as string)
+    const written = (account as { stateDir?: unknown }).stateDir
+    if (written !== undefined && (typeof written !== 'string' || written === '')) return
+    const stateDir = resolve(baseDir, written ?? resolve(stateRoot, id as string))
+    const first = dirs.get(stateDir)
+    if (first !== undefined) problems.push(`accounts[${i}].stateDir: "${stateDir}" is already the state directory of accounts[${first}]`)
+    else dirs.set(stateDir, i)
+  })
+  return problems
 }
 
 /** One account's directory inside another's would let the two sessions read each other's state. */

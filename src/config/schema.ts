@@ -48,6 +48,12 @@ const MockSession = z.strictObject({
 
 /** A secret or setting taken from the orchestrator's environment at account start, by name; never logged. */
 const FromEnv = z.strictObject({ fromEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'expected an environment variable name' }) })
+/** a credential (`apiKey`, `authToken`): only ever named, never written in the file, which is shared and committed */
+const CredentialFromEnv = z.strictObject(FromEnv.shape, {
+  error: (issue) => (issue.code === 'invalid_type'
+    ? 'expected {"fromEnv": "NAME"}: put the key in an environment variable and name the variable here (a key is never written in the config file)'
+    : undefined),
+})
 /** `"text"` (`{stateDir}` is filled in) or `{"fromEnv": "VAR"}` */
 const EnvValue = z.union([z.string(), FromEnv], { error: 'expected a string or {"fromEnv": "VAR"}' })
 /**
@@ -132,9 +138,9 @@ const HttpSession = z.strictObject({
   /** `/v1/messages` is appended */
   baseUrl: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
   /** sent as `x-api-key` */
-  apiKey: FromEnv.optional(),
+  apiKey: CredentialFromEnv.optional(),
   /** sent as `authorization: Bearer …` */
-  authToken: FromEnv.optional(),
+  authToken: CredentialFromEnv.optional(),
   headers: z.record(z.string().regex(/^[A-Za-z0-9-]+$/, { error: 'expected a header name' }), EnvValue).default({}),
   anthropicVersion: z.string().default('2023-06-01'),
   /** keep-alive connections; default: the account's maxConcurrency */
@@ -162,7 +168,7 @@ const presetFields = {
   /** the CLI's own base-URL setting (a gateway or a local model server); default: the vendor's API */
   baseUrl: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).optional(),
   /** the API key the CLI sends; without one the CLI uses its own login (`agyc accounts login <id>`) */
-  apiKey: FromEnv.optional(),
+  apiKey: CredentialFromEnv.optional(),
   /** the model the CLI runs; fixed per account (declare `models` on the account to route by name) */
   model: z.string().min(1).optional(),
   /** added to the CLI's own system prompt */
@@ -176,7 +182,7 @@ const ClaudeCodeSession = z.strictObject({
   kind: z.literal('claude-code'),
   ...presetFields,
   /** sent as `Authorization: Bearer` (ANTHROPIC_AUTH_TOKEN) instead of an API key */
-  authToken: FromEnv.optional(),
+  authToken: CredentialFromEnv.optional(),
   /** processes started ahead, each waiting for its one request */
   prewarm: nonNegativeInt(1),
   /** CLAUDE_CODE_MAX_RETRIES: the orchestrator's failover decides, so at most one retry of its own */
