@@ -4,19 +4,19 @@
  * stream's status line back until the session produced its first bytes, settles exactly once, and logs one line.
  */
 import type { ServerResponse } from 'node:http'
-import type { Logger } from 'pino'
 import { codes, errorBody, retryAfterOf, type OrchestratorError } from '../errors.ts'
 import type { AccountHandle } from '../dispatch/account-handle.ts'
 import type { Dispatcher } from '../dispatch/dispatcher.ts'
 import type { Job, JobSink } from '../dispatch/job.ts'
 import { requestSettled } from '../metrics.ts'
+import type { AccessFields } from './access-line.ts'
 import { PING, SSE_HEADERS, errorEvent } from './sse.ts'
 
 export class Exchange implements JobSink {
   readonly res: ServerResponse
   readonly requestId: string
   readonly stream: boolean
-  readonly #log: Logger
+  readonly #accessLine: (fields: AccessFields) => void
   readonly #dispatcher: Dispatcher
   job: Job | undefined
   #settled = false
@@ -25,12 +25,12 @@ export class Exchange implements JobSink {
   /** when the first byte of the answer was written (Date.now()); 0 before */
   #firstByteAt = 0
 
-  constructor(res: ServerResponse, requestId: string, stream: boolean, dispatcher: Dispatcher, log: Logger) {
+  constructor(res: ServerResponse, requestId: string, stream: boolean, dispatcher: Dispatcher, accessLine: (fields: AccessFields) => void) {
     this.res = res
     this.requestId = requestId
     this.stream = stream
     this.#dispatcher = dispatcher
-    this.#log = log
+    this.#accessLine = accessLine
     // A stream's status line waits for the session's first bytes, so that an early failure can still move to another
     // account; after a short hold the client gets headers and pings (which commit nothing) until the answer starts.
     if (stream) this.#pinger = setTimeout(this.#ping, dispatcher.config.streamHoldMs)
@@ -131,10 +131,9 @@ export class Exchange implements JobSink {
     const firstByteAt = this.#firstByteAt || (status === 200 && code === undefined ? now : 0)
     requestSettled(account?.id, status, job.strategy.name, code, job.assignedAt === 0 ? undefined : job.queueWaitMs,
       firstByteAt === 0 ? undefined : firstByteAt - job.receivedAt, durationMs)
-    if (!this.#log.isLevelEnabled('info')) return
-    this.#log.info({
+    this.#accessLine({
       reqId: this.requestId, account: account?.id, strategy: job.strategy.name, model: job.model, stream: this.stream,
       queueMs: job.queueWaitMs, durationMs, attempts: job.attempts, status, code,
-    }, 'request')
+    })
   }
 }
