@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { test, type TestContext } from 'node:test'
 import Anthropic from '@anthropic-ai/sdk'
 import { apiError, freePort, isAlive, start, textOf } from './helpers/orchestrator.ts'
+import { upstreamBody } from '../workers/sessions/http.ts'
 
 const UPSTREAM = new URL('./fixtures/http-upstream.mjs', import.meta.url).pathname
 
@@ -211,3 +212,22 @@ test('http with start: the worker launches the local server, waits for it, and s
   assert.equal(isAlive(pids[0]), false)
 })
 
+
+test('http sends the upstream the client\'s request with the account\'s model and an explicit stream, its bytes kept when they say so', () => {
+  const request = { model: 'claude-test-1', max_tokens: 64, messages: [{ role: 'user', content: 'say "stream" and {braces}' }] }
+  const as = (body: string, model: string, stream: boolean) => ({ body, model, stream, request: JSON.parse(body) as never })
+  const cases: [string, string, boolean, boolean][] = [
+    [JSON.stringify(request), 'claude-test-1', false, false], // no stream key: bytes + ,"stream":false
+    [`${JSON.stringify({ ...request, stream: true })}\n`, 'claude-test-1', true, false], // streamed: the bytes as they are
+    [JSON.stringify({ ...request, stream: false }), 'claude-test-1', false, false], // "stream" present: parsed again
+    [JSON.stringify({ ...request, metadata: { note: 'stream' } }), 'claude-test-1', false, false], // the word as a value
+    [JSON.stringify(request), 'claude-renamed', false, true], // the account renames the model: parsed again
+    [JSON.stringify({ ...request, stream: true }), 'claude-renamed', true, true],
+  ]
+  for (const [body, model, stream, rewrites] of cases) {
+    const sent = upstreamBody(as(body, model, stream), rewrites)
+    assert.deepEqual(JSON.parse(sent), { ...JSON.parse(body), model, stream }, body)
+  }
+  assert.equal(upstreamBody(as(JSON.stringify({ ...request, stream: true }), 'claude-test-1', true), false), JSON.stringify({ ...request, stream: true }), 'the same bytes')
+  assert.equal(upstreamBody(as(JSON.stringify(request), 'claude-test-1', false), false), `${JSON.stringify(request).slice(0, -1)},"stream":false}`)
+})

@@ -28,7 +28,7 @@ const nextMessageId = (): string => `${idPrefix}${(++idCounter).toString(36).pad
 /** One running request: its abort switch and its stream's framing state. It is the session's output, too. */
 class Run implements SessionOutput, SessionRequest {
   readonly id: number
-  readonly request: MessagesRequest
+  readonly body: string
   readonly model: string
   readonly stream: boolean
   readonly maxTokens: number
@@ -45,11 +45,12 @@ class Run implements SessionOutput, SessionRequest {
   /** the chunk event of this turn, still in the outbox and open for appending */
   pending: Chunk | undefined
   pendingGeneration = -1
+  #request: MessagesRequest | undefined
 
-  constructor(host: AccountHost, command: RunCommand, request: MessagesRequest) {
+  constructor(host: AccountHost, command: RunCommand) {
     this.host = host
     this.id = command.id
-    this.request = request
+    this.body = command.body
     this.model = command.model
     this.stream = command.stream
     this.maxTokens = command.maxTokens
@@ -59,6 +60,21 @@ class Run implements SessionOutput, SessionRequest {
   }
 
   get signal(): AbortSignal { return this.controller.signal }
+
+  /**
+   * The body parsed, on first use: a session that forwards the client's bytes (the http kind) never needs it. The main
+   * thread parsed and checked the same text, so this throws only on a bug; the session's run rejects with it.
+   */
+  get request(): MessagesRequest {
+    if (this.#request === undefined) {
+      try {
+        this.#request = JSON.parse(this.body) as MessagesRequest
+      } catch {
+        throw new OrchestratorError('AGYC_INTERNAL', 'request body could not be parsed in the worker')
+      }
+    }
+    return this.#request
+  }
 
   text(delta: string): void {
     if (!this.stream || this.signal.aborted || delta === '') return
@@ -171,17 +187,16 @@ export class AccountHost {
   }
 
   #start(command: RunCommand): void {
-    let request: MessagesRequest
-    try {
-      request = JSON.parse(command.body) as MessagesRequest
-    } catch {
-      this.#fail(command.id, 'AGYC_INTERNAL', 'request body could not be parsed in the worker')
-      return
-    }
-    const run = new Run(this, command, request)
+    const run = new Run(this, command)
     this.#running.set(run.id, run)
     if (this.#running.size > this.#stats.peakRunning) this.#stats.peakRunning = this.#running.size
-    this.#session.run(run, run).then(
+    let result: Promise<Completion>
+    try {
+      result = this.#session.run(run, run)
+    } catch (err) {
+      result = Promise.reject(err) // a session that is not async and read `request` (see Run.request)
+    }
+    result.then(
       (completion) => this.#complete(run, completion),
       (err: unknown) => this.#failRun(run, err),
     )

@@ -4,12 +4,12 @@
  * stream's status line back until the session produced its first bytes, settles exactly once, and logs one line.
  */
 import type { ServerResponse } from 'node:http'
-import type { Logger } from 'pino'
 import { codes, errorBody, retryAfterOf, type OrchestratorError } from '../errors.ts'
 import type { AccountHandle } from '../dispatch/account-handle.ts'
 import type { Dispatcher } from '../dispatch/dispatcher.ts'
 import type { Job, JobSink } from '../dispatch/job.ts'
 import { requestSettled } from '../metrics.ts'
+import type { AccessFields } from './access-line.ts'
 import { PING, SSE_HEADERS, errorEvent } from './sse.ts'
 
 /** The exchanges not settled yet, as an intrusive list (O(1) in and out, nothing allocated): what a hard stop ends. */
@@ -27,7 +27,7 @@ export class Exchange implements JobSink {
   readonly res: ServerResponse
   readonly requestId: string
   readonly stream: boolean
-  readonly #log: Logger
+  readonly #accessLine: (fields: AccessFields) => void
   readonly #dispatcher: Dispatcher
   job: Job | undefined
   #settled = false
@@ -38,12 +38,12 @@ export class Exchange implements JobSink {
   #prev: Exchange | undefined
   #next: Exchange | undefined
 
-  constructor(res: ServerResponse, requestId: string, stream: boolean, dispatcher: Dispatcher, log: Logger) {
+  constructor(res: ServerResponse, requestId: string, stream: boolean, dispatcher: Dispatcher, accessLine: (fields: AccessFields) => void) {
     this.res = res
     this.requestId = requestId
     this.stream = stream
     this.#dispatcher = dispatcher
-    this.#log = log
+    this.#accessLine = accessLine
   }
 
   /**
@@ -168,10 +168,9 @@ export class Exchange implements JobSink {
     const firstByteAt = this.#firstByteAt || (status === 200 && code === undefined ? now : 0)
     requestSettled(account?.id, status, job.strategy.name, code, job.assignedAt === 0 ? undefined : job.queueWaitMs,
       firstByteAt === 0 ? undefined : firstByteAt - job.receivedAt, durationMs)
-    if (!this.#log.isLevelEnabled('info')) return
-    this.#log.info({
+    this.#accessLine({
       reqId: this.requestId, account: account?.id, strategy: job.strategy.name, model: job.model, stream: this.stream,
       queueMs: job.queueWaitMs, durationMs, attempts: job.attempts, status, code,
-    }, 'request')
+    })
   }
 }

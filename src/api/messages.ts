@@ -7,6 +7,7 @@ import { affinityKey } from '../dispatch/affinity.ts'
 import { Job } from '../dispatch/job.ts'
 import { estimateInputTokens, type MessagesRequest } from '../protocol/anthropic.ts'
 import type { Strategy } from '../strategies/index.ts'
+import { accessLineWriter } from './access-line.ts'
 import { readBody } from './body.ts'
 import { Exchange } from './exchange.ts'
 import { CountTokensRequest, MessagesRequest as MessagesRequestSchema, describeIssues, shapeProblem } from './request-schema.ts'
@@ -28,8 +29,8 @@ async function readJson(c: Context<AppEnv>, server: ServerConfig): Promise<{ tex
 
 export function messagesHandler({ dispatcher, config, log }: AppDeps) {
   // the access line carries only our own fields, never a secret: path redaction (≈ 9 µs a line, most of the line's
-  // cost in the profile, bench/README) is skipped for it
-  const accessLog = log.child({}, { redact: { paths: [] } })
+  // cost in the profile, bench/README) is skipped for it, and it is serialised by hand (access-line.ts)
+  const accessLine = accessLineWriter(log.child({}, { redact: { paths: [] } }))
   return async function postMessages(c: Context<AppEnv>): Promise<Response> {
     const { text, value } = await readJson(c, config.server)
     const parsed = MessagesRequestSchema.safeParse(value)
@@ -43,7 +44,7 @@ export function messagesHandler({ dispatcher, config, log }: AppDeps) {
     const sticky = routing?.sticky ?? (hint === 'sticky' || dispatcher.config.affinity.enabled)
     const stream = request.stream === true
     const requestId = c.get('requestId')
-    const exchange = new Exchange(c.env.outgoing, requestId, stream, dispatcher, accessLog)
+    const exchange = new Exchange(c.env.outgoing, requestId, stream, dispatcher, accessLine)
     const job = new Job({
       requestId, body: text, model: request.model, stream, strategy,
       affinity: sticky ? affinityKey(c.env.incoming.headers, request as MessagesRequest) : undefined,

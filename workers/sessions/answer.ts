@@ -20,14 +20,15 @@ interface AnthropicMessage {
 export class Answer {
   readonly #out: SessionOutput
   readonly #where: string
-  readonly #inputTokens: number
+  /** a number, or how to count it when the usage is missing (counting may parse the request: the http kind's bodies are not) */
+  readonly #inputTokens: number | (() => number)
   #text = ''
   #stopReason = 'end_turn'
   #stopSequence: string | null = null
   #usage: Usage | undefined
   #model: string | undefined
 
-  constructor(out: SessionOutput, where: string, inputTokens: number) {
+  constructor(out: SessionOutput, where: string, inputTokens: number | (() => number)) {
     this.#out = out
     this.#where = where
     this.#inputTokens = inputTokens
@@ -75,7 +76,7 @@ export class Answer {
       content: [{ type: 'text', text: this.#text }],
       stopReason: this.#stopReason,
       stopSequence: this.#stopSequence,
-      usage: this.#usage ?? { input_tokens: this.#inputTokens, output_tokens: Math.max(1, Math.ceil(this.#text.length / 4)) },
+      usage: this.#usage ?? { input_tokens: typeof this.#inputTokens === 'number' ? this.#inputTokens : this.#inputTokens(), output_tokens: Math.max(1, Math.ceil(this.#text.length / 4)) },
       ...(this.#model ? { model: this.#model } : {}),
     }
   }

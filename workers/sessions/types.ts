@@ -9,6 +9,8 @@ import type { MessagesRequest } from '../../src/protocol/anthropic.ts'
 
 export interface SessionRequest {
   readonly id: number
+  /** the client's body as it came (the main thread checked it); `request` is it parsed, on first use */
+  readonly body: string
   readonly request: MessagesRequest
   readonly model: string
   readonly stream: boolean
