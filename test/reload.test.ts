@@ -120,13 +120,18 @@ test('reload under load: 20 clients for ~5 s, accounts added, removed and restar
 
   // the accounts a reload takes away hold requests at that moment: the drain has work to finish
   const holding = (...names: string[]) => orch.dispatcher.accounts.filter((a) => names.includes(a.id)).reduce((n, a) => n + a.assigned, 0)
+  // reload the moment they do (a loaded machine may take longer than a second to get the clients going)
+  const whenHolding = async (...names: string[]): Promise<number> => {
+    for (const deadline = Date.now() + 10_000; holding(...names) === 0 && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 10))
+    return holding(...names)
+  }
   await new Promise((r) => setTimeout(r, 1_000))
   rewrite(configFile, (c) => { c.accounts = [acc('l1'), acc('l2', 2), acc('l4')] }) // l2 changed, l3 removed, l4 new
-  const held1 = holding('l2', 'l3')
+  const held1 = await whenHolding('l2', 'l3')
   assert.equal((await post(url, '/admin/reload', '')).status, 200)
   await new Promise((r) => setTimeout(r, 1_500))
   rewrite(configFile, (c) => { c.accounts = [acc('l4'), acc('l5'), acc('l1', 3)] }) // l1 changed, l2 removed, l5 new
-  const held2 = holding('l1', 'l2')
+  const held2 = await whenHolding('l1', 'l2')
   assert.equal((await post(url, '/admin/reload', '')).status, 200)
   reloading = false
   assert.ok(held1 > 0 && held2 > 0, `in flight on leaving accounts: ${held1}, ${held2}`)
