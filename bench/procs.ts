@@ -33,6 +33,14 @@ export interface Proc {
   stop(): Promise<void>
 }
 
+/** every process started here that has not exited: what an interrupted run stops, ready or not */
+const alive = new Set<Proc>()
+
+/** Stops every process this run started and that still runs (an interrupted run, whatever it was waiting for). */
+export function stopEveryProc(): Promise<void> {
+  return Promise.all([...alive].map((proc) => proc.stop())).then(() => {})
+}
+
 export function startProc(core: string, command: string, args: readonly string[], options: { logFile?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Proc {
   const [cmd, argv] = pinned(core, command, args)
   let stdio: StdioOptions = 'ignore'
@@ -45,7 +53,7 @@ export function startProc(core: string, command: string, args: readonly string[]
   if (child.pid === undefined) throw new Error(`could not start ${command}`)
   const pid = child.pid
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  return {
+  const proc: Proc = {
     child, pid, startedAt, logFile: options.logFile,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return
@@ -55,6 +63,9 @@ export function startProc(core: string, command: string, args: readonly string[]
       clearTimeout(timer)
     },
   }
+  alive.add(proc)
+  void exited.then(() => alive.delete(proc))
+  return proc
 }
 
 /** Polls `check` every 20 ms until it returns a value; throws `what` after `ms`. */

@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { autocannon, ttfbProbe, type LoadResult, type Target as LoadTarget } from './load.ts'
-import { cpuByThread, pinningUnavailable, rssMb, type ThreadCpu } from './procs.ts'
+import { cpuByThread, pinningUnavailable, rssMb, stopEveryProc, type ThreadCpu } from './procs.ts'
 import { find, toMarkdown, type ArmStatus, type Cell, type ChildRow, type MemoryRow, type Report, type Section, type Target } from './report.ts'
 import {
   BENCH_MAX_CONCURRENCY, sessionKindMissing, startBaseline, startNginx, startOrchestrator, startPortkey, type Running, type Started,
@@ -103,7 +103,8 @@ async function stopAll(): Promise<void> {
 // interrupted (Ctrl-C, or SIGTERM from `agyc bench`'s parent or a CI timeout): stop what runs and leave no scratch
 // directory behind; 128 + the signal's number, as a shell reports it
 const interrupted = (code: number) => (): void => {
-  void stopAll().finally(() => {
+  // the servers that are up, then any process still starting (not yet among them)
+  void stopAll().then(stopEveryProc).finally(() => {
     rmSync(dir, { recursive: true, force: true })
     process.exit(code)
   })

@@ -74,10 +74,16 @@ test('agyc bench stopped with SIGTERM stops its servers and leaves no scratch di
     child.once('exit', () => reject(new Error(`exited before its scratch line: ${stderr}`)))
   })
   assert.ok(scratch.startsWith(tmp) && existsSync(scratch), scratch)
-  await new Promise((r) => setTimeout(r, 1_500)) // a server or two running
+  // the processes of this run: every one inherits its TMPDIR
+  const ours = (): number[] => readdirSync('/proc').filter((n) => /^\d+$/.test(n) && n !== String(child.pid)).filter((pid) => {
+    try { return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`TMPDIR=${tmp}`) } catch { return false }
+  }).map(Number)
+  await new Promise((r) => setTimeout(r, 1_500)) // a server or two running, or starting
+  assert.ok(ours().length > 0, 'the bench runs processes of its own')
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
   child.kill('SIGTERM') // agyc alone, not its group: it must pass the signal on
   assert.equal(await exited, 143)
+  assert.deepEqual(ours(), [], 'no process of the run is left, whether it was up or still starting')
   assert.equal(existsSync(scratch), false, 'the scratch directory is gone')
   assert.deepEqual(readdirSync(tmp).filter((n) => n.startsWith('agyc-bench-')), [])
 })
