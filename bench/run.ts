@@ -5,6 +5,8 @@
  *
  *   node bench/run.ts [--quick] [--duration S] [--rounds N] [--only arm,arm] [--cpu-prof] [--out DIR] [--no-readme]
  *                     [--connections 1,50] [--sections json,sse,ttfb,proxy]   (narrow a run down, e.g. to profile one case)
+ *                     [--against DIR]   (each orchestrator arm also runs from another checkout, e.g. a worktree of main:
+ *                                        two commits compared in one run, on the same machine state)
  *
  * Arms: baseline, orch-1, orch-8, orch-30, http-proxy, nginx, portkey, memory-30, memory-100, exec.
  */
@@ -35,6 +37,7 @@ const { values } = parseArgs({
     out: { type: 'string', default: join(ROOT, 'bench/results') },
     connections: { type: 'string' },
     sections: { type: 'string' },
+    against: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
     'no-readme': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -213,15 +216,24 @@ async function mockSection(): Promise<void> {
       return
     }
     servers.push(server)
-    note(arm, 'ran', `${arm.slice(5)} mock account(s)`)
+    note(arm, 'ran', `${arm.slice(5)} mock account(s)${values.against ? `; "(against)": the same from ${values.against}` : ''}`)
   })
+  if (values.against) {
+    const against = await Promise.all(orchArms.map((arm) => startOrchestrator(dir, `${arm} (against)`, { accounts: Number(arm.slice(5)), session: MOCK, nodeFlags: nodeFlags(`${arm}-against`), root: values.against })))
+    for (const started of against) {
+      const server = keep(started)
+      if (server) servers.push(server)
+      else say(`--against: ${(started as { skipped: string }).skipped}`)
+    }
+  }
   await warm(servers, [JSON_BODY, SSE_BODY])
   const plans: Plan[] = []
   for (const connections of LEVELS.json) for (const server of servers) plans.push({ section: 'json', arm: server.name, connections, server, body: JSON_BODY, tool: 'autocannon' })
   for (const connections of LEVELS.sse) for (const server of servers) plans.push({ section: 'sse', arm: server.name, connections, server, body: SSE_BODY, tool: 'autocannon' })
   const orch8 = servers.find((s) => s.name === 'orch-8') ?? servers.find((s) => s.name !== 'baseline')
+  const orch8Against = servers.find((s) => s.name === 'orch-8 (against)')
   if (orch8 && ttfbWanted) {
-    for (const server of [baseline, orch8]) plans.push({ section: 'sse', arm: server.name, connections: LEVELS.streams, server, body: SSE_BODY, tool: 'ttfb' })
+    for (const server of [baseline, orch8, ...(orch8Against ? [orch8Against] : [])]) plans.push({ section: 'sse', arm: server.name, connections: LEVELS.streams, server, body: SSE_BODY, tool: 'ttfb' })
   }
   if (orch8) {
     // affinity on (the default) is the plain orch-8 row; these two show its cost and a conversation that goes home

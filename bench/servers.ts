@@ -57,6 +57,8 @@ export interface OrchestratorOptions {
   nodeFlags?: string[]
   /** top-level config sections merged into the generated config (`{ dispatcher: {…} }`) */
   extra?: Record<string, unknown>
+  /** another checkout to run instead of this one (`--against`: two commits in one run) */
+  root?: string
 }
 
 export const BENCH_MAX_CONCURRENCY = 16
@@ -84,7 +86,8 @@ export async function startOrchestrator(dir: string, name: string, options: Orch
   writeFileSync(configFile, JSON.stringify(config, null, 2))
   // the per-request log lines go to a file, as they would to journald: their cost is part of the server's
   const logFile = join(dir, `${name}.log`)
-  const proc = startProc(SERVER_CORE, NODE, [...(options.nodeFlags ?? []), join(ROOT, 'src/main.ts'), '--config', configFile], { logFile, cwd: ROOT })
+  const root = options.root ?? ROOT
+  const proc = startProc(SERVER_CORE, NODE, [...(options.nodeFlags ?? []), join(root, 'src/main.ts'), '--config', configFile], { logFile, cwd: root })
   const line = await waitFor(() => {
     const text = readText(logFile)
     const i = text.indexOf('"msg":"listening"')

@@ -2,12 +2,11 @@
  * Builds and runs one orchestrator: accounts' workers, the dispatcher, the HTTP server. Used by `main.ts` and by the
  * tests (which start it in-process on port 0 and talk to it over real HTTP).
  */
-import { getRequestListener } from '@hono/node-server'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { DestinationStream } from 'pino'
 import { isDeepStrictEqual } from 'node:util'
-import { createApp } from './api/app.ts'
+import { createHandler } from './api/app.ts'
 import { deferContinue } from './api/body.ts'
 import { createClientErrorHandler } from './api/client-error.ts'
 import { createGuard } from './api/guard.ts'
@@ -86,9 +85,9 @@ export async function startOrchestrator(config: Config, options: OrchestratorOpt
     return { ...plan, applied: dispatcherChanges.applied, restartRequired }
   }
 
-  const app = createApp({ config, dispatcher, log, isClosing: () => closing, operations: { reload, retiring: (a) => reconciler.retiring(a) } })
-  const listener = getRequestListener(app.fetch)
-  const guard = createGuard(config.server, log)
+  const handle = createHandler(
+    { config, dispatcher, log, isClosing: () => closing, operations: { reload, retiring: (a) => reconciler.retiring(a) } },
+    createGuard(config.server, log))
   const limits = config.server
   const server = createServer({
     maxHeaderSize: limits.maxHeaderBytes,
@@ -100,9 +99,7 @@ export async function startOrchestrator(config: Config, options: OrchestratorOpt
     connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 2))),
     keepAliveTimeout: 65_000,
     requireHostHeader: false, // the guard refuses a missing Host itself, in the Anthropic error shape
-  }, (req, res) => {
-    if (guard(req, res)) void listener(req, res)
-  })
+  }, handle)
   server.on('checkContinue', deferContinue(server))
   server.on('clientError', createClientErrorHandler(log))
   server.listen(config.server.port, config.server.host)

@@ -1,19 +1,22 @@
 /**
- * The Hono app: routes, the request id every response carries, and the only place an error becomes a response.
+ * The HTTP front: the guard first, then POST /v1/messages straight on node's request and response (the hot path:
+ * Hono's routing and context were ~5 % of the main thread's time and ~19 % of its allocation per request, README
+ * "What the thread hop costs"), and every other route through the Hono app, the only place its errors become responses.
  */
 import { Hono, type Context } from 'hono'
-import type { HttpBindings } from '@hono/node-server'
+import { getRequestListener, type HttpBindings } from '@hono/node-server'
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
-import { randomBytes } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import type { Config } from '../config/schema.ts'
 import type { Dispatcher } from '../dispatch/dispatcher.ts'
 import { scrub } from '../config/secret.ts'
 import { OrchestratorError, codes, retryAfterOf, toOrchestratorError, type Code } from '../errors.ts'
-import { requestSettled } from '../metrics.ts'
 import { adminRoutes, type Operations } from './admin.ts'
-import { countTokensHandler, messagesHandler } from './messages.ts'
+import type { Guard } from './guard.ts'
+import { nextRequestId, settledLocally } from './local-answer.ts'
+import { countTokensHandler, messagesEndpoint, isMessagesTarget } from './messages.ts'
 import { modelsHandlers } from './models.ts'
 
 export type AppEnv = { Bindings: HttpBindings; Variables: { requestId: string; code?: Code } }
@@ -42,12 +45,18 @@ const ROUTES: Record<string, string[]> = {
   '/v1/models': ['GET'],
 }
 
-// unique for this process (a random boot prefix and a counter): cheaper than random bytes per request
-const bootId = randomBytes(6).toString('base64url')
-let requestCounter = 0
-export const nextRequestId = (): string => `req_${bootId}${(++requestCounter).toString(36).padStart(6, '0')}`
+/** node's request listener: the guard, then POST /v1/messages on its own, then the Hono app. */
+export function createHandler(deps: AppDeps, guard: Guard): (req: IncomingMessage, res: ServerResponse) => void {
+  const messages = messagesEndpoint(deps)
+  const hono = getRequestListener(createApp(deps).fetch)
+  return function handle(req, res) {
+    if (!guard(req, res)) return
+    if (req.method === 'POST' && isMessagesTarget(req.url)) messages(req, res)
+    else void hono(req, res)
+  }
+}
 
-export function createApp(deps: AppDeps): Hono<AppEnv> {
+function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>()
   const models = modelsHandlers(deps)
 
@@ -73,20 +82,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     }
   })
 
-  /**
-   * A request answered here, not by a job (probes, admin, models, count_tokens, and every error before a job existed):
-   * its access line, and for an error its count in the metrics. A successful probe or scrape is logged, not counted:
-   * `agyc_requests_total` and the dashboard's timeline are about the traffic being served.
-   */
+  /** A request answered here (probes, admin, models, count_tokens, and every error of theirs): local-answer.ts. */
   function settledHere(c: Context<AppEnv>, status: number, receivedAt: number): void {
-    const code = c.get('code')
-    const durationMs = Date.now() - receivedAt
-    if (code !== undefined) requestSettled(undefined, status, '', code, undefined, undefined, durationMs)
-    if (!accessLog.isLevelEnabled('info')) return
-    accessLog.info({ reqId: c.get('requestId'), method: c.req.method, path: c.req.path.slice(0, 200), status, code, durationMs }, 'request')
+    settledLocally(accessLog, { reqId: c.get('requestId'), method: c.req.method, path: c.req.path, status, code: c.get('code'), durationMs: Date.now() - receivedAt })
   }
 
-  app.post('/v1/messages', messagesHandler(deps))
   app.post('/v1/messages/count_tokens', countTokensHandler(deps))
   app.get('/v1/models', models.list)
   app.get('/v1/models/:id', models.get)

@@ -7,7 +7,7 @@ import type { Socket } from 'node:net'
 import type { Logger } from 'pino'
 import { codes, errorBody, type Code } from '../errors.ts'
 import { requestSettled } from '../metrics.ts'
-import { nextRequestId } from './app.ts'
+import { nextRequestId } from './local-answer.ts'
 
 function codeFor(err: NodeJS.ErrnoException): Code | undefined {
   switch (err.code) {

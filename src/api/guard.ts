@@ -15,8 +15,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import type { ServerConfig } from '../config/schema.ts'
-import { codes, errorBody, type Code } from '../errors.ts'
-import { nextRequestId } from './app.ts'
+import { OrchestratorError, codes, type Code } from '../errors.ts'
+import { nextRequestId, sendError } from './local-answer.ts'
 import { requestSettled } from '../metrics.ts'
 import { discardRest } from './body.ts'
 import { KeyRing, presentedKeys } from './keys.ts'
@@ -99,14 +99,7 @@ export function createGuard(server: ServerConfig, log: Logger): Guard {
 
   function refuse(req: IncomingMessage, res: ServerResponse, code: Code, message: string, extra?: Record<string, string>): false {
     const requestId = nextRequestId()
-    const body = errorBody(code, message)
-    res.writeHead(codes[code].status, {
-      'content-type': 'application/json',
-      'content-length': Buffer.byteLength(body),
-      'request-id': requestId,
-      ...extra,
-    })
-    res.end(body)
+    sendError(res, requestId, new OrchestratorError(code, message), extra)
     discardRest(req)
     // answered before any timing began: counted with a zero duration, as a request that took no time of ours
     requestSettled(undefined, codes[code].status, '', code, undefined, undefined, 0)

@@ -1,8 +1,11 @@
-/** POST /v1/messages and POST /v1/messages/count_tokens. */
+/**
+ * POST /v1/messages, on node's request and response (no Hono on the hot path: app.ts), and POST
+ * /v1/messages/count_tokens, a Hono route.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Context } from 'hono'
-import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import { strategyAliases } from '../config/schema.ts'
-import { OrchestratorError } from '../errors.ts'
+import { OrchestratorError, codes, toOrchestratorError } from '../errors.ts'
 import { affinityKey } from '../dispatch/affinity.ts'
 import { Job } from '../dispatch/job.ts'
 import { estimateInputTokens, type MessagesRequest } from '../protocol/anthropic.ts'
@@ -10,12 +13,20 @@ import type { Strategy } from '../strategies/index.ts'
 import { accessLineWriter } from './access-line.ts'
 import { readBody } from './body.ts'
 import { Exchange } from './exchange.ts'
+import { nextRequestId, sendError, settledLocally } from './local-answer.ts'
 import { CountTokensRequest, MessagesRequest as MessagesRequestSchema, describeIssues, shapeProblem } from './request-schema.ts'
 import type { AppEnv, AppDeps } from './app.ts'
 import type { ServerConfig } from '../config/schema.ts'
 
-async function readJson(c: Context<AppEnv>, server: ServerConfig): Promise<{ text: string; value: unknown }> {
-  const text = await readBody(c.env.incoming, server.bodyLimitBytes, server.bodyIdleTimeoutMs)
+const PATH = '/v1/messages'
+
+/** `/v1/messages`, with or without a query (`?beta=true`, as the SDK's beta client sends). The guard checked the path. */
+export function isMessagesTarget(url: string | undefined): boolean {
+  return url !== undefined && url.startsWith(PATH) && (url.length === PATH.length || url.charCodeAt(PATH.length) === 63 /* ? */)
+}
+
+async function readJson(incoming: IncomingMessage, server: ServerConfig): Promise<{ text: string; value: unknown }> {
+  const text = await readBody(incoming, server.bodyLimitBytes, server.bodyIdleTimeoutMs)
   let value: unknown
   try {
     value = JSON.parse(text)
@@ -27,12 +38,25 @@ async function readJson(c: Context<AppEnv>, server: ServerConfig): Promise<{ tex
   return { text, value }
 }
 
-export function messagesHandler({ dispatcher, config, log }: AppDeps) {
-  // the access line carries only our own fields, never a secret: path redaction (≈ 9 µs a line, most of the line's
-  // cost in the profile, bench/README) is skipped for it, and it is serialised by hand (access-line.ts)
-  const accessLine = accessLineWriter(log.child({}, { redact: { paths: [] } }))
-  return async function postMessages(c: Context<AppEnv>): Promise<Response> {
-    const { text, value } = await readJson(c, config.server)
+export function messagesEndpoint({ dispatcher, config, log, isClosing }: AppDeps) {
+  // the access lines carry only our own fields, never a secret: path redaction (≈ 9 µs a line, most of the line's
+  // cost in the profile) is skipped for them, and a job's line is serialised by hand (access-line.ts)
+  const accessLog = log.child({}, { redact: { paths: [] } })
+  const accessLine = accessLineWriter(accessLog)
+
+  return function postMessages(req: IncomingMessage, res: ServerResponse): void {
+    const requestId = nextRequestId()
+    const receivedAt = Date.now()
+    if (isClosing()) {
+      refuse(req, res, requestId, receivedAt, new OrchestratorError('AGYC_SHUTTING_DOWN', 'the orchestrator is shutting down'), { connection: 'close' })
+      return
+    }
+    accept(req, res, requestId, receivedAt).catch((err: unknown) => refuse(req, res, requestId, receivedAt, err))
+  }
+
+  /** Reads, checks and submits the request; a job's answer and line are then its Exchange's. Throws what to answer. */
+  async function accept(req: IncomingMessage, res: ServerResponse, requestId: string, receivedAt: number): Promise<void> {
+    const { text, value } = await readJson(req, config.server)
     const parsed = MessagesRequestSchema.safeParse(value)
     if (!parsed.success) throw new OrchestratorError('AGYC_INVALID_REQUEST', describeIssues(parsed.error.issues))
     const request = parsed.data
@@ -43,21 +67,29 @@ export function messagesHandler({ dispatcher, config, log }: AppDeps) {
     // dispatcher.config, not config.dispatcher: a reload may have changed these
     const sticky = routing?.sticky ?? (hint === 'sticky' || dispatcher.config.affinity.enabled)
     const stream = request.stream === true
-    const requestId = c.get('requestId')
-    const exchange = new Exchange(c.env.outgoing, requestId, stream, dispatcher, accessLine)
+    const exchange = new Exchange(res, requestId, stream, dispatcher, accessLine)
     const job = new Job({
       requestId, body: text, model: request.model, stream, strategy,
-      affinity: sticky ? affinityKey(c.env.incoming.headers, request as MessagesRequest) : undefined,
-      anthropicBeta: c.env.incoming.headers['anthropic-beta'] as string | undefined,
-      anthropicVersion: c.env.incoming.headers['anthropic-version'] as string | undefined,
+      affinity: sticky ? affinityKey(req.headers, request as MessagesRequest) : undefined,
+      anthropicBeta: req.headers['anthropic-beta'] as string | undefined,
+      anthropicVersion: req.headers['anthropic-version'] as string | undefined,
       maxTokens: request.max_tokens ?? dispatcher.config.defaultMaxTokens,
-      candidates: dispatcher.candidatesFor(request.model), sink: exchange, receivedAt: Date.now(),
+      candidates: dispatcher.candidatesFor(request.model), sink: exchange, receivedAt,
     })
     exchange.job = job
     dispatcher.submit(job) // throws the 529/503 to answer at once
     exchange.open()
-    c.env.outgoing.once('close', exchange.onClose)
-    return RESPONSE_ALREADY_SENT
+    res.once('close', exchange.onClose)
+  }
+
+  /** An answer before any job took the request: the error, its line and its count. */
+  function refuse(req: IncomingMessage, res: ServerResponse, requestId: string, receivedAt: number, err: unknown, extra?: Record<string, string>): void {
+    const error = toOrchestratorError(err)
+    const status = codes[error.code].status
+    if (status >= 500 && error.code !== 'AGYC_SHUTTING_DOWN' && error.code !== 'AGYC_NOT_READY') log.error({ err, code: error.code, reqId: requestId }, 'request failed')
+    if (res.headersSent) res.destroy() // not reached: nothing is written before a job exists; never a second answer
+    else sendError(res, requestId, error, extra)
+    settledLocally(accessLog, { reqId: requestId, method: req.method, path: PATH, status, code: error.code, durationMs: Date.now() - receivedAt })
   }
 
   function strategyFor(hint: string | undefined, fallback: Strategy): Strategy {
@@ -74,7 +106,7 @@ export function messagesHandler({ dispatcher, config, log }: AppDeps) {
 /** Answered locally: an estimate (README, "count_tokens"), never a request to an account. */
 export function countTokensHandler({ config }: AppDeps) {
   return async function countTokens(c: Context<AppEnv>): Promise<Response> {
-    const { value } = await readJson(c, config.server)
+    const { value } = await readJson(c.env.incoming, config.server)
     const parsed = CountTokensRequest.safeParse(value)
     if (!parsed.success) throw new OrchestratorError('AGYC_INVALID_REQUEST', describeIssues(parsed.error.issues))
     return c.json({ input_tokens: estimateInputTokens(parsed.data) })
