@@ -73,12 +73,14 @@ for (const key of ['json', 'sse', 'proxy'] as const) {
 }
 const ttfbWanted = !sections || sections.includes('ttfb')
 
+// A one-shot first turn from no named user: what many clients asking the same look like. Session affinity (on by
+// default) records its home but spreads such requests by the strategy, so the plain rows use all accounts; a
+// `metadata.user_id` would make every request one conversation that goes home (that is the "one sticky session" row).
 const REQUEST = {
   model: 'claude-sonnet-4-5',
   max_tokens: 256,
   system: 'You are a concise assistant. Answer in one short sentence.',
   messages: [{ role: 'user', content: 'Say hello to the benchmark, please, in one short friendly sentence.' }],
-  metadata: { user_id: 'bench' },
 }
 const JSON_BODY = JSON.stringify(REQUEST)
 const SSE_BODY = JSON.stringify({ ...REQUEST, stream: true })
