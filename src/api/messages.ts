@@ -11,7 +11,7 @@ import { Job } from '../dispatch/job.ts'
 import { estimateInputTokens, type MessagesRequest } from '../protocol/anthropic.ts'
 import type { Strategy } from '../strategies/index.ts'
 import { accessLineWriter } from './access-line.ts'
-import { readBody } from './body.ts'
+import { discardRest, readBody } from './body.ts'
 import { Exchange } from './exchange.ts'
 import { nextRequestId, sendError, settledLocally } from './local-answer.ts'
 import { CountTokensRequest, MessagesRequest as MessagesRequestSchema, describeIssues, shapeProblem } from './request-schema.ts'
@@ -48,6 +48,8 @@ export function messagesEndpoint({ dispatcher, config, log, isClosing }: AppDeps
     const requestId = nextRequestId()
     const receivedAt = Date.now()
     if (isClosing()) {
+      // the body is not wanted, but a client still sending it must get to read the answer (body.ts, discardRest)
+      discardRest(req)
       refuse(req, res, requestId, receivedAt, new OrchestratorError('AGYC_SHUTTING_DOWN', 'the orchestrator is shutting down'), { connection: 'close' })
       return
     }
