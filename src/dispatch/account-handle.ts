@@ -19,6 +19,7 @@ import type { AccountView } from '../strategies/types.ts'
 import type { UsageLedger } from '../usage/ledger.ts'
 import { Quota } from '../usage/quota.ts'
 import type { Job } from './job.ts'
+import { startsParked, type LazyWorkers } from './parking.ts'
 import { workerEntry } from './worker-code.ts'
 
 export type AccountState = 'starting' | 'up' | 'down' | 'draining' | 'stopped'
@@ -40,8 +41,11 @@ export interface AccountOptions {
   log: Logger
   owner: AccountOwner
   now?: () => number
-  /** `dispatcher.lazyWorkers`: the worker starts at the account's first request, and stops after `idleMs` without one */
-  lazy?: { enabled: boolean; idleMs: number }
+  /**
+   * `dispatcher.lazyWorkers`: the worker starts at the account's first request, and stops after `idleMs` without one;
+   * `"auto"` decides by the account's session kind (parking.ts). Absent: every worker starts with the account.
+   */
+  lazy?: LazyWorkers
 }
 
 /**
@@ -98,7 +102,8 @@ export class AccountHandle implements AccountView {
    * was starting (or restarting) becomes ready meanwhile. `state` says 'draining' whenever it would otherwise say 'up'.
    */
   #draining = false
-  readonly #lazy: { enabled: boolean; idleMs: number } | undefined
+  /** lazy workers, when this account has them (`startsParked`) */
+  readonly #lazy: { idleMs: number } | undefined
   /** lazy workers: the account serves, but has no worker until a request comes (see #park) */
   #parked = false
   /** counted in `wakes.starting` */
@@ -117,7 +122,7 @@ export class AccountHandle implements AccountView {
     this.#log = options.log.child({ account: config.id })
     this.#owner = options.owner
     this.#health = options.health
-    this.#lazy = options.lazy?.enabled ? options.lazy : undefined
+    this.#lazy = options.lazy && startsParked(options.lazy.enabled, config.session) ? { idleMs: options.lazy.idleMs } : undefined
     this.outlier = new Outlier(options.health, options.now)
     this.quota = config.quota ? new Quota(config.id, config.quota, options.ledger, options.now) : undefined
     this.#pool = new Piscina({
