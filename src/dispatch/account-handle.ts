@@ -148,9 +148,14 @@ export class AccountHandle implements AccountView {
       && (this.quota === undefined || this.quota.admits(this.assigned))
   }
 
-  /** may be handed work (into its worker queue when busy) */
+  /**
+   * May be handed work (into its worker queue when busy). A worker starting for a request counts: what it is handed
+   * waits in the outbox until it is ready, as it would in a busy worker's queue, so a conversation's next turn goes
+   * home rather than waking another account, and work that finds every account busy queues there.
+   */
   get routable(): boolean {
-    return this.state === 'up' && (!this.#parked || wakes.starting < wakes.limit) && this.sessionUp && this.outlier.admits() && (this.quota === undefined || this.quota.admits(this.assigned))
+    return (this.state === 'up' ? !this.#parked || wakes.starting < wakes.limit : this.#waking && !this.#draining && !this.#stopping)
+      && this.sessionUp && this.outlier.admits() && (this.quota === undefined || this.quota.admits(this.assigned))
   }
 
   get quotaLeft(): number {
@@ -159,7 +164,7 @@ export class AccountHandle implements AccountView {
 
   /** not serving now, but coming back without an operator: worth queueing for (its worker or child restarting) */
   get recovering(): boolean {
-    return this.#parked || this.state === 'starting' || this.state === 'down' || (this.state === 'up' && !this.sessionUp && this.sessionState !== 'failed')
+    return (this.#parked && this.state === 'up') || this.state === 'starting' || this.state === 'down' || (this.state === 'up' && !this.sessionUp && this.sessionState !== 'failed')
   }
 
   /** Why the account takes no work now, in a few words for an error message. */
