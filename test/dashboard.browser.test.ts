@@ -44,7 +44,7 @@ test('the dashboard shows a row per account and its numbers move under load', { 
   assert.equal(await page.textContent('#conn'), '● live')
   assert.equal(await page.textContent('#up'), `${n}/${n}`)
   const states = await page.locator('#rows td.state').allTextContents()
-  assert.deepEqual(new Set(states), new Set(['up']))
+  assert.deepEqual(new Set(states), new Set(['up · parked']), 'mock accounts start parked (lazyWorkers "auto")')
 
   // load: 16 clients, streamed and not, for ~4 s (bounded in count too)
   const until = Date.now() + 4_000
