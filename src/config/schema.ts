@@ -330,7 +330,8 @@ export const Dispatcher = z.strictObject({
    * has no child process (`mock`, `http` without `start`): nothing is learned by starting it early, and the thread is
    * its whole cost. Eager if it has one (`exec`, `stdio`, `http` with `start`, the agent CLIs): the child dominates its
    * memory, a CLI that cannot start is found at start-up rather than at the first request, and a long-lived one is
-   * warm. `true` and `false` apply to every account. README, "Memory and start-up".
+   * warm. `true` and `false` apply to every account; `idleMs` only to the accounts that are lazy. README, "Memory and
+   * start-up".
    */
   lazyWorkers: z.strictObject({
     enabled: z.union([z.boolean(), z.literal('auto')], { error: 'expected true, false or "auto"' }).default('auto'),
