@@ -3,9 +3,10 @@
  *
  *   node bench/idle.ts [--accounts 1,30,100] [--rounds N] [--settle-ms 2000] [--config-extra '{"dispatcher":{…}}']
  *
- * Starts `node src/main.ts` with N mock accounts, pinned to the server core like the bench, and prints per N the
- * median of `rounds` starts: spawn → listening (wall clock), the server's own logged readyMs (from the dispatcher's
- * start), the server's CPU time (all threads) spent by then, RSS after settling, and
+ * Starts `node src/main.ts` with N mock accounts (parked by the default `lazyWorkers: "auto"`; every worker started
+ * with `--config-extra '{"dispatcher":{"lazyWorkers":{"enabled":false}}}'`), pinned to the server core like the
+ * bench, and prints per N the median of `rounds` starts: spawn → listening (wall clock), the server's own logged
+ * readyMs (from the dispatcher's start), the server's CPU time (all threads) spent by then, RSS after settling, and
  * the load average at that moment (the machine is shared: a figure without it means little).
  */
 import { mkdtempSync, rmSync } from 'node:fs'

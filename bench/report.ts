@@ -31,8 +31,12 @@ export interface ArmStatus {
 
 export interface MemoryRow {
   accounts: number
-  /** eager: every worker starts with the orchestrator (the default); lazy: `dispatcher.lazyWorkers` */
-  workers: 'eager' | 'lazy'
+  /**
+   * `default (auto)`: the default config (`dispatcher.lazyWorkers.enabled: "auto"`: mock accounts start parked, a
+   * worker at their first request); `eager`: `enabled: false`, every worker starts with the orchestrator. Reports
+   * before "auto" said `eager` for the default of then and `lazy` for `enabled: true`.
+   */
+  workers: 'default (auto)' | 'eager'
 
   readyMs: number
   loggedReadyMs: number | undefined

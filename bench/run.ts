@@ -193,10 +193,47 @@ async function measure(plans: Plan[]): Promise<void> {
   }
 }
 
-/** A short unrecorded run per server and body: the JIT and the connection pools warm up before anything counts. */
+/**
+ * A short unrecorded run per server and body: the JIT and the connection pools warm up before anything counts. First,
+ * every orchestrator account gets its worker (`wake`), also in a quick run: a worker's start is not the request path.
+ */
 async function warm(servers: Running[], bodies: string[]): Promise<void> {
+  for (const server of servers) await wake(server)
   if (quick) return
   for (const server of servers) for (const body of bodies) await once({ section: 'json', arm: server.name, connections: 16, server, body, tool: 'autocannon' }, 1)
+}
+
+/**
+ * Under the default config (`lazyWorkers: "auto"`) mock and http accounts start parked: a worker starts at an
+ * account's first request (~60 ms of CPU, 8 at a time). The warm-up bodies alone would not reach every account: they
+ * carry one `metadata.user_id`, so affinity keeps them on one home account while it has a free slot, and the others
+ * would start their workers inside a measured run (c=50 spills over; "affinity off" spreads). So: rounds of requests
+ * with affinity off, 16 at a time and each awaited, which round-robin hands to each account in turn (a parked one is
+ * passed over only while 8 others are starting, and reached on a later turn), until `/admin/accounts` reports no
+ * account parked. Not autocannon: a timed run cancels what is still waiting for a worker when its time is up.
+ */
+async function wake(server: Running): Promise<void> {
+  const accountsUrl = server.accountsUrl
+  if (accountsUrl === undefined) return
+  const parked = async (): Promise<number> => {
+    const body = await (await fetch(accountsUrl)).json() as { accounts: { parked?: boolean }[] }
+    return body.accounts.filter((a) => a.parked === true).length
+  }
+  const ask = async (): Promise<void> => {
+    const res = await fetch(server.url, { method: 'POST', headers: { 'content-type': 'application/json', ...server.headers }, body: UNSTICKY_BODY })
+    await res.arrayBuffer()
+  }
+  const before = await parked()
+  let left = before
+  let sent = 0
+  const deadline = performance.now() + 120_000
+  while (left > 0 && performance.now() < deadline) {
+    await Promise.all(Array.from({ length: 16 }, async () => { for (let i = 0; i < 4; i++) await ask() }))
+    sent += 64
+    left = await parked()
+  }
+  if (left > 0) say(`${server.name}: ${left} account(s) still parked after the warm-up: their worker starts are measured`)
+  else if (before > 0) say(`${server.name}: ${before} parked account(s) started their workers (${sent} warm-up requests)`)
 }
 
 // ── sections ────────────────────────────────────────────────────────────────────────────────────────────────────
@@ -270,7 +307,9 @@ async function proxySection(): Promise<void> {
       say(`${arm} skipped: ${(started as { skipped: string }).skipped}`)
       continue
     }
-    // one request first: a proxy that answers errors would measure nothing
+    // one request first: a proxy that answers errors would measure nothing (after the http accounts' workers start:
+    // parked, they could outlast the probe's second)
+    await wake(server)
     const probe = await autocannon({ url: server.url, headers: server.headers, body: JSON_BODY }, 1, 1)
     if (probe.requests === 0) {
       note(arm, 'skipped', `not available: started, but answered no request with a 2xx (${probe.non2xx} non-2xx, ${probe.errors} errors)`)
@@ -294,11 +333,11 @@ async function memorySection(): Promise<void> {
   const wanted = (['memory-30', 'memory-100'] as const).filter(selected)
   for (const arm of wanted) {
     const accounts = LEVELS.memory[arm === 'memory-30' ? 0 : 1]
-    // the default (every worker started with the orchestrator), then dispatcher.lazyWorkers (a worker per account
-    // that has had a request): idle, nothing is started; under load, as many as the load reaches
-    for (const workers of ['eager', 'lazy'] as const) {
-      const extra = workers === 'lazy' ? { dispatcher: { lazyWorkers: { enabled: true } } } : undefined
-      const started = await startOrchestrator(dir, `mem-${accounts}-${workers}`, { accounts, session: MOCK, extra })
+    // the default (lazyWorkers "auto": mock accounts are parked, a worker per account that has had a request; idle,
+    // none is started, under load as many as the load reaches), then every worker started with the orchestrator
+    for (const workers of ['default (auto)', 'eager'] as const) {
+      const extra = workers === 'eager' ? { dispatcher: { lazyWorkers: { enabled: false } } } : undefined
+      const started = await startOrchestrator(dir, `mem-${accounts}-${workers === 'eager' ? 'eager' : 'default'}`, { accounts, session: MOCK, extra })
       const server = keep(started)
       if (!server) {
         note(arm, 'skipped', (started as { skipped: string }).skipped)
@@ -375,14 +414,12 @@ function targets(): Target[] {
   add('streaming, 8 accounts, 100 streams: TTFB p99', '≤ baseline + 2 ms', t8?.median.ttfb && tb?.median.ttfb ? t8.median.ttfb.p99 - tb.median.ttfb.p99 : undefined, (v) => `${v >= 0 ? '+' : ''}${v.toFixed(2)} ms`, (v) => v <= 2)
   add('proxy (http kind), c=50: req/s', '≥ 0.6× nginx', ratio('proxy', 'http-proxy', 'nginx', 50), (v) => `${v.toFixed(2)}× nginx`, (v) => v >= 0.6)
   add('proxy (http kind), c=50: req/s', '≥ 10× Portkey', ratio('proxy', 'http-proxy', 'portkey', 50), (v) => `${v.toFixed(1)}× Portkey`, (v) => v >= 10)
-  for (const workers of ['eager', 'lazy'] as const) {
-    const m30 = memory.find((m) => m.accounts === 30 && m.workers === workers)
-    const m100 = memory.find((m) => m.accounts === 100 && m.workers === workers)
-    const how = workers === 'eager' ? 'default' : 'lazyWorkers'
-    add(`30 idle accounts (${how}): RSS`, '≤ 300 MB', m30?.rssIdleMb, (v) => `${Math.round(v)} MB`, (v) => v <= 300)
-    add(`100 idle accounts (${how}): RSS`, '≤ 1 GB', m100?.rssIdleMb, (v) => `${Math.round(v)} MB`, (v) => v <= 1024)
-    add(`100 accounts (${how}): ready`, '≤ 2 s', m100?.readyMs, (v) => `${(v / 1000).toFixed(2)} s`, (v) => v <= 2000)
-  }
+  // judged on the default config; the eager rows are in the memory table for comparison
+  const m30 = memory.find((m) => m.accounts === 30 && m.workers === 'default (auto)')
+  const m100 = memory.find((m) => m.accounts === 100 && m.workers === 'default (auto)')
+  add('30 idle accounts (default): RSS', '≤ 300 MB', m30?.rssIdleMb, (v) => `${Math.round(v)} MB`, (v) => v <= 300)
+  add('100 idle accounts (default): RSS', '≤ 1 GB', m100?.rssIdleMb, (v) => `${Math.round(v)} MB`, (v) => v <= 1024)
+  add('100 accounts (default): ready', '≤ 2 s', m100?.readyMs, (v) => `${(v / 1000).toFixed(2)} s`, (v) => v <= 2000)
   return out
 }
 

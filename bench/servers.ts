@@ -24,6 +24,8 @@ export interface Running {
   readonly readyMs: number
   /** what the server itself logged as its start-up time, when it logs one */
   readonly loggedReadyMs?: number
+  /** an orchestrator's `GET /admin/accounts` (the other servers have none) */
+  readonly accountsUrl?: string
   pids(): number[]
   stop(): Promise<void>
 }
@@ -97,7 +99,7 @@ export async function startOrchestrator(dir: string, name: string, options: Orch
   }, `orchestrator ${name} to listen`, 120_000)
   const readyMs = performance.now() - proc.startedAt
   const logged = JSON.parse(line) as { url: string; readyMs: number }
-  return running(name, `${logged.url}/v1/messages`, proc, readyMs, { loggedReadyMs: logged.readyMs })
+  return running(name, `${logged.url}/v1/messages`, proc, readyMs, { loggedReadyMs: logged.readyMs, accountsUrl: `${logged.url}/admin/accounts` })
 }
 
 const NGINX_CANDIDATES = ['/usr/sbin/nginx', '/usr/bin/nginx', '/usr/local/sbin/nginx', '/usr/local/bin/nginx']

@@ -172,8 +172,8 @@ test('countTokens is answered locally and models.list lists what the config decl
   })
   const counted = await client.messages.countTokens({ model: 'claude-test-1', messages: [{ role: 'user', content: 'x'.repeat(400) }] })
   assert.ok(counted.input_tokens >= 100 && counted.input_tokens < 110, `estimate ${counted.input_tokens}`)
-  const stats = await orch.dispatcher.accounts[0].stats()
-  assert.equal(stats.served, 0, 'count_tokens never reached an account')
+  // mock accounts start parked (lazyWorkers "auto"): the first request that reaches one starts its worker
+  assert.deepEqual(orch.dispatcher.accounts.map((a) => a.parked), [true, true], 'count_tokens never reached an account')
   const ids: string[] = []
   for await (const model of client.models.list()) ids.push(model.id)
   assert.deepEqual(ids, ['claude-test-1', 'claude-test-2', 'claude-test-3'])

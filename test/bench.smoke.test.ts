@@ -50,8 +50,10 @@ test('agyc bench --quick reports every arm, each measured or skipped with a reas
     }
   }
   assert.ok(report.cells.some((c) => c.tool === 'ttfb' && c.arm === 'orch-8' && c.median.ttfb), 'no time-to-first-byte figures')
-  // each account count with every worker started, and with lazy workers
-  assert.deepEqual(report.memory.map((m) => m.workers).sort(), ['eager', 'eager', 'lazy', 'lazy'])
+  // each account count with the default config (lazyWorkers "auto": mock accounts parked) and with every worker started
+  assert.deepEqual(report.memory.map((m) => m.workers).sort(), ['default (auto)', 'default (auto)', 'eager', 'eager'])
+  // the load arms woke every parked account before measuring (bench/run.ts, wake)
+  assert.doesNotMatch(stderr, /still parked after the warm-up/)
   // the markdown went to stdout and to the results folder
   assert.match(stdout, /### Arms/)
   assert.equal(readFileSync(join(out, 'latest.md'), 'utf8').trim(), stdout.trim())

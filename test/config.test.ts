@@ -67,6 +67,17 @@ test('defaults are filled in and state directories resolve against the config fi
   assert.equal(config.dispatcher.strategy, 'round-robin')
   assert.equal(config.accounts[0].maxConcurrency, 4)
   assert.equal(config.accounts[0].stateDir, '/srv/agyc/.state/a')
+  assert.deepEqual(config.dispatcher.lazyWorkers, { enabled: 'auto', idleMs: 0 })
+})
+
+test('lazyWorkers.enabled takes true, false or "auto"; anything else is one line naming the path and the choices', () => {
+  const withLazy = (enabled: unknown) => ({ dispatcher: { lazyWorkers: { enabled } }, accounts: [{ id: 'a', session: { kind: 'mock' } }] })
+  for (const enabled of [true, false, 'auto']) {
+    assert.equal(parseConfig(withLazy(enabled), '/tmp/agyc').dispatcher.lazyWorkers.enabled, enabled, 'configs written before "auto" still load')
+  }
+  for (const enabled of ['yes', 'true', 1, null]) {
+    assert.deepEqual(problems(withLazy(enabled)), ['dispatcher.lazyWorkers.enabled: expected true, false or "auto"'], String(enabled))
+  }
 })
 
 test('a bad config file exits non-zero with one line per problem', async (t) => {

@@ -27,6 +27,9 @@ test('the dashboard shows a row per account and its numbers move under load', { 
   const n = 30
   const { url, client, dir } = await start(t, {
     log: { level: 'warn' },
+    // eager: the load below is a few seconds long, and 30 parked accounts starting their workers under it (8 at a
+    // time, on a loaded machine) left too few answers to see; parked rows are the 100-account test's
+    dispatcher: { lazyWorkers: { enabled: false } },
     accounts: Array.from({ length: n }, (_, i) => ({
       id: `acc${String(i + 1).padStart(2, '0')}`, maxConcurrency: 2, session: { kind: 'mock', latencyMs: 40, deltas: 4, deltaDelayMs: 10 },
     })),

@@ -88,7 +88,8 @@ test('a client that disconnects frees its slot at once, queued or running', asyn
 })
 
 test('a worker that dies is replaced and its in-flight requests get a definite error', async (t) => {
-  const { client, orch } = await start(t, { accounts: mockAccounts(1, { directives: true, latencyMs: 0 }) })
+  // eager: the thread that dies is the one started with the account (a mock account would otherwise start parked)
+  const { client, orch } = await start(t, { dispatcher: { lazyWorkers: { enabled: false } }, accounts: mockAccounts(1, { directives: true, latencyMs: 0 }) })
   const account = orch.dispatcher.accounts[0]
   const before = (await account.stats()).threadId
   const crash = { ...hello, messages: [{ role: 'user' as const, content: '[[mock:crash]]' }] }

@@ -177,7 +177,10 @@ test('what counts against an account: its 5xx, its refused credentials, a stream
 })
 
 test('a worker that stops heartbeating is terminated and replaced; its requests fail over', async (t) => {
-  const { client, orch } = await start(t, { health: { heartbeatMs: 100, missedHeartbeats: 3 }, accounts: two({ latencyMs: 200 }) })
+  // eager: both workers live and heartbeating before the first request (mock accounts would otherwise start parked)
+  const { client, orch } = await start(t, {
+    dispatcher: { lazyWorkers: { enabled: false } }, health: { heartbeatMs: 100, missedHeartbeats: 3 }, accounts: two({ latencyMs: 200 }),
+  })
   const acc01 = orch.dispatcher.accounts[0]
   const threadBefore = (await acc01.stats()).threadId
   // round-robin: a normal request runs on acc01 (200 ms), one on acc02, then a hang freezes acc01's event loop

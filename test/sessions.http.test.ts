@@ -163,7 +163,9 @@ test('http: an upstream error event in a stream that has begun counts against th
 test('http: an upstream that opens a stream with an error event is failed over to another account before any byte', async (t) => {
   const up = await upstream(t)
   const { client, url } = await start(t, {
-    dispatcher: { strategy: 'round-robin' },
+    // both accounts start parked (lazyWorkers "auto"): the status line's hold covers two worker starts, one per
+    // attempt, which on a loaded machine can outlast the default second
+    dispatcher: { strategy: 'round-robin', streamHoldMs: 5_000 },
     accounts: [
       { id: 'busy', session: { kind: 'http', baseUrl: up.url, headers: { 'x-fixture-error-first': 'overloaded_error' } } },
       { id: 'fine', session: { kind: 'http', baseUrl: up.url } },

@@ -133,9 +133,9 @@ export function adminRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
 
   app.get('/readyz', (c) => {
     // "can take work": up with its session up, not cooling or ejected, within its quota (routable); or coming up on
-    // its own with requests waiting for it (parked, or a reload's replacement starting). An account whose session
-    // keeps failing is 'up' as a thread but takes nothing.
-    const up = dispatcher.accounts.filter((a) => a.routable || a.parked || a.state === 'starting').length
+    // its own with requests waiting for it (parked and not drained, or a reload's replacement starting). An account
+    // whose session keeps failing is 'up' as a thread but takes nothing.
+    const up = dispatcher.accounts.filter((a) => a.routable || (a.parked && a.state === 'up') || a.state === 'starting').length
     if (up === 0) throw new OrchestratorError('AGYC_NOT_READY', 'no account can take work now')
     return c.json({ status: 'ready', accountsUp: up, accounts: dispatcher.accounts.length })
   })

@@ -324,13 +324,19 @@ export const Dispatcher = z.strictObject({
   /** then keep-alive pings this often until the answer starts */
   pingIntervalMs: positiveInt(10_000),
   /**
-   * start an account's worker at its first request instead of at start-up, and with `idleMs` > 0 stop it again after
-   * that long without a request: an idle account then costs no thread (~15 MB each). README, "Memory and start-up".
+   * Lazy workers: an account's worker starts at its first request instead of at start-up, and with `idleMs` > 0 stops
+   * again after that long without a request; an idle account then costs no thread (~15 MB and ~60 ms of CPU each).
+   * `"auto"` (the default) decides per account by its session kind (dispatch/parking.ts, `startsParked`): parked if it
+   * has no child process (`mock`, `http` without `start`): nothing is learned by starting it early, and the thread is
+   * its whole cost. Eager if it has one (`exec`, `stdio`, `http` with `start`, the agent CLIs): the child dominates its
+   * memory, a CLI that cannot start is found at start-up rather than at the first request, and a long-lived one is
+   * warm. `true` and `false` apply to every account; `idleMs` only to the accounts that are lazy. README, "Memory and
+   * start-up".
    */
   lazyWorkers: z.strictObject({
-    enabled: z.boolean().default(false),
+    enabled: z.union([z.boolean(), z.literal('auto')], { error: 'expected true, false or "auto"' }).default('auto'),
     idleMs: nonNegativeInt(0),
-  }).default({ enabled: false, idleMs: 0 }),
+  }).default({ enabled: 'auto', idleMs: 0 }),
 })
 
 export const Log = z.strictObject({

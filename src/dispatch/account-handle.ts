@@ -19,6 +19,7 @@ import type { AccountView } from '../strategies/types.ts'
 import type { UsageLedger } from '../usage/ledger.ts'
 import { Quota } from '../usage/quota.ts'
 import type { Job } from './job.ts'
+import { Parking, startsParked, type LazyWorkers } from './parking.ts'
 import { workerEntry } from './worker-code.ts'
 
 export type AccountState = 'starting' | 'up' | 'down' | 'draining' | 'stopped'
@@ -40,16 +41,12 @@ export interface AccountOptions {
   log: Logger
   owner: AccountOwner
   now?: () => number
-  /** `dispatcher.lazyWorkers`: the worker starts at the account's first request, and stops after `idleMs` without one */
-  lazy?: { enabled: boolean; idleMs: number }
+  /**
+   * `dispatcher.lazyWorkers`: the worker starts at the account's first request, and stops after `idleMs` without one;
+   * `"auto"` decides by the account's session kind (parking.ts). Absent: every worker starts with the account.
+   */
+  lazy?: LazyWorkers
 }
-
-/**
- * Lazy workers: parked accounts starting a worker for a request, in this process. Bounded like the start-up ramp
- * (Dispatcher.start, 8 at a time): a worker costs ~60 ms of CPU to start, and a burst spread by round-robin over 100
- * parked accounts would start 100 at once and starve the main thread (measured: 12 req/s over the first 5 s).
- */
-const wakes = { starting: 0, limit: 8 }
 
 /** child restart-style backoff for a worker that died: 100 ms × 1.5ⁿ with jitter, capped at 15 s (PM2's defaults) */
 export const backoffMs = (attempt: number, random: () => number = Math.random): number =>
@@ -98,14 +95,8 @@ export class AccountHandle implements AccountView {
    * was starting (or restarting) becomes ready meanwhile. `state` says 'draining' whenever it would otherwise say 'up'.
    */
   #draining = false
-  readonly #lazy: { enabled: boolean; idleMs: number } | undefined
-  /** lazy workers: the account serves, but has no worker until a request comes (see #park) */
-  #parked = false
-  /** counted in `wakes.starting` */
-  #waking = false
-  /** lazy workers with idleMs: #seq when a heartbeat last looked, and when one last saw work */
-  #idleSeq = 0
-  #activeAt = 0
+  /** lazy workers, when this account has them (`startsParked`); see #park */
+  readonly #parking: Parking | undefined
   /** settles when the current attach task ends, whichever way */
   #task: Promise<void> = Promise.resolve()
 
@@ -117,7 +108,7 @@ export class AccountHandle implements AccountView {
     this.#log = options.log.child({ account: config.id })
     this.#owner = options.owner
     this.#health = options.health
-    this.#lazy = options.lazy?.enabled ? options.lazy : undefined
+    this.#parking = options.lazy && startsParked(options.lazy.enabled, config.session) ? new Parking(options.lazy.idleMs) : undefined
     this.outlier = new Outlier(options.health, options.now)
     this.quota = config.quota ? new Quota(config.id, config.quota, options.ledger, options.now) : undefined
     this.#pool = new Piscina({
@@ -139,13 +130,18 @@ export class AccountHandle implements AccountView {
 
   /** up, not cooling or ejected, with a free slot now: what strategies look for */
   get available(): boolean {
-    return this.state === 'up' && (!this.#parked || wakes.starting < wakes.limit) && this.sessionUp && this.assigned < this.maxConcurrency && this.outlier.admits()
+    return this.state === 'up' && (this.#parking === undefined || this.#parking.admits()) && this.sessionUp && this.assigned < this.maxConcurrency && this.outlier.admits()
       && (this.quota === undefined || this.quota.admits(this.assigned))
   }
 
-  /** may be handed work (into its worker queue when busy) */
+  /**
+   * May be handed work (into its worker queue when busy). A worker starting for a request counts: what it is handed
+   * waits in the outbox until it is ready, as it would in a busy worker's queue, so a conversation's next turn goes
+   * home rather than waking another account, and work that finds every account busy queues there.
+   */
   get routable(): boolean {
-    return this.state === 'up' && (!this.#parked || wakes.starting < wakes.limit) && this.sessionUp && this.outlier.admits() && (this.quota === undefined || this.quota.admits(this.assigned))
+    return (this.state === 'up' ? this.#parking === undefined || this.#parking.admits() : this.#parking?.waking === true && !this.#draining && !this.#stopping)
+      && this.sessionUp && this.outlier.admits() && (this.quota === undefined || this.quota.admits(this.assigned))
   }
 
   get quotaLeft(): number {
@@ -154,7 +150,7 @@ export class AccountHandle implements AccountView {
 
   /** not serving now, but coming back without an operator: worth queueing for (its worker or child restarting) */
   get recovering(): boolean {
-    return this.#parked || this.state === 'starting' || this.state === 'down' || (this.state === 'up' && !this.sessionUp && this.sessionState !== 'failed')
+    return (this.parked && this.state === 'up') || this.state === 'starting' || this.state === 'down' || (this.state === 'up' && !this.sessionUp && this.sessionState !== 'failed')
   }
 
   /** Why the account takes no work now, in a few words for an error message. */
@@ -169,7 +165,7 @@ export class AccountHandle implements AccountView {
 
   /** Recomputes the health score (the watchdog calls it once per heartbeat period). */
   rescore(now: number, fleetLatencyMs: number): void {
-    if (this.#parked) this.lastHeartbeatAt = now // no worker, no heartbeats: nothing is known against the account
+    if (this.parked) this.lastHeartbeatAt = now // no worker, no heartbeats: nothing is known against the account
     const hb = this.#health.heartbeatMs
     this.scoreParts = scoreParts({
       heartbeatAgeMs: this.state === 'up' || this.state === 'draining' ? now - this.lastHeartbeatAt : Number.POSITIVE_INFINITY,
@@ -186,7 +182,7 @@ export class AccountHandle implements AccountView {
 
   /** The worker missed its heartbeats (a hung event loop): end the thread; piscina starts a replacement. */
   terminate(reason: string): void {
-    if (this.#parked) return
+    if (this.parked) return
     this.#log.error({ reason }, 'terminating account worker')
     this.lastError = reason
     void this.#pool.threads[0]?.terminate()
@@ -207,8 +203,8 @@ export class AccountHandle implements AccountView {
 
   /** Starts the worker; resolves once its session is ready (or the first start failed). With lazy workers: at once. */
   start(): Promise<void> {
-    if (this.#lazy) {
-      this.#park()
+    if (this.#parking) {
+      this.#park(this.#parking)
       return Promise.resolve()
     }
     this.#attach()
@@ -217,52 +213,36 @@ export class AccountHandle implements AccountView {
 
   /** lazy workers: no worker runs now */
   get parked(): boolean {
-    return this.#parked
+    return this.#parking?.parked === true
   }
 
   /**
    * Lazy workers: the account takes work without a worker; its first request starts one (#wake). It looks up and
    * healthy meanwhile: nothing is known against it, and a parked account that looked unavailable would never be woken.
    */
-  #park(): void {
-    this.#parked = true
+  #park(parking: Parking): void {
     this.state = this.#draining ? 'draining' : 'up'
     this.sessionUp = true
     this.sessionState = 'up'
     this.lastHeartbeatAt = Date.now()
-    this.#activeAt = this.lastHeartbeatAt
+    parking.park(this.lastHeartbeatAt)
     this.#owner.released(this)
   }
 
   /** Lazy workers: a request came for a parked account. Its commands wait in the outbox until the worker is ready. */
-  #wake(): void {
-    this.#parked = false
-    this.#waking = true
-    wakes.starting++
+  #wake(parking: Parking): void {
+    parking.wake()
     this.state = 'starting'
     this.#log.debug('starting the account worker for a request')
     this.#attach()
   }
 
-  #woke(): void {
-    if (!this.#waking) return
-    this.#waking = false
-    wakes.starting--
-  }
-
-  /**
-   * Lazy workers with idleMs, on each heartbeat: stop a worker that has had no request for idleMs. Requests are
-   * noticed through the per-account sequence number, so the request path pays nothing for this.
-   */
-  #parkIfIdle(now: number): void {
-    if (this.#pending.size > 0 || this.#seq !== this.#idleSeq) {
-      this.#idleSeq = this.#seq
-      this.#activeAt = now
-      return
-    }
+  /** Lazy workers with idleMs, on each heartbeat: stop a worker that has had no request for idleMs, and park. */
+  #parkIfIdle(parking: Parking, now: number): void {
+    if (!parking.idle(now, this.#seq, this.#pending.size)) return
     const data = this.#data
-    if (now - this.#activeAt < this.#lazy!.idleMs || this.state !== 'up' || !this.sessionUp || this.#stopping || !data) return
-    this.#log.debug({ idleMs: this.#lazy!.idleMs }, 'stopping an idle account worker')
+    if (this.state !== 'up' || !this.sessionUp || this.#stopping || !data) return
+    this.#log.debug({ idleMs: parking.idleMs }, 'stopping an idle account worker')
     // the stopping worker's last events (its session going down, its children reaped) are not news about the account
     data.off('message', this.#onMessage)
     const control = this.#control
@@ -280,7 +260,7 @@ export class AccountHandle implements AccountView {
         try { process.kill(-pid, 'SIGKILL') } catch { /* already gone */ }
       }
     })
-    this.#park()
+    this.#park(parking)
   }
 
   #attach(): void {
@@ -304,7 +284,7 @@ export class AccountHandle implements AccountView {
     data.close()
     control.close()
     if (this.#data !== data) return
-    this.#woke()
+    this.#parking?.woke()
     this.#data = undefined
     this.#control = undefined
     this.#outbox = []
@@ -345,7 +325,7 @@ export class AccountHandle implements AccountView {
   }
 
   assign(job: Job, dispatchSeq: number): void {
-    if (this.#parked) this.#wake()
+    if (this.#parking?.parked) this.#wake(this.#parking)
     job.seq = ++this.#seq
     job.account = this
     job.state = 'assigned'
@@ -416,14 +396,14 @@ export class AccountHandle implements AccountView {
         case 'heartbeat':
           this.lastHeartbeat = event
           this.lastHeartbeatAt = Date.now()
-          if (this.#lazy !== undefined && this.#lazy.idleMs > 0) this.#parkIfIdle(this.lastHeartbeatAt)
+          if (this.#parking !== undefined && this.#parking.idleMs > 0) this.#parkIfIdle(this.#parking, this.lastHeartbeatAt)
           break
         case 'ready':
           // The session may have reported its upstream down during start (a stdio child whose first start failed is
           // restarting): that stands. #attach assumed the fresh session up; only the session's own events change it.
           // (test/sessions.stdio.test.ts, "…whose child failed its first start takes no work…")
           this.#ready.resolve()
-          this.#woke()
+          this.#parking?.woke()
           if (this.#stopping) break // its stop is under way: it must not take work now
           this.state = this.#draining ? 'draining' : 'up'
           this.lastHeartbeatAt = Date.now()

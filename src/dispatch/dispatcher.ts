@@ -84,6 +84,7 @@ export class Dispatcher implements AccountOwner {
     this.#strategies = createStrategies()
     this.affinity = new AffinityTable(config.affinity, options.now)
     this.ledger = options.ledger ?? new UsageLedger(options.now)
+    // lazyWorkers is read once, here: a reload that changes it asks for a restart (accounts it adds use this one)
     this.#accountOptions = { ...options, ledger: this.ledger, owner: this, lazy: config.lazyWorkers }
     this.accounts = this.#accounts = accounts.map((account) => new AccountHandle(account, this.#accountOptions))
     this.#indexModels()
