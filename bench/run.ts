@@ -205,9 +205,9 @@ async function warm(servers: Running[], bodies: string[]): Promise<void> {
 
 /**
  * Under the default config (`lazyWorkers: "auto"`) mock and http accounts start parked: a worker starts at an
- * account's first request (~60 ms of CPU, 8 at a time). The warm-up bodies alone would not reach every account: they
- * carry one `metadata.user_id`, so affinity keeps them on one home account while it has a free slot, and the others
- * would start their workers inside a measured run (c=50 spills over; "affinity off" spreads). So: rounds of requests
+ * account's first request (~60 ms of CPU, 8 at a time). A timed warm-up run might not reach every account (the
+ * "one sticky session" body stays home, and a parked account is passed over while 8 others are starting), and the
+ * rest would start their workers inside a measured run. So: rounds of requests
  * with affinity off, 16 at a time and each awaited, which round-robin hands to each account in turn (a parked one is
  * passed over only while 8 others are starting, and reached on a later turn), until `/admin/accounts` reports no
  * account parked. Not autocannon: a timed run cancels what is still waiting for a worker when its time is up.
