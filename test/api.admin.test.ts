@@ -240,3 +240,37 @@ test('with lazy workers, parked accounts are marked in /admin/accounts, /metrics
   const rows = lines.slice(3).map((l) => l.split(/\s{2,}/).slice(0, 2))
   assert.deepEqual(rows, [['park1', 'up'], ['park2', 'up (parked)'], ['park3', 'up (parked)']])
 })
+
+test('reset gives an account that failed at start a fresh worker: a CLI installed after start serves once reset', async (t) => {
+  const { mkdtempSync, rmSync, symlinkSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const bin = mkdtempSync(join(tmpdir(), 'agyc-reset-bin-'))
+  t.after(() => rmSync(bin, { recursive: true, force: true }))
+  const claude = join(bin, 'claude')
+  process.env.AGYC_RESET_TEST_KEY = 'sk-reset-test-0123456789'
+  const { orch, url, client } = await start(t, {
+    accounts: [{
+      id: 'late-cli', models: ['m-late'],
+      session: { kind: 'claude-code', command: claude, prewarm: 0, apiKey: { fromEnv: 'AGYC_RESET_TEST_KEY' } },
+    }],
+  })
+  const account = orch.dispatcher.accounts[0]
+  assert.equal(account.sessionState, 'failed', 'its CLI is not installed yet')
+  assert.match(String(account.lastError), /not (installed|found)|claude/)
+  const refused = await fetch(`${url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...hello, model: 'm-late' }) })
+  assert.equal(refused.status, 529, 'a failed account takes no work')
+  assert.match(((await refused.json()) as { error: { message: string } }).error.message, /late-cli: session failed/)
+
+  // the CLI appears (a stand-in that answers like Claude Code); only a reset makes the account look again
+  symlinkSync(new URL('./fixtures/claude-stand-in.mjs', import.meta.url).pathname, claude)
+  const reset = await fetch(`${url}/admin/accounts/late-cli/reset`, { method: 'POST' })
+  assert.equal(reset.status, 200)
+  await reset.arrayBuffer()
+  await eventually(() => account.state === 'up' && account.sessionUp, 'the account is up with a fresh session', 10_000)
+  const answer = await client.messages.create({ ...hello, model: 'm-late' })
+  assert.equal(answer.type, 'message')
+  assert.match((answer.content[0] as { text: string }).text, /"argv"/, 'the stand-in CLI ran the request')
+  const admin = await (await fetch(`${url}/admin/accounts`)).json() as { accounts: { id: string; state: string }[] }
+  assert.equal(admin.accounts.find((a) => a.id === 'late-cli')?.state, 'up')
+})

@@ -240,18 +240,29 @@ export class AccountHandle implements AccountView {
   /** Lazy workers with idleMs, on each heartbeat: stop a worker that has had no request for idleMs, and park. */
   #parkIfIdle(parking: Parking, now: number): void {
     if (!parking.idle(now, this.#seq, this.#pending.size)) return
-    const data = this.#data
-    if (this.state !== 'up' || !this.sessionUp || this.#stopping || !data) return
+    if (this.state !== 'up' || !this.sessionUp || this.#stopping || !this.#data) return
     this.#log.debug({ idleMs: parking.idleMs }, 'stopping an idle account worker')
-    // the stopping worker's last events (its session going down, its children reaped) are not news about the account
+    this.#retireWorker()
+    this.#park(parking)
+  }
+
+  /**
+   * Stops the current worker quietly, for a reason of ours (idle, an operator's reset): its last events (its session
+   * going down, its children reaped) are not news about the account, and nothing is counted against it. Whatever it
+   * still holds must have been answered already. A next worker may be attached at once: piscina runs its attach task
+   * once this one has ended.
+   */
+  #retireWorker(): void {
+    const data = this.#data
+    if (!data) return
     data.off('message', this.#onMessage)
     const control = this.#control
     this.#data = undefined // #detach, when the task ends, sees the worker is no longer current and only closes its ports
     this.#control = undefined
+    this.#outbox = []
     const pids = [...this.childPids]
     this.childPids.clear()
     const task = this.#task
-    // a new request may start the next worker meanwhile: piscina runs its attach once this one has ended
     const stuck = setTimeout(() => void this.#pool.threads[0]?.terminate(), 3_000)
     void control?.stop().catch(() => { /* the reply is lost when the worker closes its port: the task's end counts */ })
     void task.finally(() => {
@@ -260,7 +271,6 @@ export class AccountHandle implements AccountView {
         try { process.kill(-pid, 'SIGKILL') } catch { /* already gone */ }
       }
     })
-    this.#park(parking)
   }
 
   #attach(): void {
@@ -466,11 +476,36 @@ export class AccountHandle implements AccountView {
     while (this.#pending.size > 0) await new Promise((r) => setTimeout(r, 20))
   }
 
-  /** An operator's reset: out of `failed`, cooldown and ejection cleared. */
+  /**
+   * An operator's reset: cooldown and ejection cleared, and out of `failed`. A session that can restart its child does
+   * so (a crash loop's supervisor); one that was decided for good when it was built (a CLI not installed or not logged
+   * in: `agyc accounts login`, then reset) gets a fresh worker, which builds it anew; a worker waiting out its restart
+   * backoff starts now.
+   */
   async reset(): Promise<void> {
     this.outlier.reset()
-    await this.#control?.reset()
+    if (this.#stopping || this.parked) {
+      this.#owner.released(this)
+      return
+    }
+    if (this.#reattach !== undefined) {
+      clearTimeout(this.#reattach)
+      this.#reattach = undefined
+      this.#fresh('restarting the account worker now (reset)')
+    } else if (this.sessionState === 'failed' && this.#data !== undefined) {
+      this.#failAll(new OrchestratorError('AGYC_WORKER_DIED', `account ${this.id}: its worker was restarted by a reset`))
+      this.#retireWorker()
+      this.#fresh('restarting the account worker for a failed session (reset)')
+    } else await this.#control?.reset()
     this.#owner.released(this)
+  }
+
+  /** A new worker for the account; it takes work once it reports ready. */
+  #fresh(why: string): void {
+    this.#log.info(why)
+    this.state = 'starting'
+    this.#ready = Promise.withResolvers<void>()
+    this.#attach()
   }
 
   resume(): void {

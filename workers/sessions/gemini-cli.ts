@@ -34,7 +34,7 @@ export function createGeminiCliSession(context: SessionContext): Session {
   const id = context.account.id
   const keyInEnv = ['GEMINI_API_KEY', 'GOOGLE_API_KEY', 'GOOGLE_APPLICATION_CREDENTIALS', 'GOOGLE_GENAI_USE_VERTEXAI'].some((name) => name in config.env)
   if (authMethod(config, stateDir) === 'oauth-personal' && !loggedIn('gemini-cli', stateDir) && !keyInEnv) {
-    return unavailableSession(context, `gemini-cli is not logged in (no login in ${stateDir}) and has no apiKey: run "agyc accounts login ${id}", then restart the orchestrator`)
+    return unavailableSession(context, `gemini-cli is not logged in (no login in ${stateDir}) and has no apiKey: run "agyc accounts login ${id}", then reset the account (POST /admin/accounts/${id}/reset) or restart the orchestrator`)
   }
   return createAgentServerSession(context, {
     what: 'gemini-cli',
