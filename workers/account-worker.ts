@@ -29,7 +29,11 @@ export default async function attach(task: AttachTask): Promise<'stopped'> {
   const api: ControlApi = {
     stats: () => host.stats(),
     drain: () => host.idle(),
-    reset: () => session.reset?.(),
+    reset: () => {
+      if (!session.reset) return false
+      session.reset()
+      return true
+    },
     stop: async () => {
       await host.close()
       // end the task after comlink has posted this call's reply: closing the port first would swallow it

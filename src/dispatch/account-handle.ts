@@ -492,11 +492,11 @@ export class AccountHandle implements AccountView {
       clearTimeout(this.#reattach)
       this.#reattach = undefined
       this.#fresh('restarting the account worker now (reset)')
-    } else if (this.sessionState === 'failed' && this.#data !== undefined) {
+    } else if (this.#control !== undefined && !(await this.#control.reset()) && this.sessionState === 'failed' && this.#data !== undefined) {
       this.#failAll(new OrchestratorError('AGYC_WORKER_DIED', `account ${this.id}: its worker was restarted by a reset`))
       this.#retireWorker()
-      this.#fresh('restarting the account worker for a failed session (reset)')
-    } else await this.#control?.reset()
+      this.#fresh('restarting the account worker for a session that cannot restart itself (reset)')
+    }
     this.#owner.released(this)
   }
 

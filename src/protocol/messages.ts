@@ -93,8 +93,11 @@ export interface ControlApi {
   stats(): WorkerStats
   /** resolves once nothing runs or waits in the worker */
   drain(): Promise<void>
-  /** takes a `failed` session out of that state (its child starts afresh) */
-  reset(): void
+  /**
+   * takes a `failed` session out of that state (its child starts afresh); false when the session cannot (it was
+   * decided for good when built, e.g. a CLI not installed): the main thread then gives the account a fresh worker
+   */
+  reset(): boolean
   /** stops the session (and its child) and ends the worker's attach task */
   stop(): Promise<void>
 }
