@@ -1,26 +1,22 @@
 /**
- * The main-thread half of an account: hosts its worker thread (a piscina pool of exactly one long-lived thread),
- * carries requests to it and events back on the account's own data port, and keeps the numbers the strategies read.
- * One listener serves every request; a request is found by its per-account sequence number.
+ * The main-thread half of an account: its state and the numbers the strategies read, its requests in flight (found by
+ * a per-account sequence number), and the life of its worker (started, restarted after a death with backoff, parked,
+ * retired, reset), whose thread and ports are the WorkerLink's (worker-link.ts).
  */
-import { MessageChannel, type MessagePort } from 'node:worker_threads'
-import { Piscina } from 'piscina'
-import * as Comlink from 'comlink'
-import { portEndpoint } from '../protocol/comlink-port.ts'
 import type { Logger } from 'pino'
 import type { AccountConfig, HealthConfig } from '../config/schema.ts'
 import { OrchestratorError } from '../errors.ts'
 import { Outlier } from '../health/outlier.ts'
 import { HealthStats, combine, scoreParts, type ScoreParts } from '../health/score.ts'
 import { metrics } from '../metrics.ts'
-import { assertNever, type ControlApi, type Heartbeat, type ToWorker, type Usage, type WorkerStats } from '../protocol/messages.ts'
-import { decodeFromWorkerBatch, encodeToWorker } from '../protocol/wire.ts'
+import { assertNever, type Heartbeat, type Usage, type WorkerStats } from '../protocol/messages.ts'
+import { decodeFromWorkerBatch } from '../protocol/wire.ts'
 import type { AccountView } from '../strategies/types.ts'
 import type { UsageLedger } from '../usage/ledger.ts'
 import { Quota } from '../usage/quota.ts'
 import type { Job } from './job.ts'
 import { Parking, startsParked, type LazyWorkers } from './parking.ts'
-import { workerEntry } from './worker-code.ts'
+import { WorkerLink, killGroups } from './worker-link.ts'
 
 export type AccountState = 'starting' | 'up' | 'down' | 'draining' | 'stopped'
 
@@ -79,14 +75,9 @@ export class AccountHandle implements AccountView {
   readonly #log: Logger
   readonly #owner: AccountOwner
   readonly #health: HealthConfig
-  readonly #pool: Piscina
+  readonly #link: WorkerLink
   readonly #pending = new Map<number, Job>()
   #seq = 0
-  /** commands already in their wire form (protocol/wire.ts) */
-  #outbox: unknown[] = []
-  #flushScheduled = false
-  #data: MessagePort | undefined
-  #control: Comlink.Remote<ControlApi> | undefined
   #ready: PromiseWithResolvers<void> = Promise.withResolvers()
   #reattach: NodeJS.Timeout | undefined
   #stopping = false
@@ -97,9 +88,6 @@ export class AccountHandle implements AccountView {
   #draining = false
   /** lazy workers, when this account has them (`startsParked`); see #park */
   readonly #parking: Parking | undefined
-  /** settles when the current attach task ends, whichever way */
-  #task: Promise<void> = Promise.resolve()
-
   constructor(config: AccountConfig, options: AccountOptions) {
     this.id = config.id
     this.config = config
@@ -111,21 +99,11 @@ export class AccountHandle implements AccountView {
     this.#parking = options.lazy && startsParked(options.lazy.enabled, config.session) ? new Parking(options.lazy.idleMs) : undefined
     this.outlier = new Outlier(options.health, options.now)
     this.quota = config.quota ? new Quota(config.id, config.quota, options.ledger, options.now) : undefined
-    this.#pool = new Piscina({
-      // plain JS, stripped once from the sources (worker-code.ts)
-      filename: workerEntry((reason) => this.#log.warn({ reason }, 'account workers run their TypeScript sources')),
-      // the thread starts with its attach task, not with the pool: the dispatcher's start-up ramp (and a lazy account's
-      // first request) decides when; ended, it goes at once (idleTimeout 0): the next attach starts a fresh one
-      minThreads: 0,
-      maxThreads: 1,
-      // 'sync' (the default) parks an idle worker in Atomics.wait: its ports, timers and child pipes go deaf
-      atomics: 'disabled',
-      concurrentTasksPerWorker: 1,
-      idleTimeout: 0,
-      closeTimeout: 2_000,
+    this.#link = new WorkerLink(config, options.health.heartbeatMs, this.#log, {
+      message: this.#onMessage,
+      ended: (err) => this.#ended(err),
+      holding: () => this.state === 'starting', // a lazily started or reset worker takes its first requests once ready
     })
-    // a worker that fails to start rejects its attach task; keep piscina's own 'error' events from crashing us
-    this.#pool.on('error', (err: Error) => this.#log.error({ err }, 'worker pool error'))
   }
 
   /** up, not cooling or ejected, with a free slot now: what strategies look for */
@@ -185,7 +163,7 @@ export class AccountHandle implements AccountView {
     if (this.parked) return
     this.#log.error({ reason }, 'terminating account worker')
     this.lastError = reason
-    void this.#pool.threads[0]?.terminate()
+    this.#link.terminate()
   }
 
   /** The model this account runs for a request naming `requested`. */
@@ -240,7 +218,7 @@ export class AccountHandle implements AccountView {
   /** Lazy workers with idleMs, on each heartbeat: stop a worker that has had no request for idleMs, and park. */
   #parkIfIdle(parking: Parking, now: number): void {
     if (!parking.idle(now, this.#seq, this.#pending.size)) return
-    if (this.state !== 'up' || !this.sessionUp || this.#stopping || !this.#data) return
+    if (this.state !== 'up' || !this.sessionUp || this.#stopping || !this.#link.attached) return
     this.#log.debug({ idleMs: parking.idleMs }, 'stopping an idle account worker')
     this.#retireWorker()
     this.#park(parking)
@@ -253,51 +231,20 @@ export class AccountHandle implements AccountView {
    * once this one has ended.
    */
   #retireWorker(): void {
-    const data = this.#data
-    if (!data) return
-    data.off('message', this.#onMessage)
-    const control = this.#control
-    this.#data = undefined // #detach, when the task ends, sees the worker is no longer current and only closes its ports
-    this.#control = undefined
-    this.#outbox = []
-    const pids = [...this.childPids]
+    this.#link.retire([...this.childPids])
     this.childPids.clear()
-    const task = this.#task
-    const stuck = setTimeout(() => void this.#pool.threads[0]?.terminate(), 3_000)
-    void control?.stop().catch(() => { /* the reply is lost when the worker closes its port: the task's end counts */ })
-    void task.finally(() => {
-      clearTimeout(stuck)
-      for (const pid of pids) {
-        try { process.kill(-pid, 'SIGKILL') } catch { /* already gone */ }
-      }
-    })
   }
 
   #attach(): void {
     // a new worker, a new session: its own events say otherwise from here on
     this.sessionUp = true
     this.sessionState = 'up'
-    const data = new MessageChannel()
-    const control = new MessageChannel()
-    this.#data = data.port1
-    data.port1.on('message', this.#onMessage)
-    this.#control = Comlink.wrap<ControlApi>(portEndpoint(control.port1))
-    const task = { account: this.config, data: data.port2, control: control.port2, heartbeatMs: this.#health.heartbeatMs }
-    this.#task = this.#pool.run(task, { transferList: [data.port2, control.port2] }).then(
-      () => this.#detach(data.port1, control.port1, undefined),
-      (err: unknown) => this.#detach(data.port1, control.port1, err),
-    )
+    this.#link.attach()
   }
 
   /** The attach task ended: the worker stopped on request, or died. Either way its requests get a definite answer. */
-  #detach(data: MessagePort, control: MessagePort, err: unknown): void {
-    data.close()
-    control.close()
-    if (this.#data !== data) return
+  #ended(err: unknown): void {
     this.#parking?.woke()
-    this.#data = undefined
-    this.#control = undefined
-    this.#outbox = []
     this.killChildren()
     const message = err instanceof Error ? err.message : String(err ?? 'stopped')
     this.#failAll(new OrchestratorError('AGYC_WORKER_DIED', `account ${this.id}: worker ended (${message})`))
@@ -328,9 +275,7 @@ export class AccountHandle implements AccountView {
 
   /** SIGKILL every process group the worker reported: a child outlives the worker thread that spawned it. */
   killChildren(): void {
-    for (const pid of this.childPids) {
-      try { process.kill(-pid, 'SIGKILL') } catch { /* already gone */ }
-    }
+    killGroups(this.childPids)
     this.childPids.clear()
   }
 
@@ -343,7 +288,7 @@ export class AccountHandle implements AccountView {
     this.lastAssignedSeq = dispatchSeq
     this.outlier.onAssign()
     this.#pending.set(job.seq, job)
-    this.#send({
+    this.#link.send({
       kind: 'run', id: job.seq, body: job.body, model: this.modelFor(job.model), stream: job.stream,
       maxTokens: job.maxTokens, requestId: job.requestId,
       ...(job.anthropicBeta === undefined ? {} : { anthropicBeta: job.anthropicBeta }),
@@ -357,26 +302,8 @@ export class AccountHandle implements AccountView {
     this.#pending.delete(job.seq)
     this.assigned--
     if (this.outlier.probing) this.outlier.onAbandon()
-    this.#send({ kind: 'cancel', id: job.seq })
+    this.#link.send({ kind: 'cancel', id: job.seq })
     this.#owner.released(this)
-  }
-
-  #send(command: ToWorker): void {
-    this.#outbox.push(encodeToWorker(command))
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true
-      setImmediate(this.#flush)
-    }
-  }
-
-  // everything bound for this worker in one event-loop turn travels as one message
-  #flush = (): void => {
-    this.#flushScheduled = false
-    const batch = this.#outbox
-    // a lazily started worker takes its first requests once it is ready
-    if (batch.length === 0 || this.state === 'starting') return
-    this.#outbox = []
-    this.#data?.postMessage(batch)
   }
 
   #onMessage = (raw: unknown): void => {
@@ -418,7 +345,7 @@ export class AccountHandle implements AccountView {
           this.state = this.#draining ? 'draining' : 'up'
           this.lastHeartbeatAt = Date.now()
           this.#log.debug('account ready')
-          this.#flush() // what a lazily started worker was started for
+          this.#link.flush() // what a lazily started worker was started for
           this.#owner.released(this)
           break
         case 'session': {
@@ -461,8 +388,9 @@ export class AccountHandle implements AccountView {
   }
 
   stats(): Promise<WorkerStats> {
-    if (!this.#control) return Promise.reject(new OrchestratorError('AGYC_WORKER_DIED', `account ${this.id} has no worker`))
-    return this.#control.stats()
+    const control = this.#link.control
+    if (!control) return Promise.reject(new OrchestratorError('AGYC_WORKER_DIED', `account ${this.id} has no worker`))
+    return control.stats()
   }
 
   /**
@@ -472,7 +400,7 @@ export class AccountHandle implements AccountView {
   async drain(): Promise<void> {
     this.#draining = true
     if (this.state === 'up') this.state = 'draining'
-    if (this.state === 'starting' && this.#data !== undefined) await this.#ready.promise
+    if (this.state === 'starting' && this.#link.attached) await this.#ready.promise
     while (this.#pending.size > 0) await new Promise((r) => setTimeout(r, 20))
   }
 
@@ -492,7 +420,7 @@ export class AccountHandle implements AccountView {
       clearTimeout(this.#reattach)
       this.#reattach = undefined
       this.#fresh('restarting the account worker now (reset)')
-    } else if (this.#control !== undefined && !(await this.#control.reset()) && this.sessionState === 'failed' && this.#data !== undefined) {
+    } else if (this.#link.control !== undefined && !(await this.#link.control.reset()) && this.sessionState === 'failed' && this.#link.attached) {
       this.#failAll(new OrchestratorError('AGYC_WORKER_DIED', `account ${this.id}: its worker was restarted by a reset`))
       this.#retireWorker()
       this.#fresh('restarting the account worker for a session that cannot restart itself (reset)')
@@ -520,13 +448,9 @@ export class AccountHandle implements AccountView {
   async stop(): Promise<void> {
     this.#stopping = true
     clearTimeout(this.#reattach)
-    this.#flush()
-    try {
-      // the task's end is the answer that counts: comlink's reply may be lost when the worker closes the port
-      await Promise.race([this.#control?.stop().then(() => this.#task), this.#task, new Promise((r) => setTimeout(r, 3_000))])
-    } catch { /* the worker is gone already */ }
+    await this.#link.stop()
     this.#failAll(new OrchestratorError('AGYC_SHUTTING_DOWN', `account ${this.id} stopped`))
-    await this.#pool.destroy()
+    await this.#link.close()
     this.killChildren()
     this.state = 'stopped'
     this.#ready.resolve() // also for an account stopped before it ever started
