@@ -8,7 +8,6 @@
  * It also decides what a failure means: cooldown or ejection for the account (`src/health/outlier.ts`), and a
  * failover to another account while no answer byte has reached the client, within a retry budget.
  */
-import { isDeepStrictEqual } from 'node:util'
 import type { Logger } from 'pino'
 import type { AccountConfig, DispatcherConfig, HealthConfig, StrategyName } from '../config/schema.ts'
 import { OrchestratorError, codes, type Code } from '../errors.ts'
@@ -17,9 +16,11 @@ import { RetryBudget } from '../health/retry-budget.ts'
 import { metrics } from '../metrics.ts'
 import { createStrategies, type Strategy } from '../strategies/index.ts'
 import { AccountHandle, type AccountOptions, type AccountOwner } from './account-handle.ts'
+import { AccountTable } from './account-table.ts'
 import { AffinityTable } from './affinity.ts'
 import { JobQueue } from './job-queue.ts'
 import type { Job } from './job.ts'
+import { applyLiveSettings } from './live-settings.ts'
 import { UsageLedger, countersOf } from '../usage/ledger.ts'
 
 /** Failures another account may well not have: worth one more attempt elsewhere. */
@@ -35,17 +36,6 @@ const THROTTLE = new Set<Code>(['AGYC_UPSTREAM_RATE_LIMITED', 'AGYC_UPSTREAM_OVE
  */
 const ACCOUNT_FAULT = new Set<Code>(['AGYC_UPSTREAM_AUTH', 'AGYC_UPSTREAM_FORBIDDEN'])
 
-/**
- * `dispatcher` settings a reload applies while requests run: each is read when a request arrives, is queued or
- * fails, so a change reaches the next request (requests already waiting keep the deadlines they were given).
- * The others are built into long-lived parts (the affinity table, the retry budget, the accounts' lazy workers)
- * and take effect at the next start.
- */
-const LIVE_SETTINGS = new Set<keyof DispatcherConfig>([
-  'strategy', 'globalQueueSize', 'accountQueueSize', 'queueTimeoutMs', 'requestTimeoutMs', 'defaultMaxTokens',
-  'strictModels', 'maxAttempts', 'streamHoldMs', 'pingIntervalMs',
-])
-
 export interface DispatcherOptions {
   health: HealthConfig
   /** usage accounting (and the quotas that read it); a fresh one when not given */
@@ -55,19 +45,15 @@ export interface DispatcherOptions {
 }
 
 export class Dispatcher implements AccountOwner {
+  /** every account (leaving ones too): one array, changed in place at run time (see AccountTable.all) */
   readonly accounts: readonly AccountHandle[]
-  /** the same array as `accounts`, changed in place at run time: queued jobs hold references to it (candidates) */
-  readonly #accounts: AccountHandle[]
+  readonly #table: AccountTable
   readonly #accountOptions: AccountOptions
   #config: DispatcherConfig
   readonly #health: HealthConfig
   readonly #log: Logger
   readonly #queue: JobQueue
   readonly #strategies: Record<StrategyName, Strategy>
-  readonly #byModel = new Map<string, AccountHandle[]>()
-  readonly #byId = new Map<string, AccountHandle>()
-  /** accounts a reload removed or changed: still draining or stopping, but no longer serving any model */
-  readonly #leaving = new Set<AccountHandle>()
   readonly affinity: AffinityTable
   readonly ledger: UsageLedger
   #dispatchSeq = 0
@@ -86,8 +72,8 @@ export class Dispatcher implements AccountOwner {
     this.ledger = options.ledger ?? new UsageLedger(options.now)
     // lazyWorkers is read once, here: a reload that changes it asks for a restart (accounts it adds use this one)
     this.#accountOptions = { ...options, ledger: this.ledger, owner: this, lazy: config.lazyWorkers }
-    this.accounts = this.#accounts = accounts.map((account) => new AccountHandle(account, this.#accountOptions))
-    this.#indexModels()
+    this.#table = new AccountTable(accounts.map((account) => new AccountHandle(account, this.#accountOptions)))
+    this.accounts = this.#table.all
   }
 
   get queued(): number { return this.#queue.size }
@@ -100,33 +86,11 @@ export class Dispatcher implements AccountOwner {
    * others are named, as `dispatcher.<key>`, for the next start. Both lists are empty when nothing changed.
    */
   reconfigure(next: DispatcherConfig): { applied: string[]; restartRequired: string[] } {
-    const applied: string[] = []
-    const restartRequired: string[] = []
-    const config: Record<string, unknown> = { ...this.#config }
-    for (const key of Object.keys(next) as (keyof DispatcherConfig)[]) {
-      if (isDeepStrictEqual(next[key], this.#config[key])) continue
-      if (LIVE_SETTINGS.has(key)) {
-        config[key] = next[key]
-        applied.push(`dispatcher.${key}`)
-      } else if (key === 'affinity') {
-        // on or off is read per request; the table's size and TTL are the table's own
-        const { enabled, ...table } = next.affinity
-        const { enabled: wasEnabled, ...oldTable } = this.#config.affinity
-        if (enabled !== wasEnabled) {
-          config.affinity = { ...this.#config.affinity, enabled }
-          applied.push('dispatcher.affinity.enabled')
-        }
-        for (const k of Object.keys(table) as (keyof typeof table)[]) {
-          if (table[k] !== oldTable[k]) restartRequired.push(`dispatcher.affinity.${k}`)
-        }
-      } else {
-        restartRequired.push(`dispatcher.${key}`)
-      }
-    }
-    this.#config = config as DispatcherConfig
-    this.#queue.capacity = this.#config.globalQueueSize // a smaller queue refuses new requests until it is below
+    const { config, applied, restartRequired } = applyLiveSettings(this.#config, next)
+    this.#config = config
+    this.#queue.capacity = config.globalQueueSize // a smaller queue refuses new requests until it is below
     // strict models changed what a model nobody declares means for requests already waiting
-    if (applied.includes('dispatcher.strictModels') && this.#queue.size > 0) this.#reroute()
+    if (applied.includes('dispatcher.strictModels')) this.#reroute()
     return { applied, restartRequired }
   }
 
@@ -147,15 +111,12 @@ export class Dispatcher implements AccountOwner {
 
   /** Models any account declares, in config order. */
   get models(): string[] {
-    return [...this.#byModel.keys()]
+    return this.#table.models
   }
 
   /** The accounts that may serve `model`: those declaring it, else (unless models are strict) every account. */
   candidatesFor(model: string): readonly AccountHandle[] {
-    const declared = this.#byModel.get(model)
-    if (declared) return declared
-    if (this.#config.strictModels) throw new OrchestratorError('AGYC_MODEL_NOT_FOUND', `model "${model}" is not served by any account`)
-    return this.accounts
+    return this.#table.candidatesFor(model, this.#config.strictModels)
   }
 
   /** Places the job or queues it; throws the 529/503 to answer at once. */
@@ -230,7 +191,7 @@ export class Dispatcher implements AccountOwner {
    */
   #home(key: string, job: Job): AccountHandle | undefined {
     const id = this.affinity.home(key)
-    const home = id === undefined ? undefined : this.#byId.get(id)
+    const home = id === undefined ? undefined : this.#table.get(id)
     if (!home || !home.routable || home.assigned >= home.maxConcurrency + this.#config.accountQueueSize) return undefined
     return job.candidates.includes(home) ? home : undefined
   }
@@ -395,15 +356,15 @@ export class Dispatcher implements AccountOwner {
   }
 
   // ── run-time changes (hot reload, src/dispatch/reconcile.ts) ──────────────────────────────────────────────────────
-  // Accounts join and leave in place: a queued job's `candidates` is `accounts` or a list of `#byModel`, so it sees
-  // an account added while it waits. A leaving account is drained first: 'draining' and 'stopped' are never
-  // `available` nor `routable`, so no strategy picks it even from an older reference.
+  // Accounts join and leave in place (src/dispatch/account-table.ts): a queued job's `candidates` is `accounts` or a
+  // per-model list of the table, so it sees an account added while it waits. A leaving account is drained first:
+  // 'draining' and 'stopped' are never `available` nor `routable`, so no strategy picks it even from an older reference.
 
   /** Adds an account, not started yet: it takes work once `start()` brought it up. */
   addAccount(config: AccountConfig): AccountHandle {
     const account = new AccountHandle(config, this.#accountOptions)
-    this.#accounts.push(account)
-    this.#indexModels()
+    this.#table.add(account)
+    this.#reroute()
     return account
   }
 
@@ -412,40 +373,23 @@ export class Dispatcher implements AccountOwner {
    * are served by whoever else declares them; requests waiting for them are routed again at once.
    */
   retireAccount(account: AccountHandle): void {
-    this.#leaving.add(account)
-    this.#indexModels()
+    this.#table.retire(account)
+    this.#reroute()
   }
 
   /** Forgets an account that was stopped (or never started). */
   removeAccount(account: AccountHandle): void {
-    const i = this.#accounts.indexOf(account)
-    if (i >= 0) this.#accounts.splice(i, 1)
-    this.#leaving.delete(account)
-    this.#indexModels()
+    this.#table.remove(account)
+    this.#reroute()
   }
 
   /**
-   * Rebuilds the per-model lists in place, so that references held by queued jobs stay current, then routes the
-   * queued jobs again: a model may have gained its first account (a job that any account could serve now only goes to
-   * those that declare it), or lost its last one (the job's definite answer is given now, not at its queue timeout).
+   * The table or strict models changed: route the queued jobs again. A model may have gained its first account (a job
+   * that any account could serve now only goes to those that declare it), or lost its last one (the job's definite
+   * answer is given now, not at its queue timeout).
    */
-  #indexModels(): void {
-    for (const list of this.#byModel.values()) list.length = 0
-    this.#byId.clear()
-    for (const account of this.#accounts) {
-      if (this.#leaving.has(account)) continue
-      this.#byId.set(account.id, account)
-      for (const model of account.modelNames) {
-        let list = this.#byModel.get(model)
-        if (!list) this.#byModel.set(model, list = [])
-        list.push(account)
-      }
-    }
-    for (const [model, list] of this.#byModel) if (list.length === 0) this.#byModel.delete(model)
-    if (this.#queue.size > 0) this.#reroute()
-  }
-
   #reroute(): void {
+    if (this.#queue.size === 0) return
     for (const job of [...this.#queue]) {
       let candidates: readonly AccountHandle[]
       try {
