@@ -5,14 +5,15 @@
  * queue, where it waits (up to `queueTimeoutMs`) for any account. Only a full global queue answers 529 at once:
  * Claude Code gives up after three 529s, so waiting beats refusing.
  *
- * It also decides what a failure means: cooldown or ejection for the account (`src/health/outlier.ts`), and a
- * failover to another account while no answer byte has reached the client, within a retry budget.
+ * After a failure it has the account judged (cooldown, ejection or nothing: `src/health/verdict.ts`) and fails the
+ * request over to another account while no answer byte has reached the client, within a retry budget.
  */
 import type { Logger } from 'pino'
 import type { AccountConfig, DispatcherConfig, HealthConfig, StrategyName } from '../config/schema.ts'
 import { OrchestratorError, codes, type Code } from '../errors.ts'
 import type { Usage } from '../protocol/messages.ts'
 import { RetryBudget } from '../health/retry-budget.ts'
+import { judgeFailure } from '../health/verdict.ts'
 import { metrics } from '../metrics.ts'
 import { createStrategies, type Strategy } from '../strategies/index.ts'
 import { AccountHandle, type AccountOptions, type AccountOwner } from './account-handle.ts'
@@ -28,13 +29,6 @@ const RETRYABLE = new Set<Code>([
   'AGYC_UPSTREAM_FAILED', 'AGYC_UPSTREAM_RATE_LIMITED', 'AGYC_UPSTREAM_OVERLOADED', 'AGYC_UPSTREAM_AUTH',
   'AGYC_WORKER_DIED', 'AGYC_INTERNAL',
 ])
-/** The upstream asked us to slow down: cooldown, not a mark against the account's health. */
-const THROTTLE = new Set<Code>(['AGYC_UPSTREAM_RATE_LIMITED', 'AGYC_UPSTREAM_OVERLOADED'])
-/**
- * 4xx that are the account's own fault, not the request's: its credentials were refused (an agent CLI that is not
- * logged in, a revoked key). They count like a 5xx, so such an account is ejected instead of taking every turn.
- */
-const ACCOUNT_FAULT = new Set<Code>(['AGYC_UPSTREAM_AUTH', 'AGYC_UPSTREAM_FORBIDDEN'])
 
 export interface DispatcherOptions {
   health: HealthConfig
@@ -243,20 +237,7 @@ export class Dispatcher implements AccountOwner {
   failed(job: Job, account: AccountHandle, error: OrchestratorError): void {
     const spec = codes[error.code] as { localOrigin?: boolean; status: number }
     if (!spec.localOrigin) this.ledger.record(account.id, account.modelFor(job.model), countersOf(undefined, true))
-    // A 529 or timeout we produced says nothing about the account; counting it would eject healthy accounts exactly
-    // when load peaks (Envoy keeps local-origin errors apart for the same reason). A 4xx is the request's own fault.
-    if (THROTTLE.has(error.code)) {
-      account.outlier.recordThrottle(error.retryAfterS)
-      metrics.cooldown(account.id)
-      this.#log.warn({ account: account.id, code: error.code, retryAfterS: error.retryAfterS }, 'account cooling down')
-    } else if (!spec.localOrigin && (spec.status >= 500 || ACCOUNT_FAULT.has(error.code)) && error.code !== 'AGYC_WORKER_DIED' && account.sessionUp) {
-      // (a dead worker or child counts once, in the account handle, however many requests it took with it)
-      account.health.recordFailure()
-      if (account.outlier.recordFailure()) {
-        metrics.ejection(account.id)
-        this.#log.warn({ account: account.id, ejections: account.outlier.ejections }, 'account ejected')
-      }
-    }
+    judgeFailure(account, error, this.#log) // cooldown, ejection, or nothing (health/verdict.ts)
     if (job.state === 'settled') return
     if (this.#canFailover(job, error)) {
       account.failovers++

@@ -1,0 +1,35 @@
+/**
+ * What a failed request says about the account that answered it. Kept apart from the dispatcher's placement and
+ * failover: this is the health side of a failure (README, "Health, failover and crash isolation").
+ * - The upstream asked us to slow down (429, 529): a cooldown, not a mark against the account's health.
+ * - The account's own fault (a 5xx, or its credentials refused): counted toward ejection.
+ * - Anything else says nothing about the account: a 529 or timeout we produced (counting it would eject healthy
+ *   accounts exactly when load peaks; Envoy keeps local-origin errors apart for the same reason), the request's own
+ *   4xx, and a dead worker or child, which the account handle counts once however many requests it took with it.
+ */
+import type { Logger } from 'pino'
+import { codes, type Code, type OrchestratorError } from '../errors.ts'
+import { metrics } from '../metrics.ts'
+import type { AccountHandle } from '../dispatch/account-handle.ts'
+
+const THROTTLE = new Set<Code>(['AGYC_UPSTREAM_RATE_LIMITED', 'AGYC_UPSTREAM_OVERLOADED'])
+/**
+ * 4xx that are the account's own fault, not the request's: its credentials were refused (an agent CLI that is not
+ * logged in, a revoked key). They count like a 5xx, so such an account is ejected instead of taking every turn.
+ */
+const ACCOUNT_FAULT = new Set<Code>(['AGYC_UPSTREAM_AUTH', 'AGYC_UPSTREAM_FORBIDDEN'])
+
+export function judgeFailure(account: AccountHandle, error: OrchestratorError, log: Logger): void {
+  const spec = codes[error.code] as { localOrigin?: boolean; status: number }
+  if (THROTTLE.has(error.code)) {
+    account.outlier.recordThrottle(error.retryAfterS)
+    metrics.cooldown(account.id)
+    log.warn({ account: account.id, code: error.code, retryAfterS: error.retryAfterS }, 'account cooling down')
+  } else if (!spec.localOrigin && (spec.status >= 500 || ACCOUNT_FAULT.has(error.code)) && error.code !== 'AGYC_WORKER_DIED' && account.sessionUp) {
+    account.health.recordFailure()
+    if (account.outlier.recordFailure()) {
+      metrics.ejection(account.id)
+      log.warn({ account: account.id, ejections: account.outlier.ejections }, 'account ejected')
+    }
+  }
+}
