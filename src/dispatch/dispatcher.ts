@@ -22,6 +22,7 @@ import { AffinityTable } from './affinity.ts'
 import { JobQueue } from './job-queue.ts'
 import type { Job } from './job.ts'
 import { applyLiveSettings } from './live-settings.ts'
+import { startAccounts } from './start-ramp.ts'
 import { UsageLedger, countersOf } from '../usage/ledger.ts'
 
 /** Failures another account may well not have: worth one more attempt elsewhere. */
@@ -88,13 +89,9 @@ export class Dispatcher implements AccountOwner {
     return { applied, restartRequired }
   }
 
-  /** Starts every account's worker, at most 8 at a time (worker start-up loads both cores), then the watchdog. */
+  /** Starts every account's worker, START_RAMP at a time, then the watchdog. */
   async start(): Promise<void> {
-    const pending = [...this.accounts]
-    const startNext = async (): Promise<void> => {
-      for (let account = pending.shift(); account; account = pending.shift()) await account.start()
-    }
-    await Promise.all(Array.from({ length: Math.min(8, pending.length) }, startNext))
+    await startAccounts(this.accounts)
     this.#watchdog = setInterval(this.#tick, this.#health.heartbeatMs)
     this.#watchdog.unref()
   }

@@ -4,6 +4,7 @@
  */
 import type { DispatcherConfig, SessionConfig } from '../config/schema.ts'
 import { assertNever } from '../protocol/assert-never.ts'
+import { START_RAMP } from './start-ramp.ts'
 
 export type LazyWorkers = DispatcherConfig['lazyWorkers']
 
@@ -34,12 +35,11 @@ export function startsParked(enabled: LazyWorkers['enabled'], session: SessionCo
 }
 
 /**
- * Parked accounts starting a worker for a request, in this process. Bounded like the start-up ramp (Dispatcher.start,
- * 8 at a time): a worker costs ~60 ms of CPU to start, and a burst spread by round-robin over 100 parked accounts
- * would start 100 at once and starve the main thread (measured: 12 req/s over the first 5 s). Process-wide: enough
- * for one orchestrator per process.
+ * Parked accounts starting a worker for a request, in this process, bounded like the start-up ramp (start-ramp.ts):
+ * a burst spread by round-robin over 100 parked accounts would start 100 at once. Process-wide: enough for one
+ * orchestrator per process.
  */
-const wakes = { starting: 0, limit: 8 }
+const wakes = { starting: 0, limit: START_RAMP }
 
 /**
  * What lazy workers add to one account: whether it has a worker now, whether it is starting one for a request (and so

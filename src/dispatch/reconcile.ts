@@ -11,6 +11,7 @@ import type { AccountConfig } from '../config/schema.ts'
 import { forgetAccount } from '../metrics.ts'
 import type { AccountHandle } from './account-handle.ts'
 import type { Dispatcher } from './dispatcher.ts'
+import { startAccounts } from './start-ramp.ts'
 
 export interface ReconcilePlan {
   added: string[]
@@ -69,12 +70,7 @@ export class Reconciler {
       plan.removed.push(old.id)
     }
     this.#log.info(plan, 'reloading accounts')
-    // at most 8 at a time, as at start-up: worker start-up loads both cores
-    const queue = [...starting]
-    const next = async (): Promise<void> => {
-      for (let a = queue.shift(); a; a = queue.shift()) if (!this.#closed) await a.start()
-    }
-    await Promise.all(Array.from({ length: Math.min(8, queue.length) }, next))
+    await startAccounts(starting, () => !this.#closed) // START_RAMP at a time, as at start-up
     return plan
   }
 
