@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import { parseArgs } from 'node:util'
 import { Session, type SessionConfig } from '../src/config/schema.ts'
-import * as sse from '../src/api/sse.ts'
+import * as sse from '../src/formats/anthropic-sse.ts'
 import { estimateInputTokens, estimateTokens, lastUserText, type MessagesRequest } from '../src/protocol/anthropic.ts'
 import { cut } from '../workers/sessions/mock.ts'
 

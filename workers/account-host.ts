@@ -11,10 +11,11 @@ import { threadId } from 'node:worker_threads'
 import { OrchestratorError, type Code } from '../src/errors.ts'
 // no zod in a worker (~7 MB an isolate): the messages' types only, and the hand-checked flat forms
 import type { FromWorker, RunCommand, WorkerStats } from '../src/protocol/messages.ts'
+import type { RunRequest } from '../src/protocol/run-request.ts'
 import { assertNever } from '../src/protocol/assert-never.ts'
 import { decodeToWorkerBatch, encodeFromWorker } from '../src/protocol/tuples.ts'
 import { estimateInputTokens, type MessagesRequest } from '../src/protocol/anthropic.ts'
-import * as sse from '../src/api/sse.ts'
+import * as sse from '../src/formats/anthropic-sse.ts'
 import type { Completion, Session, SessionOutput, SessionRequest } from './sessions/types.ts'
 
 type Chunk = Extract<FromWorker, { kind: 'chunk' }>
@@ -25,16 +26,12 @@ const idPrefix = `msg_${randomBytes(9).toString('base64url')}`
 let idCounter = 0
 const nextMessageId = (): string => `${idPrefix}${(++idCounter).toString(36).padStart(8, '0')}`
 
+/** The request's own fields (run-request.ts), copied onto the Run from its command. */
+interface Run extends RunRequest {}
+
 /** One running request: its abort switch and its stream's framing state. It is the session's output, too. */
 class Run implements SessionOutput, SessionRequest {
   readonly id: number
-  readonly body: string
-  readonly model: string
-  readonly stream: boolean
-  readonly maxTokens: number
-  readonly requestId: string
-  readonly anthropicBeta: string | undefined
-  readonly anthropicVersion: string | undefined
   readonly controller = new AbortController()
   readonly host: AccountHost
   readonly messageId = nextMessageId()
@@ -48,15 +45,10 @@ class Run implements SessionOutput, SessionRequest {
   #request: MessagesRequest | undefined
 
   constructor(host: AccountHost, command: RunCommand) {
+    // every field of the request, whatever run-request.ts declares: the session reads them off the Run
+    Object.assign(this, command)
     this.host = host
     this.id = command.id
-    this.body = command.body
-    this.model = command.model
-    this.stream = command.stream
-    this.maxTokens = command.maxTokens
-    this.requestId = command.requestId
-    this.anthropicBeta = command.anthropicBeta
-    this.anthropicVersion = command.anthropicVersion
   }
 
   get signal(): AbortSignal { return this.controller.signal }

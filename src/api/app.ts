@@ -15,7 +15,7 @@ import { scrub } from '../config/secret.ts'
 import { OrchestratorError, codes, retryAfterOf, toOrchestratorError, type Code } from '../errors.ts'
 import { adminRoutes, type Operations } from './admin.ts'
 import type { Guard } from './guard.ts'
-import { nextRequestId, settledLocally } from './local-answer.ts'
+import { nextRequestId, settledLocally } from './answer.ts'
 import { countTokensHandler, messagesEndpoint, isMessagesTarget } from './messages.ts'
 import { modelsHandlers } from './models.ts'
 

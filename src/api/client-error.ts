@@ -5,9 +5,9 @@
  */
 import type { Socket } from 'node:net'
 import type { Logger } from 'pino'
-import { codes, errorBody, type Code } from '../errors.ts'
+import { OrchestratorError, type Code } from '../errors.ts'
 import { requestSettled } from '../metrics.ts'
-import { nextRequestId } from './local-answer.ts'
+import { errorAnswer, nextRequestId } from './answer.ts'
 
 function codeFor(err: NodeJS.ErrnoException): Code | undefined {
   switch (err.code) {
@@ -31,12 +31,11 @@ export function createClientErrorHandler(log: Logger) {
     // as node's own handler: answer only if no response of this connection has started (a pipelined one might have)
     const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage
     if (code !== undefined && socket.writable && !inFlight?.headersSent) {
-      const status = codes[code].status
       const requestId = nextRequestId()
-      const body = errorBody(code, messages[code]!)
-      socket.end(`HTTP/1.1 ${status} ${reason[status] ?? 'Error'}\r\n` +
-        `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-        `request-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`)
+      const { status, headers, body } = errorAnswer(new OrchestratorError(code, messages[code]!), requestId, undefined, { headers: { connection: 'close' } })
+      let head = `HTTP/1.1 ${status} ${reason[status] ?? 'Error'}\r\n`
+      for (const name in headers) head += `${name}: ${headers[name]}\r\n`
+      socket.end(`${head}\r\n${body}`)
       // no request object exists, so no start time: the duration is left out rather than made up
       requestSettled(undefined, status, '', code, undefined, undefined, 0)
       log.info({ reqId: requestId, status, code, parseError: err.code }, 'request')

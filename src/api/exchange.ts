@@ -4,13 +4,14 @@
  * stream's status line back until the session produced its first bytes, settles exactly once, and logs one line.
  */
 import type { ServerResponse } from 'node:http'
-import { codes, errorBody, retryAfterOf, type OrchestratorError } from '../errors.ts'
+import type { OrchestratorError } from '../errors.ts'
 import type { AccountHandle } from '../dispatch/account-handle.ts'
 import type { Dispatcher } from '../dispatch/dispatcher.ts'
 import type { Job, JobSink } from '../dispatch/job.ts'
+import { PING, SSE_HEADERS } from '../formats/anthropic-sse.ts'
 import { requestSettled } from '../metrics.ts'
 import type { AccessFields } from './access-line.ts'
-import { PING, SSE_HEADERS, errorEvent } from './sse.ts'
+import { anthropicErrors, answerHeaders, errorAnswer, type ErrorShape } from './answer.ts'
 
 /** The exchanges not settled yet, as an intrusive list (O(1) in and out, nothing allocated): what a hard stop ends. */
 let openHead: Exchange | undefined
@@ -29,6 +30,8 @@ export class Exchange implements JobSink {
   readonly stream: boolean
   readonly #accessLine: (fields: AccessFields) => void
   readonly #dispatcher: Dispatcher
+  readonly #errors: ErrorShape
+  /** the job, once the dispatcher took it (accepted) */
   job: Job | undefined
   #settled = false
   #committed = false
@@ -38,20 +41,24 @@ export class Exchange implements JobSink {
   #prev: Exchange | undefined
   #next: Exchange | undefined
 
-  constructor(res: ServerResponse, requestId: string, stream: boolean, dispatcher: Dispatcher, accessLine: (fields: AccessFields) => void) {
+  constructor(res: ServerResponse, requestId: string, stream: boolean, dispatcher: Dispatcher, accessLine: (fields: AccessFields) => void,
+    errors: ErrorShape = anthropicErrors) {
     this.res = res
     this.requestId = requestId
     this.stream = stream
     this.#dispatcher = dispatcher
     this.#accessLine = accessLine
+    this.#errors = errors
   }
 
   /**
-   * The job was accepted (submit did not throw): from now on this exchange is open. Not in the constructor: a request
-   * refused at submit (529, 503) or before (404 strict model) is answered by the app, and must leave no timer behind
-   * (its pinger would write to an ended response) and no entry in the open list.
+   * The dispatcher took the job: from now on this exchange is open. Not in the constructor: a request refused at
+   * admission (529, 503, 404 strict model) is answered by its door, and must leave no timer behind (its pinger would
+   * write to an ended response), no entry in the open list and no close listener.
    */
-  open(): void {
+  accepted(job: Job): void {
+    this.job = job
+    this.res.once('close', this.onClose)
     if (this.#settled) return
     // A stream's status line waits for the session's first bytes, so that an early failure can still move to another
     // account; after a short hold the client gets headers and pings (which commit nothing) until the answer starts.
@@ -111,14 +118,8 @@ export class Exchange implements JobSink {
       if (!res.headersSent) this.#head(account)
       res.end()
     } else {
-      const headers: Record<string, string | number> = {
-        'content-type': 'application/json',
-        'content-length': Buffer.byteLength(body ?? ''),
-        'request-id': this.requestId,
-        'x-agyc-account': account.id,
-      }
-      if (this.job && this.job.attempts > 1) headers['x-agyc-attempts'] = this.job.attempts
-      res.writeHead(200, headers)
+      res.writeHead(200, answerHeaders({ 'content-type': 'application/json', 'content-length': Buffer.byteLength(body ?? '') },
+        this.requestId, account.id, this.job?.attempts))
       res.end(body)
     }
     this.#logLine(200, account)
@@ -130,32 +131,21 @@ export class Exchange implements JobSink {
     this.#unlink()
     clearTimeout(this.#pinger)
     const res = this.res
-    const spec = codes[error.code]
     if (res.headersSent) {
-      // bytes already reached the client: an SSE error event in the Anthropic shape and a clean end (Claude Code retries)
-      res.end(errorEvent(spec.type, error.message))
+      // bytes already reached the client: an error event in the stream's shape and a clean end (Claude Code retries)
+      res.end(this.#errors.streamEvent(error))
       this.#logLine(200, account, error.code)
       return
     }
-    const headers: Record<string, string | number> = {
-      'content-type': 'application/json',
-      'request-id': this.requestId,
-    }
-    if (account) headers['x-agyc-account'] = account.id
-    if (this.job && this.job.attempts > 1) headers['x-agyc-attempts'] = this.job.attempts
-    const retryAfter = retryAfterOf(error)
-    if (retryAfter !== undefined) headers['retry-after'] = retryAfter
-    res.writeHead(spec.status, headers)
-    res.end(errorBody(error.code, error.message))
-    this.#logLine(spec.status, account, error.code)
+    const answer = errorAnswer(error, this.requestId, this.#errors, { account: account?.id, attempts: this.job?.attempts })
+    res.writeHead(answer.status, answer.headers)
+    res.end(answer.body)
+    this.#logLine(answer.status, account, error.code)
   }
 
   #head(account: AccountHandle | undefined): void {
     this.#firstByteAt = Date.now()
-    const headers: Record<string, string | number> = { ...SSE_HEADERS, 'request-id': this.requestId }
-    if (account) headers['x-agyc-account'] = account.id
-    if (this.job && this.job.attempts > 1) headers['x-agyc-attempts'] = this.job.attempts
-    this.res.writeHead(200, headers)
+    this.res.writeHead(200, answerHeaders(SSE_HEADERS, this.requestId, account?.id, this.job?.attempts))
   }
 
   /** the one place a request settles: its log line and its metrics */

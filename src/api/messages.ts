@@ -4,16 +4,12 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Context } from 'hono'
-import { strategyAliases } from '../config/schema.ts'
 import { OrchestratorError, codes, toOrchestratorError } from '../errors.ts'
-import { affinityKey } from '../dispatch/affinity.ts'
-import { Job } from '../dispatch/job.ts'
-import { estimateInputTokens, type MessagesRequest } from '../protocol/anthropic.ts'
-import type { Strategy } from '../strategies/index.ts'
+import { estimateInputTokens } from '../protocol/anthropic.ts'
 import { accessLineWriter } from './access-line.ts'
+import { nextRequestId, sendError, settledLocally } from './answer.ts'
 import { discardRest, readBody } from './body.ts'
 import { Exchange } from './exchange.ts'
-import { nextRequestId, sendError, settledLocally } from './local-answer.ts'
 import { CountTokensRequest, MessagesRequest as MessagesRequestSchema, describeIssues, shapeProblem } from './request-schema.ts'
 import type { AppEnv, AppDeps } from './app.ts'
 import type { ServerConfig } from '../config/schema.ts'
@@ -56,32 +52,14 @@ export function messagesEndpoint({ dispatcher, config, log, isClosing }: AppDeps
     accept(req, res, requestId, receivedAt).catch((err: unknown) => refuse(req, res, requestId, receivedAt, err))
   }
 
-  /** Reads, checks and submits the request; a job's answer and line are then its Exchange's. Throws what to answer. */
+  /** Reads, checks and admits the request; a job's answer and line are then its Exchange's. Throws what to answer. */
   async function accept(req: IncomingMessage, res: ServerResponse, requestId: string, receivedAt: number): Promise<void> {
     const { text, value } = await readJson(req, config.server)
     const parsed = MessagesRequestSchema.safeParse(value)
     if (!parsed.success) throw new OrchestratorError('AGYC_INVALID_REQUEST', describeIssues(parsed.error.issues))
     const request = parsed.data
-    const routing = request.metadata?.routing
-    const hint = routing?.strategyHint
-    // `sticky` as a hint turns affinity on for this request with the default strategy behind it
-    const strategy = hint === 'sticky' ? dispatcher.strategy() : strategyFor(hint, dispatcher.strategy())
-    // dispatcher.config, not config.dispatcher: a reload may have changed these
-    const sticky = routing?.sticky ?? (hint === 'sticky' || dispatcher.config.affinity.enabled)
-    const stream = request.stream === true
-    const exchange = new Exchange(res, requestId, stream, dispatcher, accessLine)
-    const job = new Job({
-      requestId, body: text, model: request.model, stream, strategy,
-      affinity: sticky ? affinityKey(req.headers, request as MessagesRequest) : undefined,
-      anthropicBeta: req.headers['anthropic-beta'] as string | undefined,
-      anthropicVersion: req.headers['anthropic-version'] as string | undefined,
-      maxTokens: request.max_tokens ?? dispatcher.config.defaultMaxTokens,
-      candidates: dispatcher.candidatesFor(request.model), sink: exchange, receivedAt,
-    })
-    exchange.job = job
-    dispatcher.submit(job) // throws the 529/503 to answer at once
-    exchange.open()
-    res.once('close', exchange.onClose)
+    const exchange = new Exchange(res, requestId, request.stream === true, dispatcher, accessLine)
+    dispatcher.admit({ requestId, receivedAt, request, body: text, headers: req.headers }, exchange) // throws the 4xx/529/503 to answer now
   }
 
   /** An answer before any job took the request: the error, its line and its count. */
@@ -94,15 +72,6 @@ export function messagesEndpoint({ dispatcher, config, log, isClosing }: AppDeps
     settledLocally(accessLog, { reqId: requestId, method: req.method, path: PATH, status, code: error.code, durationMs: Date.now() - receivedAt })
   }
 
-  function strategyFor(hint: string | undefined, fallback: Strategy): Strategy {
-    if (hint === undefined) return fallback
-    const name = strategyAliases[hint]
-    if (!name) {
-      throw new OrchestratorError('AGYC_INVALID_REQUEST',
-        `metadata.routing.strategyHint: unknown strategy "${hint}" (expected sticky or one of ${Object.keys(strategyAliases).join(', ')})`)
-    }
-    return dispatcher.strategy(name)
-  }
 }
 
 /** Answered locally: an estimate (README, "count_tokens"), never a request to an account. */

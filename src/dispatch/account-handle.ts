@@ -288,12 +288,7 @@ export class AccountHandle implements AccountView {
     this.lastAssignedSeq = dispatchSeq
     this.outlier.onAssign()
     this.#pending.set(job.seq, job)
-    this.#link.send({
-      kind: 'run', id: job.seq, body: job.body, model: this.modelFor(job.model), stream: job.stream,
-      maxTokens: job.maxTokens, requestId: job.requestId,
-      ...(job.anthropicBeta === undefined ? {} : { anthropicBeta: job.anthropicBeta }),
-      ...(job.anthropicVersion === undefined ? {} : { anthropicVersion: job.anthropicVersion }),
-    })
+    this.#link.send({ kind: 'run', id: job.seq, ...job.request, model: this.modelFor(job.model) })
   }
 
   /** The client left or the deadline passed: free the slot now; the worker stops the work. */

@@ -20,7 +20,8 @@ import { AccountHandle, type AccountOptions, type AccountOwner } from './account
 import { AccountTable } from './account-table.ts'
 import { AffinityTable } from './affinity.ts'
 import { JobQueue } from './job-queue.ts'
-import type { Job } from './job.ts'
+import { admit, type Admission } from './admission.ts'
+import type { Job, JobSink } from './job.ts'
 import { applyLiveSettings } from './live-settings.ts'
 import { startAccounts } from './start-ramp.ts'
 import { UsageLedger, countersOf } from '../usage/ledger.ts'
@@ -108,6 +109,11 @@ export class Dispatcher implements AccountOwner {
   /** The accounts that may serve `model`: those declaring it, else (unless models are strict) every account. */
   candidatesFor(model: string): readonly AccountHandle[] {
     return this.#table.candidatesFor(model, this.#config.strictModels)
+  }
+
+  /** Admission (admission.ts): decides the request's route, then places or queues its job; throws what to answer now. */
+  admit(admission: Admission, sink: JobSink): Job {
+    return admit(this, admission, sink)
   }
 
   /** Places the job or queues it; throws the 529/503 to answer at once. */

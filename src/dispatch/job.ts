@@ -1,8 +1,9 @@
 /**
- * One accepted request on its way through the dispatcher. The API layer supplies the sink (it owns the HTTP
+ * One admitted request on its way through the dispatcher. The front door supplies the sink (it owns the HTTP
  * response); the dispatcher and the account handle only move the job and call the sink exactly once to settle it.
  */
 import type { OrchestratorError } from '../errors.ts'
+import type { RunRequest } from '../protocol/run-request.ts'
 import type { Strategy } from '../strategies/types.ts'
 import type { AccountHandle } from './account-handle.ts'
 import type { AffinityKey } from './affinity.ts'
@@ -10,9 +11,11 @@ import type { AffinityKey } from './affinity.ts'
 export interface JobSink {
   /** session bytes reached the client: from now on the answer cannot move to another account */
   readonly committed: boolean
-  /** pre-framed SSE bytes (streamed requests only) */
+  /** the dispatcher took the job (admission did not throw): from now on exactly one of done and fail ends it */
+  accepted(job: Job): void
+  /** pre-framed stream bytes (streamed requests only) */
   chunk(text: string): void
-  /** the answer is complete; `body` is the JSON message of a non-streamed request */
+  /** the answer is complete; `body` is the whole answer of a non-streamed request */
   done(body: string | undefined, account: AccountHandle): void
   fail(error: OrchestratorError, account: AccountHandle | undefined): void
 }
@@ -20,14 +23,8 @@ export interface JobSink {
 export type JobState = 'new' | 'queued' | 'assigned' | 'settled'
 
 export class Job {
-  readonly requestId: string
-  readonly body: string
-  readonly model: string
-  readonly stream: boolean
-  readonly maxTokens: number
-  /** the client's `anthropic-beta` and `anthropic-version`, for upstreams that speak the Anthropic API */
-  readonly anthropicBeta: string | undefined
-  readonly anthropicVersion: string | undefined
+  /** what the account's worker runs (its `model` is the client's: each account maps it, AccountHandle.modelFor) */
+  readonly request: RunRequest
   readonly strategy: Strategy
   /** set when the request is sticky: its conversation's key in the affinity table */
   readonly affinity: AffinityKey | undefined
@@ -49,24 +46,17 @@ export class Job {
   prev: Job | undefined
   next: Job | undefined
 
-  constructor(init: {
-    requestId: string; body: string; model: string; stream: boolean; maxTokens: number; strategy: Strategy;
-    anthropicBeta?: string | undefined; anthropicVersion?: string | undefined; affinity?: AffinityKey | undefined;
-    candidates: readonly AccountHandle[]; sink: JobSink; receivedAt: number
-  }) {
-    this.requestId = init.requestId
-    this.body = init.body
-    this.model = init.model
-    this.stream = init.stream
-    this.maxTokens = init.maxTokens
-    this.affinity = init.affinity
-    this.anthropicBeta = init.anthropicBeta
-    this.anthropicVersion = init.anthropicVersion
-    this.strategy = init.strategy
-    this.candidates = init.candidates
-    this.sink = init.sink
-    this.receivedAt = init.receivedAt
+  constructor(request: RunRequest, route: { strategy: Strategy; affinity: AffinityKey | undefined; candidates: readonly AccountHandle[] },
+    sink: JobSink, receivedAt: number) {
+    this.request = request
+    this.strategy = route.strategy
+    this.affinity = route.affinity
+    this.candidates = route.candidates
+    this.sink = sink
+    this.receivedAt = receivedAt
   }
+
+  get model(): string { return this.request.model }
 
   get queueWaitMs(): number {
     return this.assignedAt === 0 ? 0 : this.assignedAt - this.receivedAt

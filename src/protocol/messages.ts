@@ -6,33 +6,28 @@
  */
 import { z } from 'zod'
 import { codeNames, type Code } from '../errors.ts'
+import { RUN_FIELDS, RUN_KEYS, type RunRequest } from './run-request.ts'
 
 const CodeSchema = z.enum(codeNames as [Code, ...Code[]])
 
 // ── main → worker, on the account's data port ─────────────────────────────────────────────────────────────────────
+const fieldSchemas = { string: z.string(), 'string?': z.string().optional(), number: z.number(), boolean: z.boolean() }
+
+/**
+ * `run`: a per-account sequence number (the main thread finds the request by it) and the request's fields, checked as
+ * run-request.ts declares them. The data path never parses it (tuples.ts checks the flat form); the tests hold the
+ * flat checks to this schema.
+ */
 export const RunCommand = z.object({
   kind: z.literal('run'),
-  /** per-account sequence number; the main thread finds the request by it */
   id: z.number(),
-  /** the client's body as received: the worker parses it once, so the main thread never clones an object graph */
-  body: z.string(),
-  /** resolved model (an alias or unknown name already mapped) */
-  model: z.string(),
-  stream: z.boolean(),
-  maxTokens: z.number(),
-  /** the HTTP request id, for the worker's logs */
-  requestId: z.string(),
-  /** the client's headers, forwarded unchanged to Anthropic-compatible upstreams */
-  anthropicBeta: z.string().optional(),
-  anthropicVersion: z.string().optional(),
+  ...(Object.fromEntries(RUN_KEYS.map((key) => [key, fieldSchemas[RUN_FIELDS[key]]])) as Record<string, z.ZodType>),
 })
-export type RunCommand = z.infer<typeof RunCommand>
+export type RunCommand = { kind: 'run'; id: number } & RunRequest
+const CancelCommand = z.object({ kind: z.literal('cancel'), id: z.number() })
 
-export const ToWorker = z.discriminatedUnion('kind', [
-  RunCommand,
-  z.object({ kind: z.literal('cancel'), id: z.number() }),
-])
-export type ToWorker = z.infer<typeof ToWorker>
+export const ToWorker = z.discriminatedUnion('kind', [RunCommand, CancelCommand])
+export type ToWorker = RunCommand | z.infer<typeof CancelCommand>
 export const ToWorkerBatch = z.array(ToWorker)
 
 // ── worker → main, on the same port ───────────────────────────────────────────────────────────────────────────────

@@ -6,6 +6,7 @@
  * still parses the rare object-form messages from workers with zod, is wire.ts.
  */
 import type { FromWorker, ToWorker, Usage } from './messages.ts'
+import { RUN_FIELDS, RUN_KEYS, fieldAccepts, type RunRequest } from './run-request.ts'
 
 const RUN = 0
 const CANCEL = 1
@@ -28,17 +29,20 @@ function safeJson(value: unknown): string {
   }
 }
 
-const optionalString = (x: unknown): x is string | undefined => x === undefined || typeof x === 'string'
-
 /** zod's z.number(): finite numbers only */
 const num = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x)
 
 // ── main → worker ─────────────────────────────────────────────────────────────────────────────────────────────────
 export function encodeToWorker(command: ToWorker): unknown {
   switch (command.kind) {
-    case 'run':
-      return [RUN, command.id, command.body, command.model, command.stream, command.maxTokens, command.requestId,
-        command.anthropicBeta, command.anthropicVersion]
+    case 'run': {
+      // [RUN, id, ...the request's fields in RUN_FIELDS order]
+      const out: unknown[] = new Array(2 + RUN_KEYS.length)
+      out[0] = RUN
+      out[1] = command.id
+      for (let i = 0; i < RUN_KEYS.length; i++) out[i + 2] = command[RUN_KEYS[i]]
+      return out
+    }
     case 'cancel':
       return [CANCEL, command.id]
   }
@@ -54,15 +58,21 @@ export function decodeToWorkerBatch(raw: unknown): ToWorker[] {
 function decodeToWorker(m: unknown): ToWorker {
   // every message to a worker has a flat form: an object here is a bug on the main thread's side
   if (!Array.isArray(m)) throw new WireError('message for a worker', m)
-  if (m[0] === RUN && m.length === 9 && num(m[1]) && typeof m[2] === 'string' && typeof m[3] === 'string' &&
-    typeof m[4] === 'boolean' && num(m[5]) && typeof m[6] === 'string' && optionalString(m[7]) && optionalString(m[8])) {
-    const run: ToWorker = { kind: 'run', id: m[1], body: m[2], model: m[3], stream: m[4], maxTokens: m[5], requestId: m[6] }
-    if (m[7] !== undefined) run.anthropicBeta = m[7]
-    if (m[8] !== undefined) run.anthropicVersion = m[8]
-    return run
-  }
+  if (m[0] === RUN && m.length === 2 + RUN_KEYS.length && num(m[1])) return { kind: 'run', id: m[1], ...decodeRun(m) }
   if (m[0] === CANCEL && m.length === 2 && num(m[1])) return { kind: 'cancel', id: m[1] }
   throw new WireError('message for a worker', m)
+}
+
+/** The request's fields of a flat `run`, checked against RUN_FIELDS; an optional field left out stays absent. */
+function decodeRun(m: readonly unknown[]): RunRequest {
+  const run: Record<string, unknown> = {}
+  for (let i = 0; i < RUN_KEYS.length; i++) {
+    const key = RUN_KEYS[i]
+    const value = m[i + 2]
+    if (!fieldAccepts(RUN_FIELDS[key], value)) throw new WireError('message for a worker', m)
+    if (value !== undefined) run[key] = value
+  }
+  return run as RunRequest
 }
 
 // ── worker → main ─────────────────────────────────────────────────────────────────────────────────────────────────

@@ -6,19 +6,14 @@
 import type { AccountConfig } from '../../src/config/schema.ts'
 import type { FromWorker, Usage } from '../../src/protocol/messages.ts'
 import type { MessagesRequest } from '../../src/protocol/anthropic.ts'
+import type { RunRequest } from '../../src/protocol/run-request.ts'
 
-export interface SessionRequest {
+/** One request in a session: the request's fields (src/protocol/run-request.ts), and what the worker adds. */
+export interface SessionRequest extends RunRequest {
+  /** the per-account sequence number of the run */
   readonly id: number
-  /** the client's body as it came (the main thread checked it); `request` is it parsed, on first use */
-  readonly body: string
+  /** `body` parsed, on first use (the main thread checked it) */
   readonly request: MessagesRequest
-  readonly model: string
-  readonly stream: boolean
-  readonly maxTokens: number
-  readonly requestId: string
-  /** the client's `anthropic-beta` / `anthropic-version` headers, when it sent them */
-  readonly anthropicBeta?: string | undefined
-  readonly anthropicVersion?: string | undefined
   /** aborted when the client goes away or the deadline passes: stop the work and its child */
   readonly signal: AbortSignal
 }

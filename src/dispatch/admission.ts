@@ -1,0 +1,73 @@
+/**
+ * Admission: every front door hands its checked request here, in the Anthropic shape, and gets a job back (or the
+ * error to answer at once). This is where a request's route is decided, once for all doors: the strategy (the
+ * client's hint or alias, else the configured one), stickiness and the affinity key, the `max_tokens` default, and
+ * the accounts that may serve its model. The dispatcher then places the job.
+ */
+import type { IncomingHttpHeaders } from 'node:http'
+import { strategyAliases } from '../config/schema.ts'
+import { OrchestratorError } from '../errors.ts'
+import type { MessagesRequest } from '../protocol/anthropic.ts'
+import type { Strategy } from '../strategies/types.ts'
+import { affinityKey } from './affinity.ts'
+import type { Dispatcher } from './dispatcher.ts'
+import { Job, type JobSink } from './job.ts'
+
+/** What admission reads of a checked request (src/api/request-schema.ts checks it; other doors translate into it). */
+export type AdmittedRequest = MessagesRequest & {
+  readonly model: string
+  readonly stream?: boolean | undefined
+  readonly max_tokens?: number | undefined
+  readonly metadata?: { readonly routing?: { readonly strategyHint?: string | undefined; readonly sticky?: boolean | undefined } | undefined } | undefined
+}
+
+/** A request as a front door hands it over. */
+export interface Admission {
+  readonly requestId: string
+  readonly receivedAt: number
+  /** the checked request, in the Anthropic shape (other doors translate first) */
+  readonly request: AdmittedRequest
+  /** that request as JSON text, which the worker parses (the client's own bytes when it spoke Anthropic) */
+  readonly body: string
+  /** the client's headers: its session id for affinity, `anthropic-beta` / `anthropic-version` for upstreams */
+  readonly headers: IncomingHttpHeaders
+}
+
+/** Decides the job's route and hands it to the dispatcher; throws what to answer at once (400, 404, 529, 503). */
+export function admit(dispatcher: Dispatcher, admission: Admission, sink: JobSink): Job {
+  const { request, headers } = admission
+  const routing = request.metadata?.routing
+  const hint = routing?.strategyHint
+  // `sticky` as a hint turns affinity on for this request with the default strategy behind it
+  const strategy = hint === 'sticky' ? dispatcher.strategy() : strategyFor(dispatcher, hint)
+  // dispatcher.config, not the start-up config: a reload may have changed these
+  const sticky = routing?.sticky ?? (hint === 'sticky' || dispatcher.config.affinity.enabled)
+  const job = new Job({
+    requestId: admission.requestId,
+    body: admission.body,
+    model: request.model,
+    stream: request.stream === true,
+    maxTokens: request.max_tokens ?? dispatcher.config.defaultMaxTokens,
+    anthropicBeta: headerValue(headers['anthropic-beta']),
+    anthropicVersion: headerValue(headers['anthropic-version']),
+  }, {
+    strategy,
+    affinity: sticky ? affinityKey(headers, request) : undefined,
+    candidates: dispatcher.candidatesFor(request.model),
+  }, sink, admission.receivedAt)
+  dispatcher.submit(job)
+  sink.accepted(job)
+  return job
+}
+
+function strategyFor(dispatcher: Dispatcher, hint: string | undefined): Strategy {
+  if (hint === undefined) return dispatcher.strategy()
+  const name = strategyAliases[hint]
+  if (!name) {
+    throw new OrchestratorError('AGYC_INVALID_REQUEST',
+      `metadata.routing.strategyHint: unknown strategy "${hint}" (expected sticky or one of ${Object.keys(strategyAliases).join(', ')})`)
+  }
+  return dispatcher.strategy(name)
+}
+
+const headerValue = (value: string | string[] | undefined): string | undefined => (Array.isArray(value) ? value.join(',') : value)
