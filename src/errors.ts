@@ -1,6 +1,6 @@
 /**
  * Every error the orchestrator can answer with, in one table (fastify's `lib/errors.js` habit): a stable code, the
- * HTTP status and the Anthropic error type. `src/api/app.ts` is the only place a code becomes a response; the client
+ * HTTP status and the Anthropic error type. `src/api/answer.ts` is the only place a code becomes a response; the client
  * sees `{type, message}`, the code goes to the log line. The README's error table lists every code (a test checks).
  */
 import { scrub } from './config/known-secrets.ts'
@@ -90,7 +90,7 @@ export function errorBody(code: Code, message: string): string {
 
 /** Integer seconds, at least 1 and at most 60: Claude Code stops retrying above 60. */
 export function retryAfterOf(error: OrchestratorError): number | undefined {
-  const s = error.retryAfterS ?? (codes[error.code] as CodeSpec).retryAfterS
+  const s = error.retryAfterS ?? specOf(error.code).retryAfterS
   return s === undefined ? undefined : Math.min(60, Math.max(1, Math.ceil(s)))
 }
 

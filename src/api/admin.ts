@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs'
 import type { ServerResponse } from 'node:http'
-import type { Context, Hono } from 'hono'
+import type { Context, Handler } from 'hono'
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response'
 import { ConfigError } from '../config/load.ts'
 import { scrub } from '../config/known-secrets.ts'
@@ -16,6 +16,7 @@ import type { ReloadResult } from '../orchestrator.ts'
 import { WINDOWS, type UsageLedger, type UsageReport } from '../usage/ledger.ts'
 import type { QuotaRule } from '../usage/quota.ts'
 import type { AppDeps, AppEnv } from './app.ts'
+import type { RouteKey, RouteTable } from './routes.ts'
 
 /** What the orchestrator lends the admin routes beyond the dispatcher. */
 export interface Operations {
@@ -127,11 +128,13 @@ export function snapshot(dispatcher: Dispatcher, operations: Operations | undefi
 
 const DASHBOARD = readFileSync(new URL('./dashboard.html', import.meta.url), 'utf8')
 
-export function adminRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
+export function adminRoutes(deps: AppDeps): RouteTable {
   const { dispatcher, operations } = deps
+  const routes: RouteTable = {}
+  const on = (key: RouteKey, handler: Handler<AppEnv>): void => { routes[key] = { hono: handler } }
   const events = new EventHub(() => snapshot(dispatcher, operations))
 
-  app.get('/readyz', (c) => {
+  on('GET /readyz', (c) => {
     // "can take work": up with its session up, not cooling or ejected, within its quota (routable); or coming up on
     // its own with requests waiting for it (parked and not drained, or a reload's replacement starting). An account
     // whose session keeps failing is 'up' as a thread but takes nothing.
@@ -140,9 +143,9 @@ export function adminRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     return c.json({ status: 'ready', accountsUp: up, accounts: dispatcher.accounts.length })
   })
 
-  app.get('/metrics', async (c) => c.body(await registry.metrics(), 200, { 'content-type': registry.contentType }))
+  on('GET /metrics', async (c) => c.body(await registry.metrics(), 200, { 'content-type': registry.contentType }))
 
-  app.get('/admin/accounts', (c) => c.json(snapshot(dispatcher, operations, true)))
+  on('GET /admin/accounts', (c) => c.json(snapshot(dispatcher, operations, true)))
 
   const find = (c: Context<AppEnv>): AccountHandle => {
     const id = c.req.param('id')
@@ -153,27 +156,27 @@ export function adminRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     return account
   }
 
-  app.post('/admin/accounts/:id/drain', (c) => {
+  on('POST /admin/accounts/:id/drain', (c) => {
     const account = find(c)
     void account.drain() // answers at once; the state shows 'draining' until resumed
     return c.json(accountStatus(account, operations, Date.now(), dispatcher.ledger, true))
   })
 
   // out of `failed` (a session that restarted too often), cooldown and ejection cleared
-  app.post('/admin/accounts/:id/reset', async (c) => {
+  on('POST /admin/accounts/:id/reset', async (c) => {
     const account = find(c)
     await account.reset()
     return c.json(accountStatus(account, operations, Date.now(), dispatcher.ledger, true))
   })
 
-  app.post('/admin/accounts/:id/resume', (c) => {
+  on('POST /admin/accounts/:id/resume', (c) => {
     const account = find(c)
     if (operations?.retiring(account)) throw new OrchestratorError('AGYC_INVALID_REQUEST', `account "${account.id}" is being removed by a reload`)
     account.resume()
     return c.json(accountStatus(account, operations, Date.now(), dispatcher.ledger, true))
   })
 
-  app.post('/admin/reload', async (c) => {
+  on('POST /admin/reload', async (c) => {
     if (!operations) throw new OrchestratorError('AGYC_CONFIG_INVALID', 'reload is not available')
     try {
       return c.json(await operations.reload())
@@ -184,7 +187,7 @@ export function adminRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     }
   })
 
-  app.get('/admin/events', (c) => {
+  on('GET /admin/events', (c) => {
     // Hono routes HEAD to a GET handler; an event stream has no headers-only form, and writing it straight to node
     // would make @hono/node-server write headers a second time (ERR_HTTP_HEADERS_SENT on stderr)
     if (c.req.method === 'HEAD') {
@@ -195,7 +198,8 @@ export function adminRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     return RESPONSE_ALREADY_SENT
   })
 
-  app.get('/', (c) => c.html(DASHBOARD))
+  on('GET /', (c) => c.html(DASHBOARD))
+  return routes
 }
 
 /**

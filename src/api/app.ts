@@ -15,8 +15,9 @@ import { scrub } from '../config/secret.ts'
 import { OrchestratorError, codes, retryAfterOf, toOrchestratorError, type Code } from '../errors.ts'
 import { adminRoutes, type Operations } from './admin.ts'
 import type { Guard } from './guard.ts'
-import { nextRequestId, settledLocally } from './answer.ts'
-import { countTokensHandler, messagesEndpoint, isMessagesTarget } from './messages.ts'
+import { errorAnswer, nextRequestId, settledLocally } from './answer.ts'
+import { countTokensHandler, messagesEndpoint } from './messages.ts'
+import { Routes, type RouteTable } from './routes.ts'
 import { modelsHandlers } from './models.ts'
 
 export type AppEnv = { Bindings: HttpBindings; Variables: { requestId: string; code?: Code } }
@@ -31,34 +32,36 @@ export interface AppDeps {
   operations?: Operations
 }
 
-/** Methods each known path answers; any other method there is a 405, any other path a 404. */
-const ROUTES: Record<string, string[]> = {
-  '/': ['GET', 'HEAD'],
-  '/healthz': ['GET', 'HEAD'],
-  '/readyz': ['GET', 'HEAD'],
-  '/metrics': ['GET', 'HEAD'],
-  '/admin/accounts': ['GET', 'HEAD'],
-  '/admin/events': ['GET'],
-  '/admin/reload': ['POST'],
-  '/v1/messages': ['POST'],
-  '/v1/messages/count_tokens': ['POST'],
-  '/v1/models': ['GET'],
+/** Every route, once: the front doors on node's objects and the Hono routes (routes.ts). */
+function routeTable(deps: AppDeps): RouteTable {
+  const models = modelsHandlers(deps)
+  return {
+    'POST /v1/messages': { node: messagesEndpoint(deps) },
+    'POST /v1/messages/count_tokens': { hono: countTokensHandler(deps) },
+    'GET /v1/models': { hono: models.list },
+    'GET /v1/models/:id': { hono: models.get },
+    'GET /healthz': { hono: (c) => c.json({ status: 'ok' }) },
+    'HEAD /': { hono: (c) => c.body(null, 200) }, // Claude Code probes it
+    ...adminRoutes(deps),
+  }
 }
 
-/** node's request listener: the guard, then POST /v1/messages on its own, then the Hono app. */
+/** node's request listener: the guard, then a front door on node's objects when one takes the route, else Hono. */
 export function createHandler(deps: AppDeps, guard: Guard): (req: IncomingMessage, res: ServerResponse) => void {
-  const messages = messagesEndpoint(deps)
-  const hono = getRequestListener(createApp(deps).fetch)
+  const routes = new Routes(routeTable(deps))
+  const hono = getRequestListener(createApp(deps, routes).fetch)
   return function handle(req, res) {
     if (!guard(req, res)) return
-    if (req.method === 'POST' && isMessagesTarget(req.url)) messages(req, res)
+    const url = req.url ?? ''
+    const query = url.indexOf('?') // `?beta=true`, as the SDK's beta client sends; the guard checked the path
+    const door = routes.door(req.method, query === -1 ? url : url.slice(0, query))
+    if (door) door(req, res)
     else void hono(req, res)
   }
 }
 
-function createApp(deps: AppDeps): Hono<AppEnv> {
+function createApp(deps: AppDeps, routes: Routes): Hono<AppEnv> {
   const app = new Hono<AppEnv>()
-  const models = modelsHandlers(deps)
 
   // the access line carries only our own fields (a client's path only inside one): no path redaction, as messages.ts
   const accessLog = deps.log.child({}, { redact: { paths: [] } })
@@ -87,16 +90,10 @@ function createApp(deps: AppDeps): Hono<AppEnv> {
     settledLocally(accessLog, { reqId: c.get('requestId'), method: c.req.method, path: c.req.path, status, code: c.get('code'), durationMs: Date.now() - receivedAt })
   }
 
-  app.post('/v1/messages/count_tokens', countTokensHandler(deps))
-  app.get('/v1/models', models.list)
-  app.get('/v1/models/:id', models.get)
-  app.get('/healthz', (c) => c.json({ status: 'ok' }))
-  app.on('HEAD', '/', (c) => c.body(null, 200)) // Claude Code probes it
-  adminRoutes(app, deps)
+  for (const route of routes.honoRoutes()) app.on(route.method, route.path, route.handler)
 
   app.notFound((c) => {
-    const allowed = ROUTES[c.req.path] ?? (c.req.path.startsWith('/v1/models/') ? ['GET']
-      : /^\/admin\/accounts\/[^/]+\/(drain|resume)$/.test(c.req.path) ? ['POST'] : undefined)
+    const allowed = routes.allowed(c.req.path)
     if (allowed) {
       c.header('allow', allowed.join(', '))
       return answer(c, new OrchestratorError('AGYC_METHOD_NOT_ALLOWED', `${c.req.method} is not allowed on ${c.req.path} (allowed: ${allowed.join(', ')})`))
@@ -114,12 +111,10 @@ function createApp(deps: AppDeps): Hono<AppEnv> {
   return app
 }
 
+/** A Hono route's error, as the funnel (answer.ts) writes it; the middleware logs and counts it. */
 function answer(c: Context<AppEnv>, error: OrchestratorError): Response {
-  const spec = codes[error.code]
   c.set('code', error.code)
-  const retryAfter = retryAfterOf(error)
-  if (retryAfter !== undefined) c.header('retry-after', String(retryAfter))
-  c.header('request-id', c.get('requestId') ?? nextRequestId())
-  // 529 and 499 are not in hono's status types: the cast is deliberate
-  return c.json({ type: 'error', error: { type: spec.type, message: scrub(error.message) } }, spec.status as ContentfulStatusCode)
+  const { status, headers, body } = errorAnswer(error, c.get('requestId') ?? nextRequestId())
+  for (const name in headers) c.header(name, String(headers[name]))
+  return c.body(body, status as ContentfulStatusCode) // 529 and 499 are not in hono's status types: the cast is deliberate
 }

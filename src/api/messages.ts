@@ -16,11 +16,6 @@ import type { ServerConfig } from '../config/schema.ts'
 
 const PATH = '/v1/messages'
 
-/** `/v1/messages`, with or without a query (`?beta=true`, as the SDK's beta client sends). The guard checked the path. */
-export function isMessagesTarget(url: string | undefined): boolean {
-  return url !== undefined && url.startsWith(PATH) && (url.length === PATH.length || url.charCodeAt(PATH.length) === 63 /* ? */)
-}
-
 async function readJson(incoming: IncomingMessage, server: ServerConfig): Promise<{ text: string; value: unknown }> {
   const text = await readBody(incoming, server.bodyLimitBytes, server.bodyIdleTimeoutMs)
   let value: unknown

@@ -10,7 +10,7 @@
  */
 import type { Logger } from 'pino'
 import type { AccountConfig, DispatcherConfig, HealthConfig, StrategyName } from '../config/schema.ts'
-import { OrchestratorError, codes, type Code } from '../errors.ts'
+import { OrchestratorError, specOf, type Code } from '../errors.ts'
 import type { Usage } from '../protocol/messages.ts'
 import { RetryBudget } from '../health/retry-budget.ts'
 import { judgeFailure } from '../health/verdict.ts'
@@ -238,7 +238,7 @@ export class Dispatcher implements AccountOwner {
   }
 
   failed(job: Job, account: AccountHandle, error: OrchestratorError): void {
-    const spec = codes[error.code] as { localOrigin?: boolean; status: number }
+    const spec = specOf(error.code)
     if (!spec.localOrigin) this.ledger.record(account.id, account.modelFor(job.model), countersOf(undefined, true))
     judgeFailure(account, error, this.#log) // cooldown, ejection, or nothing (health/verdict.ts)
     if (job.state === 'settled') return

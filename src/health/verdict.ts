@@ -8,7 +8,7 @@
  *   4xx, and a dead worker or child, which the account handle counts once however many requests it took with it.
  */
 import type { Logger } from 'pino'
-import { codes, type Code, type OrchestratorError } from '../errors.ts'
+import { specOf, type Code, type OrchestratorError } from '../errors.ts'
 import { metrics } from '../metrics.ts'
 import type { AccountHandle } from '../dispatch/account-handle.ts'
 
@@ -20,7 +20,7 @@ const THROTTLE = new Set<Code>(['AGYC_UPSTREAM_RATE_LIMITED', 'AGYC_UPSTREAM_OVE
 const ACCOUNT_FAULT = new Set<Code>(['AGYC_UPSTREAM_AUTH', 'AGYC_UPSTREAM_FORBIDDEN'])
 
 export function judgeFailure(account: AccountHandle, error: OrchestratorError, log: Logger): void {
-  const spec = codes[error.code] as { localOrigin?: boolean; status: number }
+  const spec = specOf(error.code)
   if (THROTTLE.has(error.code)) {
     account.outlier.recordThrottle(error.retryAfterS)
     metrics.cooldown(account.id)
