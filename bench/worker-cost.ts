@@ -13,7 +13,7 @@ import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Worker } from 'node:worker_threads'
-import { prepareWorkerCode } from '../src/dispatch/worker-code.ts'
+import { prepareWorkerCode } from '../src/loader/worker-code.ts'
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

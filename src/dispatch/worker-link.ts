@@ -12,7 +12,8 @@ import type { AccountConfig } from '../config/schema.ts'
 import { portEndpoint } from '../protocol/comlink-port.ts'
 import type { ControlApi, ToWorker } from '../protocol/messages.ts'
 import { encodeToWorker } from '../protocol/wire.ts'
-import { workerEntry } from './worker-code.ts'
+import { workerEntry } from '../loader/worker-code.ts'
+import { ACCOUNT_WORKER } from '../../workers/entry.ts'
 
 export interface LinkListener {
   /** a batch of events from the current worker, as it crossed (the handle decodes it) */
@@ -45,7 +46,7 @@ export class WorkerLink {
     this.#listener = listener
     this.#pool = new Piscina({
       // plain JS, stripped once from the sources (worker-code.ts)
-      filename: workerEntry((reason) => log.warn({ reason }, 'account workers run their TypeScript sources')),
+      filename: workerEntry(ACCOUNT_WORKER, (reason) => log.warn({ reason }, 'account workers run their TypeScript sources')),
       // the thread starts with its attach task, not with the pool: the dispatcher's start-up ramp (and a lazy account's
       // first request) decides when; ended, it goes at once (idleTimeout 0): the next attach starts a fresh one
       minThreads: 0,

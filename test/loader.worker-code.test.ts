@@ -1,6 +1,6 @@
 /**
  * The account workers' code: stripped once from the TypeScript sources into plain JavaScript under a content-hashed
- * cache directory (src/dispatch/worker-code.ts). Real files, real imports, real processes racing for the same cache.
+ * cache directory (src/loader/worker-code.ts). Real files, real imports, real processes racing for the same cache.
  */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
@@ -11,7 +11,7 @@ import { test, type TestContext } from 'node:test'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import { parse } from 'es-module-lexer/js'
-import { WORKER_SOURCE, WorkerCodeError, prepareWorkerCode } from '../src/dispatch/worker-code.ts'
+import { WORKER_SOURCE, WorkerCodeError, prepareWorkerCode } from '../src/loader/worker-code.ts'
 
 function tempDir(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'agyc-worker-code-'))
@@ -96,7 +96,7 @@ test('processes racing to prepare the same graph all get the same complete direc
   const root = tempDir(t)
   const cacheDir = join(root, 'cache')
   writeFiles(root, GRAPH)
-  const module = new URL('../src/dispatch/worker-code.ts', import.meta.url).href
+  const module = new URL('../src/loader/worker-code.ts', import.meta.url).href
   const script = `import { prepareWorkerCode } from ${JSON.stringify(module)}
     process.stdout.write(prepareWorkerCode(${JSON.stringify(join(root, 'lib/entry.ts'))}, ${JSON.stringify({ root, cacheDir })}).entry)`
   const run = promisify(execFile)

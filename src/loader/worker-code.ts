@@ -24,12 +24,13 @@ import { stripTypeScriptTypes } from 'node:module'
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parse } from 'es-module-lexer/js'
+import { ACCOUNT_WORKER } from '../../workers/entry.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 /** what `import.meta` becomes in a stripped copy: exactly as long as the token it replaces */
 const META = '__agycm__()'
 /** the piscina entry of an account worker, as written */
-export const WORKER_SOURCE = join(ROOT, 'workers/account-worker.ts')
+export const WORKER_SOURCE = ACCOUNT_WORKER
 export const WORKER_CACHE = join(ROOT, 'node_modules/.cache/agyc-workers')
 
 /** a cache directory nobody touched for this long is removed (a running orchestrator touches its own at start) */
@@ -253,16 +254,16 @@ let prepared: string | undefined
  * install), the workers load the TypeScript sources as before — slower to start and ~15 MB more each — and
  * `onFallback` hears why, once.
  */
-export function workerEntry(onFallback: (reason: string) => void): string {
+export function workerEntry(entryFile: string, onFallback: (reason: string) => void): string {
   if (prepared !== undefined) return prepared
   try {
-    const code = prepareWorkerCode()
+    const code = prepareWorkerCode(entryFile)
     prepared = code.entry
     // a worker restarted in a week still needs these files: keep them younger than what other processes prune
     const dir = join(WORKER_CACHE, code.hash)
     setInterval(() => touch(dir), PRUNE_AFTER_MS / 4).unref()
   } catch (err) {
-    prepared = pathToFileURL(WORKER_SOURCE).href
+    prepared = pathToFileURL(entryFile).href
     onFallback(err instanceof Error ? err.message : String(err))
   }
   return prepared
