@@ -12,16 +12,29 @@
  * The registry and its metrics are defined once, at module load; an orchestrator registers itself with `watch()`.
  */
 import { Counter, Gauge, Registry } from 'prom-client'
-import type { AccountHandle } from './dispatch/account-handle.ts'
 import { LatencyWindow, timeline } from './latency.ts'
 
 export { LatencyWindow, timeline, type TimelinePoint } from './latency.ts'
 
 export const registry = new Registry()
 
+/** What the scrape-time gauges read of an account (the dispatch side's AccountHandle is one). */
+export interface MeteredAccount {
+  readonly id: string
+  readonly state: string
+  readonly assigned: number
+  readonly maxConcurrency: number
+  readonly healthScore: number
+  readonly parked: boolean
+  readonly workerRestarts: number
+  readonly lastHeartbeatAt: number
+  readonly lastHeartbeat: { readonly restarts: number } | undefined
+  readonly quota: { left(assigned: number): number } | undefined
+}
+
 /** What the scrape-time gauges read: the dispatcher. */
 export interface MetricsSource {
-  readonly accounts: readonly AccountHandle[]
+  readonly accounts: readonly MeteredAccount[]
   readonly queued: number
   readonly ledger: { totals(): Iterable<[string, string, { requests: number; errors: number; input: number; output: number; cacheRead: number; cacheWrite: number }]> }
   readonly affinity: { readonly hits: number; readonly misses: number }
@@ -199,7 +212,7 @@ export function watch(source: MetricsSource): () => void {
   }
 }
 
-function* liveAccounts(): Generator<AccountHandle> {
+function* liveAccounts(): Generator<MeteredAccount> {
   for (const s of sources) yield* s.accounts
 }
 

@@ -14,6 +14,7 @@ import { OrchestratorError, specOf, type Code } from '../errors.ts'
 import type { Usage } from '../protocol/messages.ts'
 import { RetryBudget } from '../health/retry-budget.ts'
 import { judgeFailure } from '../health/verdict.ts'
+import { Watchdog } from '../health/watchdog.ts'
 import { metrics } from '../metrics.ts'
 import { createStrategies, type Strategy } from '../strategies/index.ts'
 import { AccountHandle, type AccountOptions, type AccountOwner } from './account-handle.ts'
@@ -46,7 +47,6 @@ export class Dispatcher implements AccountOwner {
   readonly #table: AccountTable
   readonly #accountOptions: AccountOptions
   #config: DispatcherConfig
-  readonly #health: HealthConfig
   readonly #log: Logger
   readonly #queue: JobQueue
   readonly #strategies: Record<StrategyName, Strategy>
@@ -55,11 +55,10 @@ export class Dispatcher implements AccountOwner {
   #dispatchSeq = 0
   #closing = false
   readonly #budget: RetryBudget
-  #watchdog: NodeJS.Timeout | undefined
+  readonly #watchdog: Watchdog
 
   constructor(config: DispatcherConfig, accounts: readonly AccountConfig[], options: DispatcherOptions) {
     this.#config = config
-    this.#health = options.health
     this.#log = options.log
     this.#queue = new JobQueue(config.globalQueueSize)
     this.#budget = new RetryBudget({ percent: config.retryBudgetPercent, min: config.retryBudgetMin }, options.now)
@@ -70,6 +69,7 @@ export class Dispatcher implements AccountOwner {
     this.#accountOptions = { ...options, ledger: this.ledger, owner: this, lazy: config.lazyWorkers }
     this.#table = new AccountTable(accounts.map((account) => new AccountHandle(account, this.#accountOptions)))
     this.accounts = this.#table.all
+    this.#watchdog = new Watchdog(this.accounts, options.health, this.#afterTick)
   }
 
   get queued(): number { return this.#queue.size }
@@ -93,8 +93,7 @@ export class Dispatcher implements AccountOwner {
   /** Starts every account's worker, START_RAMP at a time, then the watchdog. */
   async start(): Promise<void> {
     await startAccounts(this.accounts)
-    this.#watchdog = setInterval(this.#tick, this.#health.heartbeatMs)
-    this.#watchdog.unref()
+    this.#watchdog.start()
   }
 
   strategy(name: StrategyName = this.#config.strategy): Strategy {
@@ -280,23 +279,8 @@ export class Dispatcher implements AccountOwner {
       : new OrchestratorError('AGYC_REQUEST_TIMEOUT', `the request took longer than ${this.#config.requestTimeoutMs} ms`), account)
   }
 
-  /** Once per heartbeat period: replace hung workers, rescore, and let cooled-down accounts take queued work. */
-  #tick = (): void => {
-    const now = Date.now()
-    const limit = this.#health.missedHeartbeats * this.#health.heartbeatMs
-    let latencySum = 0
-    let latencyCount = 0
-    for (const a of this.accounts) {
-      if ((a.state === 'up' || a.state === 'draining') && now - a.lastHeartbeatAt > limit) {
-        a.terminate(`no heartbeat for ${now - a.lastHeartbeatAt} ms`)
-      }
-      if (a.health.latencyEwmaMs > 0) {
-        latencySum += a.health.latencyEwmaMs
-        latencyCount++
-      }
-    }
-    const fleetLatencyMs = latencyCount === 0 ? 0 : latencySum / latencyCount
-    for (const a of this.accounts) a.rescore(now, fleetLatencyMs)
+  /** After each watchdog tick (rescored, hung workers replaced): cooled-down or returning accounts take queued work. */
+  #afterTick = (): void => {
     if (this.#queue.size > 0) {
       this.#placeQueued()
       this.#dropHopeless()
@@ -331,7 +315,7 @@ export class Dispatcher implements AccountOwner {
 
   async stop(): Promise<void> {
     this.#closing = true
-    clearInterval(this.#watchdog)
+    this.#watchdog.stop()
     for (const job of [...this.#queue]) {
       this.cancel(job)
       job.sink.fail(new OrchestratorError('AGYC_SHUTTING_DOWN', 'the orchestrator is shutting down'), undefined)

@@ -10,7 +10,8 @@
 import type { Logger } from 'pino'
 import { specOf, type Code, type OrchestratorError } from '../errors.ts'
 import { metrics } from '../metrics.ts'
-import type { AccountHandle } from '../dispatch/account-handle.ts'
+import type { Outlier } from './outlier.ts'
+import type { HealthStats } from './score.ts'
 
 const THROTTLE = new Set<Code>(['AGYC_UPSTREAM_RATE_LIMITED', 'AGYC_UPSTREAM_OVERLOADED'])
 /**
@@ -19,7 +20,16 @@ const THROTTLE = new Set<Code>(['AGYC_UPSTREAM_RATE_LIMITED', 'AGYC_UPSTREAM_OVE
  */
 const ACCOUNT_FAULT = new Set<Code>(['AGYC_UPSTREAM_AUTH', 'AGYC_UPSTREAM_FORBIDDEN'])
 
-export function judgeFailure(account: AccountHandle, error: OrchestratorError, log: Logger): void {
+/** What a verdict reads and marks of an account. */
+export interface JudgedAccount {
+  readonly id: string
+  readonly outlier: Outlier
+  readonly health: HealthStats
+  /** a failure while the session is down was counted once, for the outage */
+  readonly sessionUp: boolean
+}
+
+export function judgeFailure(account: JudgedAccount, error: OrchestratorError, log: Logger): void {
   const spec = specOf(error.code)
   if (THROTTLE.has(error.code)) {
     account.outlier.recordThrottle(error.retryAfterS)
