@@ -3,10 +3,10 @@ import { readFileSync } from 'node:fs'
 import { test } from 'node:test'
 import { codes, errorBody, codeNames } from '../src/errors.ts'
 
-test('every error code is in the README error table with its status and type', () => {
-  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+test('every error code is in the error table of docs/api.md with its status and type', () => {
+  const table = readFileSync(new URL('../docs/api.md', import.meta.url), 'utf8')
   for (const code of codeNames) {
-    const row = readme.split('\n').find((line) => line.startsWith(`| \`${code}\` |`))
+    const row = table.split('\n').find((line) => line.startsWith(`| \`${code}\` |`))
     assert.ok(row, `${code} is documented`)
     assert.match(row, new RegExp(`\\| ${codes[code].status} \\| ${codes[code].type} \\|`), `${code} row matches the table`)
   }
