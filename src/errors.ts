@@ -39,6 +39,8 @@ export const codes = {
   /** POST /admin/reload with a config file that does not validate: the running configuration stays */
   AGYC_CONFIG_INVALID: { status: 400, type: 'invalid_request_error', localOrigin: true },
   AGYC_QUOTA_EXHAUSTED: { status: 429, type: 'rate_limit_error', localOrigin: true },
+  /** the bytes of bodies being read and parsed at once are at `server.bodyBudgetBytes` */
+  AGYC_BODY_BUDGET: { status: 529, type: 'overloaded_error', retryAfterS: 1, localOrigin: true },
   AGYC_QUEUE_FULL: { status: 529, type: 'overloaded_error', retryAfterS: 1, localOrigin: true },
   AGYC_QUEUE_TIMEOUT: { status: 529, type: 'overloaded_error', retryAfterS: 1, localOrigin: true },
   AGYC_NO_ACCOUNT: { status: 529, type: 'overloaded_error', retryAfterS: 5, localOrigin: true },

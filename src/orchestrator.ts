@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net'
 import type { DestinationStream } from 'pino'
 import { isDeepStrictEqual } from 'node:util'
 import { createHandler } from './api/app.ts'
+import { closeCheckPool } from './api/body-check.ts'
 import { deferContinue } from './api/body.ts'
 import { createClientErrorHandler } from './api/client-error.ts'
 import { createGuard } from './api/guard.ts'
@@ -126,6 +127,7 @@ export async function startOrchestrator(config: Config, options: OrchestratorOpt
       while (dispatcher.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25))
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()))
       await dispatcher.stop()
+      await closeCheckPool()
       clearInterval(usageSaver)
       saveUsage()
       unwatch()

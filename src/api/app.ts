@@ -18,6 +18,7 @@ import type { Guard } from './guard.ts'
 import { errorAnswer, nextRequestId, settledLocally } from './answer.ts'
 import { countTokensHandler, messagesEndpoint } from './messages.ts'
 import { Routes, type RouteTable } from './routes.ts'
+import { BodyBudget } from './body-budget.ts'
 import { modelsHandlers } from './models.ts'
 
 export type AppEnv = { Bindings: HttpBindings; Variables: { requestId: string; code?: Code } }
@@ -35,9 +36,10 @@ export interface AppDeps {
 /** Every route, once: the front doors on node's objects and the Hono routes (routes.ts). */
 function routeTable(deps: AppDeps): RouteTable {
   const models = modelsHandlers(deps)
+  const bodies = new BodyBudget(deps.config.server.bodyBudgetBytes)
   return {
-    'POST /v1/messages': { node: messagesEndpoint(deps) },
-    'POST /v1/messages/count_tokens': { hono: countTokensHandler(deps) },
+    'POST /v1/messages': { node: messagesEndpoint(deps, bodies) },
+    'POST /v1/messages/count_tokens': { hono: countTokensHandler(deps, bodies) },
     'GET /v1/models': { hono: models.list },
     'GET /v1/models/:id': { hono: models.get },
     'GET /healthz': { hono: (c) => c.json({ status: 'ok' }) },

@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { OrchestratorError } from '../errors.ts'
+import type { BodyHold } from './body-budget.ts'
 
 /** how long, and how much, a refused body is still read and dropped before the connection is cut */
 const LINGER_MS = 1_000
@@ -26,11 +27,20 @@ export function deferContinue(server: Server) {
   }
 }
 
-export function readBody(incoming: IncomingMessage, limit: number, idleMs = 15_000): Promise<string> {
+/**
+ * The body as text. With a hold on the body budget (body-budget.ts), its bytes are taken as they arrive (all of a
+ * declared length up front) and a body the budget cannot take now is refused with a 529; the caller releases the hold
+ * once the body was parsed.
+ */
+export function readBody(incoming: IncomingMessage, limit: number, idleMs = 15_000, hold?: BodyHold): Promise<string> {
   const declared = Number(incoming.headers['content-length'] ?? -1)
   if (declared > limit) {
     discardRest(incoming)
     return Promise.reject(tooLarge(limit))
+  }
+  if (hold && declared > 0 && !hold.cover(declared)) {
+    discardRest(incoming)
+    return Promise.reject(overBudget())
   }
   const pending = awaitingContinue.get(incoming)
   if (pending) {
@@ -46,6 +56,12 @@ export function readBody(incoming: IncomingMessage, limit: number, idleMs = 15_0
         cleanup()
         discardRest(incoming)
         reject(tooLarge(limit))
+        return
+      }
+      if (hold && !hold.cover(size)) {
+        cleanup()
+        discardRest(incoming)
+        reject(overBudget())
         return
       }
       chunks.push(chunk)
@@ -106,6 +122,9 @@ export function discardRest(incoming: IncomingMessage): void {
   incoming.on('error', cleanup)
   incoming.resume()
 }
+
+const overBudget = (): OrchestratorError =>
+  new OrchestratorError('AGYC_BODY_BUDGET', 'too many large request bodies are being received at once; retry shortly')
 
 const tooLarge = (limit: number): OrchestratorError =>
   new OrchestratorError('AGYC_REQUEST_TOO_LARGE', `request body exceeds the limit of ${limit} bytes`)

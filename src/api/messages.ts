@@ -5,31 +5,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Context } from 'hono'
 import { OrchestratorError, codes, toOrchestratorError } from '../errors.ts'
-import { estimateInputTokens } from '../protocol/anthropic.ts'
 import { accessLineWriter } from './access-line.ts'
 import { nextRequestId, sendError, settledLocally } from './answer.ts'
-import { discardRest, readBody } from './body.ts'
+import type { BodyBudget } from './body-budget.ts'
+import { readChecked } from './body-check.ts'
+import { discardRest } from './body.ts'
 import { Exchange } from './exchange.ts'
-import { CountTokensRequest, MessagesRequest as MessagesRequestSchema, describeIssues, shapeProblem } from './request-schema.ts'
 import type { AppEnv, AppDeps } from './app.ts'
-import type { ServerConfig } from '../config/schema.ts'
 
 const PATH = '/v1/messages'
 
-async function readJson(incoming: IncomingMessage, server: ServerConfig): Promise<{ text: string; value: unknown }> {
-  const text = await readBody(incoming, server.bodyLimitBytes, server.bodyIdleTimeoutMs)
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch (err) {
-    throw new OrchestratorError('AGYC_MALFORMED_JSON', `request body is not valid JSON: ${(err as Error).message}`)
-  }
-  const problem = shapeProblem(value, server)
-  if (problem) throw new OrchestratorError('AGYC_INVALID_REQUEST', problem)
-  return { text, value }
-}
-
-export function messagesEndpoint({ dispatcher, config, log, isClosing }: AppDeps) {
+export function messagesEndpoint({ dispatcher, config, log, isClosing }: AppDeps, bodies: BodyBudget) {
   // the access lines carry only our own fields, never a secret: path redaction (≈ 9 µs a line, most of the line's
   // cost in the profile) is skipped for them, and a job's line is serialised by hand (access-line.ts)
   const accessLog = log.child({}, { redact: { paths: [] } })
@@ -49,12 +35,10 @@ export function messagesEndpoint({ dispatcher, config, log, isClosing }: AppDeps
 
   /** Reads, checks and admits the request; a job's answer and line are then its Exchange's. Throws what to answer. */
   async function accept(req: IncomingMessage, res: ServerResponse, requestId: string, receivedAt: number): Promise<void> {
-    const { text, value } = await readJson(req, config.server)
-    const parsed = MessagesRequestSchema.safeParse(value)
-    if (!parsed.success) throw new OrchestratorError('AGYC_INVALID_REQUEST', describeIssues(parsed.error.issues))
-    const request = parsed.data
+    const { text, checked } = await readChecked(req, config.server, bodies, 'messages')
+    const request = checked.request
     const exchange = new Exchange(res, requestId, request.stream === true, dispatcher, accessLine)
-    dispatcher.admit({ requestId, receivedAt, request, body: text, headers: req.headers }, exchange) // throws the 4xx/529/503 to answer now
+    dispatcher.admit({ requestId, receivedAt, request, body: text, headers: req.headers, affinity: checked.affinity }, exchange) // throws the 4xx/529/503 to answer now
   }
 
   /** An answer before any job took the request: the error, its line and its count. */
@@ -70,11 +54,9 @@ export function messagesEndpoint({ dispatcher, config, log, isClosing }: AppDeps
 }
 
 /** Answered locally: an estimate (README, "count_tokens"), never a request to an account. */
-export function countTokensHandler({ config }: AppDeps) {
+export function countTokensHandler({ config }: AppDeps, bodies: BodyBudget) {
   return async function countTokens(c: Context<AppEnv>): Promise<Response> {
-    const { value } = await readJson(c.env.incoming, config.server)
-    const parsed = CountTokensRequest.safeParse(value)
-    if (!parsed.success) throw new OrchestratorError('AGYC_INVALID_REQUEST', describeIssues(parsed.error.issues))
-    return c.json({ input_tokens: estimateInputTokens(parsed.data) })
+    const { checked } = await readChecked(c.env.incoming, config.server, bodies, 'count_tokens')
+    return c.json({ input_tokens: checked.inputTokens })
   }
 }

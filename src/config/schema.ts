@@ -274,6 +274,8 @@ export const Server = z.strictObject({
   allowedOrigins: z.array(Origin).default([]),
   /** 413 above this; Claude Code's first turn is ~50 KB, the Anthropic API allows 32 MB */
   bodyLimitBytes: positiveInt(32 * 1024 * 1024),
+  /** request bodies being read and parsed at once, all clients together; a body past it gets a 529 at once */
+  bodyBudgetBytes: positiveInt(96 * 1024 * 1024),
   /** 431 above this (all request headers together; Node's own default) */
   maxHeaderBytes: positiveInt(16 * 1024),
   /** the request line and headers must arrive within this (slow-headers clients; Node's default is 60 s) */
@@ -291,6 +293,9 @@ export const Server = z.strictObject({
 }).superRefine((server, ctx) => {
   if (server.headersTimeoutMs > server.receiveTimeoutMs) {
     ctx.addIssue({ code: 'custom', path: ['headersTimeoutMs'], message: 'expected at most receiveTimeoutMs' })
+  }
+  if (server.bodyBudgetBytes < server.bodyLimitBytes) {
+    ctx.addIssue({ code: 'custom', path: ['bodyBudgetBytes'], message: 'expected at least bodyLimitBytes (a body at the limit must fit)' })
   }
 })
 

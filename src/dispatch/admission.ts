@@ -9,7 +9,7 @@ import { strategyAliases } from '../config/schema.ts'
 import { OrchestratorError } from '../errors.ts'
 import type { MessagesRequest } from '../protocol/anthropic.ts'
 import type { Strategy } from '../strategies/types.ts'
-import { affinityKey } from './affinity.ts'
+import { affinityKey, type AffinityKey } from './affinity.ts'
 import type { Dispatcher } from './dispatcher.ts'
 import { Job, type JobSink } from './job.ts'
 
@@ -31,6 +31,8 @@ export interface Admission {
   readonly body: string
   /** the client's headers: its session id for affinity, `anthropic-beta` / `anthropic-version` for upstreams */
   readonly headers: IncomingHttpHeaders
+  /** the affinity key, when the door computed it already (a large body is only summarized on the main thread) */
+  readonly affinity?: AffinityKey | undefined
 }
 
 /** Decides the job's route and hands it to the dispatcher; throws what to answer at once (400, 404, 529, 503). */
@@ -52,7 +54,7 @@ export function admit(dispatcher: Dispatcher, admission: Admission, sink: JobSin
     anthropicVersion: headerValue(headers['anthropic-version']),
   }, {
     strategy,
-    affinity: sticky ? affinityKey(headers, request) : undefined,
+    affinity: sticky ? admission.affinity ?? affinityKey(headers, request) : undefined,
     candidates: dispatcher.candidatesFor(request.model),
   }, sink, admission.receivedAt)
   dispatcher.submit(job)

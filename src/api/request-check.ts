@@ -1,0 +1,59 @@
+/**
+ * A request body from text to a checked request: JSON.parse, the shape limits, the zod schema. One function, run on
+ * the main thread for ordinary bodies and on a helper thread for large ones (check-pool.ts), so both paths give the
+ * same answers. Off the main thread only a summary comes back, what admission reads: the main thread never parses a
+ * large body at all (the account's worker parses the text it is handed, as for any request).
+ */
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Code } from '../errors.ts'
+import type { AdmittedRequest } from '../dispatch/admission.ts'
+import { affinityKey, type AffinityKey } from '../dispatch/affinity.ts'
+import { estimateInputTokens } from '../protocol/anthropic.ts'
+import { CountTokensRequest, MessagesRequest, describeIssues, shapeProblem, type ShapeLimits } from './request-schema.ts'
+
+export type CheckKind = 'messages' | 'count_tokens'
+
+export type Checked =
+  | { readonly ok: true; readonly kind: 'messages'; readonly request: AdmittedRequest; readonly affinity?: AffinityKey | undefined }
+  | { readonly ok: true; readonly kind: 'count_tokens'; readonly inputTokens: number }
+  | { readonly ok: false; readonly code: Code; readonly message: string }
+
+export interface CheckTask {
+  readonly kind: CheckKind
+  readonly text: string
+  readonly limits: ShapeLimits
+  /** the headers affinity reads (the session headers), for a summary's affinity key */
+  readonly headers: IncomingHttpHeaders
+  /** answer with what admission reads and the affinity key, not the whole request (a large body, off the main thread) */
+  readonly summarize: boolean
+}
+
+export function checkRequest(task: CheckTask): Checked {
+  let value: unknown
+  try {
+    value = JSON.parse(task.text)
+  } catch (err) {
+    return { ok: false, code: 'AGYC_MALFORMED_JSON', message: `request body is not valid JSON: ${(err as Error).message}` }
+  }
+  const problem = shapeProblem(value, task.limits)
+  if (problem) return { ok: false, code: 'AGYC_INVALID_REQUEST', message: problem }
+  if (task.kind === 'count_tokens') {
+    const parsed = CountTokensRequest.safeParse(value)
+    if (!parsed.success) return { ok: false, code: 'AGYC_INVALID_REQUEST', message: describeIssues(parsed.error.issues) }
+    return { ok: true, kind: 'count_tokens', inputTokens: estimateInputTokens(parsed.data) }
+  }
+  const parsed = MessagesRequest.safeParse(value)
+  if (!parsed.success) return { ok: false, code: 'AGYC_INVALID_REQUEST', message: describeIssues(parsed.error.issues) }
+  const request = parsed.data
+  if (!task.summarize) return { ok: true, kind: 'messages', request }
+  const routing = request.metadata?.routing
+  return {
+    ok: true,
+    kind: 'messages',
+    request: {
+      model: request.model, stream: request.stream, max_tokens: request.max_tokens,
+      metadata: routing ? { routing: { strategyHint: routing.strategyHint, sticky: routing.sticky } } : undefined,
+    },
+    affinity: affinityKey(task.headers, request),
+  }
+}
