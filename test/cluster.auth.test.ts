@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { clusterHeaders, signRequest, verifyRequest } from '../src/cluster/auth.ts'
+import { credentialId } from '../src/cluster/keys.ts'
 
 const SECRET = 'a'.repeat(40)
 const request = { method: 'POST', path: '/v1/messages' }
@@ -37,4 +38,14 @@ test('a stale or future timestamp is refused, and missing headers say so', () =>
   const recent = signRequest(SECRET, 'node-a', request, now - 29_000)
   assert.equal(verifyRequest(SECRET, request, reader(recent), { ...skew, now }).ok, true)
   assert.deepEqual(verifyRequest(SECRET, request, reader({}), skew), { ok: false, reason: 'missing' })
+})
+
+test('a credential id is the same on every node with the secret, and says nothing of the key', () => {
+  const key = 'sk-ant-api03-' + 'k'.repeat(40)
+  const id = credentialId(key, SECRET)
+  assert.match(id, /^[0-9a-f]{32}$/)
+  assert.equal(credentialId(key, SECRET), id)
+  assert.notEqual(credentialId(key + 'x', SECRET), id)
+  assert.notEqual(credentialId(key, 'c'.repeat(40)), id, 'another fleet (secret) gets another id')
+  assert.ok(!id.includes(key.slice(0, 8)))
 })
