@@ -4,6 +4,7 @@
  */
 import { z } from 'zod'
 import { secret } from './secret.ts'
+import { Cluster } from '../cluster/config.ts'
 
 const positiveInt = (fallback: number) =>
   z.number({ error: 'expected a positive integer' }).int({ error: 'expected a positive integer' })
@@ -377,6 +378,8 @@ export const Config = z.strictObject({
   stateRoot: z.string().min(1).default('.state'),
   /** every account's stateDir must lie under stateRoot: no `..`, no symbolic link on the way (README, Security) */
   confineStateDirs: z.boolean().default(false),
+  /** several orchestrators as one fleet on a shared Redis (README, "Running several instances"); absent: one instance */
+  cluster: Cluster.optional(),
   accounts: z.array(Account, { error: 'expected an array of accounts' }).min(1, { error: 'expected at least one account' }),
 }).superRefine((config, ctx) => {
   const ids = new Set<string>()
