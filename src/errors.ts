@@ -48,6 +48,8 @@ export const codes = {
   /** GET /readyz while no account can take work */
   AGYC_NOT_READY: { status: 503, type: 'overloaded_error', retryAfterS: 1, localOrigin: true },
   AGYC_CANCELLED: { status: 499, type: 'api_error', localOrigin: true },
+  /** the client stopped reading its stream for `server.writeStallTimeoutMs`: cut, and its request cancelled */
+  AGYC_WRITE_STALLED: { status: 499, type: 'api_error', localOrigin: true },
   AGYC_REQUEST_TIMEOUT: { status: 504, type: 'timeout_error', localOrigin: true },
   AGYC_UPSTREAM_FAILED: { status: 502, type: 'api_error' },
   AGYC_UPSTREAM_RATE_LIMITED: { status: 429, type: 'rate_limit_error' },

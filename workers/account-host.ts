@@ -5,112 +5,17 @@
  * message and per wake-up, so a stream's deltas are coalesced per turn, per request).
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks'
-import { randomBytes } from 'node:crypto'
 import type { MessagePort } from 'node:worker_threads'
 import { threadId } from 'node:worker_threads'
 import { OrchestratorError, type Code } from '../src/errors.ts'
 // no zod in a worker (~7 MB an isolate): the messages' types only, and the hand-checked flat forms
 import type { FromWorker, RunCommand, WorkerStats } from '../src/protocol/messages.ts'
-import type { RunRequest } from '../src/protocol/run-request.ts'
 import { assertNever } from '../src/protocol/assert-never.ts'
 import { decodeToWorkerBatch, encodeFromWorker } from '../src/protocol/tuples.ts'
-import { estimateInputTokens, type MessagesRequest } from '../src/protocol/anthropic.ts'
-import * as sse from '../src/formats/anthropic-sse.ts'
-import type { Completion, Session, SessionOutput, SessionRequest } from './sessions/types.ts'
+import type { Completion, Session } from './sessions/types.ts'
+import { Run, type Chunk, type RunHost } from './run.ts'
 
-type Chunk = Extract<FromWorker, { kind: 'chunk' }>
-
-// message ids: a random prefix per worker and a counter, like the request ids (randomBytes per request was 15 % of
-// the worker's time in the benchmark's profile)
-const idPrefix = `msg_${randomBytes(9).toString('base64url')}`
-let idCounter = 0
-const nextMessageId = (): string => `${idPrefix}${(++idCounter).toString(36).padStart(8, '0')}`
-
-/** The request's own fields (run-request.ts), copied onto the Run from its command. */
-interface Run extends RunRequest {}
-
-/** One running request: its abort switch and its stream's framing state. It is the session's output, too. */
-class Run implements SessionOutput, SessionRequest {
-  readonly id: number
-  readonly controller = new AbortController()
-  readonly host: AccountHost
-  readonly messageId = nextMessageId()
-  /** message_start and the text block have been framed */
-  opened = false
-  /** the session streams the upstream's own SSE: the host frames nothing for this request */
-  passthrough = false
-  /** the chunk event of this turn, still in the outbox and open for appending */
-  pending: Chunk | undefined
-  pendingGeneration = -1
-  #request: MessagesRequest | undefined
-
-  constructor(host: AccountHost, command: RunCommand) {
-    // every field of the request, whatever run-request.ts declares: the session reads them off the Run
-    Object.assign(this, command)
-    this.host = host
-    this.id = command.id
-  }
-
-  get signal(): AbortSignal { return this.controller.signal }
-
-  /**
-   * The body parsed, on first use: a session that forwards the client's bytes (the http kind) never needs it. The main
-   * thread parsed and checked the same text, so this throws only on a bug; the session's run rejects with it.
-   */
-  get request(): MessagesRequest {
-    if (this.#request === undefined) {
-      try {
-        this.#request = JSON.parse(this.body) as MessagesRequest
-      } catch {
-        throw new OrchestratorError('AGYC_INTERNAL', 'request body could not be parsed in the worker')
-      }
-    }
-    return this.#request
-  }
-
-  text(delta: string): void {
-    if (!this.stream || this.signal.aborted || delta === '') return
-    this.host.append(this, this.#open() + sse.textDelta(0, delta))
-  }
-
-  raw(sse: string): void {
-    if (!this.stream || this.signal.aborted || sse === '') return
-    this.passthrough = true
-    this.host.append(this, sse)
-  }
-
-  #open(): string {
-    if (this.opened) return ''
-    this.opened = true
-    return sse.messageStart(this.messageId, this.model, estimateInputTokens(this.request)) + sse.textBlockStart(0) + sse.PING
-  }
-
-  /** the rest of the stream, or the whole message as JSON */
-  finish(completion: Completion, accountId: string): string | undefined {
-    const model = completion.model ?? this.model
-    if (!this.stream) {
-      return JSON.stringify({
-        id: this.messageId, type: 'message', role: 'assistant', model, content: completion.content,
-        stop_reason: completion.stopReason, stop_sequence: completion.stopSequence ?? null, usage: completion.usage,
-        metadata: { account_id: accountId },
-      })
-    }
-    if (this.passthrough) return undefined // the upstream's own events, message_stop included, already went out
-    let tail = ''
-    if (!this.opened) {
-      // nothing streamed yet (a session that answers in one piece): send the text as one delta
-      tail = this.#open()
-      let text = ''
-      for (const block of completion.content as { type?: string; text?: string }[]) if (block.type === 'text') text += block.text ?? ''
-      if (text) tail += sse.textDelta(0, text)
-    }
-    tail += sse.blockStop(0) + sse.messageDelta(completion.stopReason, completion.stopSequence ?? null, completion.usage) + sse.MESSAGE_STOP
-    this.host.append(this, tail)
-    return undefined
-  }
-}
-
-export class AccountHost {
+export class AccountHost implements RunHost {
   readonly accountId: string
   readonly #port: MessagePort
   readonly #session: Session
@@ -172,6 +77,18 @@ export class AccountHost {
         case 'cancel':
           this.#cancel(command.id)
           break
+        case 'pause':
+          this.#running.get(command.id)?.pause()
+          break
+        case 'resume': {
+          const run = this.#running.get(command.id)
+          const done = run?.resume()
+          if (run && done) {
+            this.post(done)
+            this.#release(run)
+          }
+          break
+        }
         default:
           assertNever(command)
       }
@@ -198,7 +115,13 @@ export class AccountHost {
     if (this.#running.get(run.id) !== run) return // cancelled meanwhile: the main thread has forgotten it
     const body = run.finish(completion, this.accountId)
     this.#stats.served++
-    this.post({ kind: 'done', id: run.id, body, usage: completion.usage, model: completion.model ?? run.model })
+    const done: FromWorker = { kind: 'done', id: run.id, body, usage: completion.usage, model: completion.model ?? run.model }
+    if (run.paused) {
+      // the client is not reading: the end waits behind what is held, and the request keeps its slot until then
+      run.doneWhilePaused = done
+      return
+    }
+    this.post(done)
     this.#release(run)
   }
 
@@ -219,7 +142,7 @@ export class AccountHost {
     const run = this.#running.get(id)
     if (run) {
       this.#stats.cancelled++
-      run.controller.abort()
+      run.abort()
       this.#release(run) // the slot is free at once; the session stops its work on the signal
       return
     }

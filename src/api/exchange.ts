@@ -31,6 +31,9 @@ export class Exchange implements JobSink {
   readonly #accessLine: (fields: AccessFields) => void
   readonly #dispatcher: Dispatcher
   readonly #errors: ErrorShape
+  readonly #writeStallMs: number
+  /** the client's socket is not draining: the worker holds this request's output; cut when it lasts #writeStallMs */
+  #stallTimer: NodeJS.Timeout | undefined
   /** the job, once the dispatcher took it (accepted) */
   job: Job | undefined
   #settled = false
@@ -42,8 +45,9 @@ export class Exchange implements JobSink {
   #next: Exchange | undefined
 
   constructor(res: ServerResponse, requestId: string, stream: boolean, dispatcher: Dispatcher, accessLine: (fields: AccessFields) => void,
-    errors: ErrorShape = anthropicErrors) {
+    writeStallMs: number, errors: ErrorShape = anthropicErrors) {
     this.res = res
+    this.#writeStallMs = writeStallMs
     this.requestId = requestId
     this.stream = stream
     this.#dispatcher = dispatcher
@@ -89,6 +93,7 @@ export class Exchange implements JobSink {
 
   /** the client went away before its answer: free the queue place or the account slot at once */
   onClose = (): void => {
+    clearTimeout(this.#stallTimer)
     if (this.#settled || !this.job) return
     this.#settled = true
     this.#unlink()
@@ -105,7 +110,47 @@ export class Exchange implements JobSink {
       clearTimeout(this.#pinger)
       if (!res.headersSent) this.#head(this.job?.account)
     }
-    res.write(text)
+    if (!res.write(text) && this.#stallTimer === undefined) this.#stalled()
+  }
+
+  /**
+   * The client stopped reading (its socket buffer is full): the worker holds what comes next and then stops reading
+   * its session, so neither this thread nor the worker buffers without bound. A client that stays stalled is cut.
+   */
+  #stalled(): void {
+    this.#stallTimer = setTimeout(this.#cut, this.#writeStallMs)
+    this.res.once('drain', this.#drained)
+    const job = this.job
+    if (job && !this.#settled) job.account?.pauseOutput(job)
+  }
+
+  #drained = (): void => {
+    clearTimeout(this.#stallTimer)
+    this.#stallTimer = undefined
+    const job = this.job
+    if (job && !this.#settled) job.account?.resumeOutput(job)
+  }
+
+  /** Stalled past the limit: the request is cancelled in its worker (its slot freed) and the connection cut. */
+  #cut = (): void => {
+    this.#stallTimer = undefined
+    this.res.off('drain', this.#drained)
+    if (!this.#settled && this.job) {
+      this.#settled = true
+      this.#unlink()
+      clearTimeout(this.#pinger)
+      this.#dispatcher.cancel(this.job)
+      this.#logLine(499, this.job.account, 'AGYC_WRITE_STALLED')
+    }
+    this.res.destroy() // an answer already complete but never read is dropped too
+  }
+
+  /** The answer is written whole; one the client does not read is dropped after the same stall limit. */
+  #ended(): void {
+    if (this.res.writableNeedDrain && this.#stallTimer === undefined) {
+      this.#stallTimer = setTimeout(this.#cut, this.#writeStallMs)
+      this.res.once('drain', this.#drained)
+    }
   }
 
   done(body: string | undefined, account: AccountHandle): void {
@@ -117,10 +162,12 @@ export class Exchange implements JobSink {
     if (this.stream) {
       if (!res.headersSent) this.#head(account)
       res.end()
+      this.#ended()
     } else {
       res.writeHead(200, answerHeaders({ 'content-type': 'application/json', 'content-length': Buffer.byteLength(body ?? '') },
         this.requestId, account.id, this.job?.attempts))
       res.end(body)
+      this.#ended()
     }
     this.#logLine(200, account)
   }

@@ -37,7 +37,7 @@ export function messagesEndpoint({ dispatcher, config, log, isClosing }: AppDeps
   async function accept(req: IncomingMessage, res: ServerResponse, requestId: string, receivedAt: number): Promise<void> {
     const { text, checked } = await readChecked(req, config.server, bodies, 'messages')
     const request = checked.request
-    const exchange = new Exchange(res, requestId, request.stream === true, dispatcher, accessLine)
+    const exchange = new Exchange(res, requestId, request.stream === true, dispatcher, accessLine, config.server.writeStallTimeoutMs)
     dispatcher.admit({ requestId, receivedAt, request, body: text, headers: req.headers, affinity: checked.affinity }, exchange) // throws the 4xx/529/503 to answer now
   }
 

@@ -289,6 +289,8 @@ export const Server = z.strictObject({
   maxMessages: positiveInt(100_000),
   /** nesting depth of the request JSON; deeper is refused before any other check */
   maxJsonDepth: z.number().int().min(2).max(1000, { error: 'expected an integer 2–1000' }).default(64),
+  /** a client that reads none of its answer for this long is cut and its request cancelled (a stalled reader) */
+  writeStallTimeoutMs: positiveInt(60_000),
   /** SIGINT/SIGTERM: how long in-flight requests may take to finish */
   shutdownGraceMs: nonNegativeInt(10_000),
 }).superRefine((server, ctx) => {

@@ -25,9 +25,15 @@ export const RunCommand = z.object({
 })
 export type RunCommand = { kind: 'run'; id: number } & RunRequest
 const CancelCommand = z.object({ kind: z.literal('cancel'), id: z.number() })
+/**
+ * Flow control: the client's socket stopped draining, so the worker holds this request's output (up to a bound, then
+ * its session stops reading its upstream) until `resume`.
+ */
+const PauseCommand = z.object({ kind: z.literal('pause'), id: z.number() })
+const ResumeCommand = z.object({ kind: z.literal('resume'), id: z.number() })
 
-export const ToWorker = z.discriminatedUnion('kind', [RunCommand, CancelCommand])
-export type ToWorker = RunCommand | z.infer<typeof CancelCommand>
+export const ToWorker = z.discriminatedUnion('kind', [RunCommand, CancelCommand, PauseCommand, ResumeCommand])
+export type ToWorker = RunCommand | z.infer<typeof CancelCommand> | z.infer<typeof PauseCommand> | z.infer<typeof ResumeCommand>
 export const ToWorkerBatch = z.array(ToWorker)
 
 // ── worker → main, on the same port ───────────────────────────────────────────────────────────────────────────────

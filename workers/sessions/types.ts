@@ -19,14 +19,21 @@ export interface SessionRequest extends RunRequest {
 }
 
 export interface SessionOutput {
-  /** one text delta of the answer, as soon as it exists */
-  text(delta: string): void
+  /**
+   * One text delta of the answer, as soon as it exists. Returns false when the client is not reading and this
+   * request's held output is full: a session reading a stream stops reading it until `drained()` resolves, so its
+   * producer (a child, an upstream) waits too instead of the worker buffering without bound.
+   */
+  text(delta: string): boolean
   /**
    * Pass-through for an upstream that frames its own answer (the `http` kind): complete or partial Anthropic SSE
    * bytes, appended to the client's stream as they are. A request uses either `text` or `raw`, never both; once it
    * used `raw`, the host adds no framing of its own, not even at the end (the upstream's `message_stop` ends it).
+   * Returns false as `text` does.
    */
-  raw(sse: string): void
+  raw(sse: string): boolean
+  /** resolves once the request may produce more (at once unless the last text/raw returned false) */
+  drained(): Promise<void>
 }
 
 export interface Completion {
