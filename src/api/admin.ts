@@ -132,7 +132,7 @@ export function adminRoutes(deps: AppDeps): RouteTable {
   const { dispatcher, operations } = deps
   const routes: RouteTable = {}
   const on = (key: RouteKey, handler: Handler<AppEnv>): void => { routes[key] = { hono: handler } }
-  const events = new EventHub(() => snapshot(dispatcher, operations))
+  const events = new EventHub(() => snapshot(dispatcher, operations), deps.config.server.writeStallTimeoutMs)
 
   on('GET /readyz', (c) => {
     // "can take work": up with its session up, not cooling or ejected, within its quota (routable); or coming up on
@@ -207,26 +207,41 @@ export function adminRoutes(deps: AppDeps): RouteTable {
  * first event carries the timeline so far, so a fresh page draws the last minutes at once.
  */
 class EventHub {
-  readonly #clients = new Set<ServerResponse>()
+  readonly #clients = new Map<ServerResponse, { stalledSince: number }>()
   readonly #build: () => StatusSnapshot
+  readonly #stallMs: number
 
-  constructor(build: () => StatusSnapshot) {
+  constructor(build: () => StatusSnapshot, stallMs: number) {
     this.#build = build
+    this.#stallMs = stallMs
   }
 
   add(res: ServerResponse, requestId: string): void {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no', 'request-id': requestId })
     res.write(`retry: 2000\ndata: ${JSON.stringify({ ...this.#build(), history: timeline.points })}\n\n`)
     if (this.#clients.size === 0) timeline.listeners.add(this.#tick)
-    this.#clients.add(res)
+    this.#clients.set(res, { stalledSince: 0 })
     res.once('close', () => {
       this.#clients.delete(res)
       if (this.#clients.size === 0) timeline.listeners.delete(this.#tick)
     })
   }
 
+  /**
+   * A page that does not read its stream (a suspended tab) gets no frames until its socket drains: a snapshot is
+   * worth nothing late, and queueing them would grow without bound. Stalled past the limit, it is cut.
+   */
   #tick = (point: TimelinePoint): void => {
     const frame = `data: ${JSON.stringify({ ...this.#build(), point })}\n\n`
-    for (const res of this.#clients) res.write(frame)
+    const now = Date.now()
+    for (const [res, client] of this.#clients) {
+      if (res.writableNeedDrain) {
+        if (client.stalledSince === 0) client.stalledSince = now
+        else if (now - client.stalledSince > this.#stallMs) res.destroy()
+        continue
+      }
+      client.stalledSince = 0
+      res.write(frame)
+    }
   }
 }
