@@ -1,7 +1,7 @@
 /**
  * Every error the orchestrator can answer with, in one table (fastify's `lib/errors.js` habit): a stable code, the
  * HTTP status and the Anthropic error type. `src/api/answer.ts` is the only place a code becomes a response; the client
- * sees `{type, message}`, the code goes to the log line. The README's error table lists every code (a test checks).
+ * sees `{type, message}`, the code goes to the log line. The error table in docs/api.md lists every code (a test checks).
  */
 import { scrub } from './config/known-secrets.ts'
 

@@ -1,7 +1,7 @@
 /**
  * The worker half of an account: owns its session and its concurrency limit. Requests beyond the limit wait here, in
  * the account queue, and start the moment a slot frees, without a round trip to the main thread. Everything bound for
- * the main thread in one event-loop turn leaves as one message (architecture-findings §3: the cost of a hop is per
+ * the main thread in one event-loop turn leaves as one message (docs/performance.md, "What the thread hop costs": the cost of a hop is per
  * message and per wake-up, so a stream's deltas are coalesced per turn, per request).
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks'

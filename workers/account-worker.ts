@@ -3,7 +3,7 @@
  * long as the account: it builds the session, answers requests on the data port and exposes the control plane
  * (comlink) on its own port. piscina hosts the thread (start, replacement on death, resource limits); the data path
  * is our own port, because one piscina task per request costs a task envelope and a transferred MessageChannel per
- * request (README, "Why the data path is not a piscina task per request").
+ * request (docs/performance.md, "Why the data path is not a piscina task per request").
  */
 import type { MessagePort } from 'node:worker_threads'
 import * as Comlink from 'comlink'

@@ -3,7 +3,7 @@
  * `log.info({ reqId, … }, 'request')` (test/api.access-line.test.ts compares them), without pino's generic path. One
  * difference: a lone surrogate in a string is escaped (JSON.stringify), where pino on Node 24 writes it raw and the
  * line's UTF-8 then carries U+FFFD (pino itself switches to JSON.stringify from Node 25).
- * Measured (bench note in README "The `http` kind's cost, and where the latency tail comes from"): pino 5.3–6.0 µs
+ * Measured (docs/performance.md, "The `http` kind's cost, and where the latency tail comes from"): pino 5.3–6.0 µs
  * and 2.4 KB allocated a line, by hand 1.7–1.9 µs and 0.7 KB (the write itself not counted); the line was ~16 % of
  * the main thread's allocation per request, and the main thread's scavenges are the latency tail.
  *

@@ -1,6 +1,6 @@
 /**
  * One HTTP request/response pair as the dispatcher sees it: the job's sink. It writes straight to node's response
- * (one write per worker message; SSE through Hono's web streams costs ~40 %, architecture-findings §3), holds a
+ * (one write per worker message; SSE through Hono's web streams costs ~40 %, docs/performance.md, "Why the data path is not a piscina task per request"), holds a
  * stream's status line back until the session produced its first bytes, settles exactly once, and logs one line.
  */
 import type { ServerResponse } from 'node:http'

@@ -1,6 +1,6 @@
 /**
  * The request guard: runs on node's raw request before Hono, the router or any body parsing, and refuses what a local
- * proxy that spawns processes must never serve (README, Security):
+ * proxy that spawns processes must never serve (docs/security.md):
  * - a request target that is not a canonical origin-form path (absolute-form `http://evil/…`, `//`, `.`/`..`
  *   segments, `%`-escapes, `\`): the guard and the router must see the same path (LiteLLM GHSA-4xpc-pv4p-pm3w), and
  *   @hono/node-server builds the URL from an absolute-form target, ignoring `Host`, and decodes `%2e`;

@@ -53,7 +53,7 @@ export function messagesEndpoint({ dispatcher, config, log, isClosing }: AppDeps
 
 }
 
-/** Answered locally: an estimate (README, "count_tokens"), never a request to an account. */
+/** Answered locally: an estimate (docs/api.md, "count_tokens"), never a request to an account. */
 export function countTokensHandler({ config }: AppDeps, bodies: BodyBudget) {
   return async function countTokens(c: Context<AppEnv>): Promise<Response> {
     const { checked } = await readChecked(c.env.incoming, config.server, bodies, 'count_tokens')

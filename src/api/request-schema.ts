@@ -2,7 +2,7 @@
  * The Messages request as zod validates it. Every object is loose: unknown fields (`context_management`,
  * `output_config`, `cache_control`, `defer_loading`, …) pass through to the session untouched, and open enums
  * (`thinking.type: "adaptive"`, block types) take any value, because Claude Code sends new ones with every release
- * (claude-code-traffic.md). What is checked is what we read, so a refusal always names a real mistake.
+ * (docs/api.md, "The request"). What is checked is what we read, so a refusal always names a real mistake.
  */
 import { z } from 'zod'
 

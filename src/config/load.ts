@@ -97,7 +97,7 @@ export function parseConfig(raw: unknown, baseDir: string, overrides: Overrides 
   if (overrides.host !== undefined) server.host = overrides.host
   if (overrides.port !== undefined) server.port = overrides.port
   if (!isLoopback(server.host) && server.auth.keys.length === 0) {
-    problems.push(`server.host: "${server.host}" is not a loopback address; set server.auth.keys before exposing the proxy (README, Security)`)
+    problems.push(`server.host: "${server.host}" is not a loopback address; set server.auth.keys before exposing the proxy (docs/security.md)`)
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return { ...config, server, stateRoot, accounts }

@@ -74,7 +74,7 @@ const childFields = {
   killGraceMs: nonNegativeInt(2_000),
 }
 
-/** Restart policy of a long-lived child (PM2's delays, systemd's start limit; reliability-defaults.md). */
+/** Restart policy of a long-lived child (PM2's delays, systemd's start limit; docs/session-kinds.md, "stdio"). */
 const Restart = z.strictObject({
   initialDelayMs: nonNegativeInt(100),
   factor: z.number().min(1).default(1.5),
@@ -86,7 +86,7 @@ const Restart = z.strictObject({
   windowMs: positiveInt(10_000),
 })
 
-/** A process per request (README, "exec"). */
+/** A process per request (docs/session-kinds.md, "exec"). */
 const ExecSession = z.strictObject({
   kind: z.literal('exec'),
   ...childFields,
@@ -109,7 +109,7 @@ const ExecSession = z.strictObject({
   }
 })
 
-/** One long-lived child speaking line-delimited JSON (README, "stdio protocol"). */
+/** One long-lived child speaking line-delimited JSON (docs/session-kinds.md, "stdio"). */
 const StdioSession = z.strictObject({
   kind: z.literal('stdio'),
   ...childFields,
@@ -133,7 +133,7 @@ const HttpStart = z.strictObject({
   restart: Restart.default(Restart.parse({})),
 })
 
-/** An Anthropic-compatible upstream over HTTP (README, "http"). */
+/** An Anthropic-compatible upstream over HTTP (docs/session-kinds.md, "http"). */
 const HttpSession = z.strictObject({
   kind: z.literal('http'),
   /** `/v1/messages` is appended */
@@ -155,7 +155,7 @@ const HttpSession = z.strictObject({
 })
 
 /**
- * What the three agent-CLI presets share (README, "Agent CLIs as accounts"). The preset knows the CLI's flags, its
+ * What the three agent-CLI presets share (docs/agent-clis.md). The preset knows the CLI's flags, its
  * machine-readable mode, its state directory variables and how to keep it quiet; the config says where it talks to.
  */
 const presetFields = {
@@ -234,7 +234,7 @@ export const Account = z.strictObject({
   session: Session,
   /** models this account serves; the first is its default for requests naming a model nobody declares */
   models: z.array(z.string().min(1)).min(1).optional(),
-  /** budgets over rolling windows; the router skips an account that would exceed one (README, "Quotas") */
+  /** budgets over rolling windows; the router skips an account that would exceed one (docs/routing.md, "Quotas") */
   quota: z.array(z.strictObject({
     window: z.enum(['1m', '1h', '5h', '24h'], { error: 'expected "1m", "1h", "5h" or "24h"' }),
     requests: z.number().int().positive({ error: 'expected a positive integer' }).optional(),
@@ -249,7 +249,7 @@ export type AccountConfig = z.infer<typeof Account> & {
   confinedTo?: string
 }
 
-/** Client and admin keys; none configured = open to whoever can reach a loopback port (README, Security). */
+/** Client and admin keys; none configured = open to whoever can reach a loopback port (docs/security.md). */
 const Auth = z.strictObject({
   /** accepted as `x-api-key` or `Authorization: Bearer` on the API; each a string or `{"fromEnv": "NAME"}` */
   keys: z.array(secret(16)).default([]),
@@ -316,7 +316,7 @@ export const Dispatcher = z.strictObject({
   defaultMaxTokens: positiveInt(4096),
   /** refuse models no account declares (404) instead of serving them with an account's default */
   strictModels: z.boolean().default(false),
-  /** session affinity: a conversation returns to the account that served it (README, "Session affinity") */
+  /** session affinity: a conversation returns to the account that served it (docs/routing.md, "Session affinity") */
   affinity: z.strictObject({
     enabled: z.boolean().default(true),
     maxEntries: positiveInt(100_000),
@@ -338,7 +338,7 @@ export const Dispatcher = z.strictObject({
    * has no child process (`mock`, `http` without `start`): nothing is learned by starting it early, and the thread is
    * its whole cost. Eager if it has one (`exec`, `stdio`, `http` with `start`, the agent CLIs): the child dominates its
    * memory, a CLI that cannot start is found at start-up rather than at the first request, and a long-lived one is
-   * warm. `true` and `false` apply to every account; `idleMs` only to the accounts that are lazy. README, "Memory and
+   * warm. `true` and `false` apply to every account; `idleMs` only to the accounts that are lazy. docs/performance.md, "Memory and
    * start-up".
    */
   lazyWorkers: z.strictObject({
@@ -378,9 +378,9 @@ export const Config = z.strictObject({
   log: Log.default(Log.parse({})),
   /** parent of default state directories; relative to the config file */
   stateRoot: z.string().min(1).default('.state'),
-  /** every account's stateDir must lie under stateRoot: no `..`, no symbolic link on the way (README, Security) */
+  /** every account's stateDir must lie under stateRoot: no `..`, no symbolic link on the way (docs/security.md) */
   confineStateDirs: z.boolean().default(false),
-  /** several orchestrators as one fleet on a shared Redis (README, "Running several instances"); absent: one instance */
+  /** several orchestrators as one fleet on a shared Redis (README, "Running several instances"; docs/fleet.md); absent: one instance */
   cluster: Cluster.optional(),
   accounts: z.array(Account, { error: 'expected an array of accounts' }).min(1, { error: 'expected at least one account' }),
 }).superRefine((config, ctx) => {

@@ -2,7 +2,7 @@
  * Secrets in the config: a literal string or `{"fromEnv": "NAME"}`, resolved when the config is parsed. Every secret
  * that passes through `Secret` is remembered for this process, so that `scrub()` can take it out of any free text (a
  * log line, an error message) even where no redaction path names it: pino's path redaction misses a key quoted inside
- * an error message or a child's stderr (reliability-defaults.md).
+ * an error message or a child's stderr (docs/security.md, "Keys").
  */
 import { z } from 'zod'
 import { remember } from './known-secrets.ts'

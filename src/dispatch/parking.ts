@@ -1,6 +1,6 @@
 /**
  * Lazy workers (`dispatcher.lazyWorkers`): which accounts start parked, without a worker, until their first request.
- * README, "Memory and start-up: what a worker costs, and lazy workers".
+ * docs/performance.md, "Memory and start-up: what a worker costs, and lazy workers".
  */
 import type { DispatcherConfig, SessionConfig } from '../config/schema.ts'
 import { assertNever } from '../protocol/assert-never.ts'

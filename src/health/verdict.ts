@@ -1,6 +1,6 @@
 /**
  * What a failed request says about the account that answered it. Kept apart from the dispatcher's placement and
- * failover: this is the health side of a failure (README, "Health, failover and crash isolation").
+ * failover: this is the health side of a failure (docs/routing.md, "Health, failover and crash isolation").
  * - The upstream asked us to slow down (429, 529): a cooldown, not a mark against the account's health.
  * - The account's own fault (a 5xx, or its credentials refused): counted toward ejection.
  * - Anything else says nothing about the account: a 529 or timeout we produced (counting it would eject healthy

@@ -2,7 +2,7 @@
  * Every message that crosses between the main thread and an account worker, as zod unions tagged by `kind`, parsed
  * once where they arrive. The data path sends arrays: everything bound for one side in one event-loop turn travels
  * as one message, because the cost of a thread hop is per message and per wake-up, not per byte
- * (architecture-findings §3).
+ * (docs/performance.md, "What the thread hop costs, and why").
  */
 import { z } from 'zod'
 import { codeNames, type Code } from '../errors.ts'

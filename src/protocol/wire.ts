@@ -5,7 +5,7 @@
  *
  * Why: structured clone writes every key of every object and rebuilds objects key by key on the other side; an array
  * of primitives clones about 4× faster (1.2 µs against 4.7 µs for a `run` batch of one), and the zod parse of each
- * batch was ~2.5 % of the main thread's and ~4 % of a worker's busy time in the benchmark's profile (bench/README).
+ * batch was ~2.5 % of the main thread's and ~4 % of a worker's busy time in the benchmark's profile (docs/performance.md, "Figures behind the code").
  * test/protocol.wire.test.ts checks the hand-written checks against the zod schemas: same messages accepted, same
  * malformed ones refused.
  *
