@@ -87,11 +87,12 @@ export function cpuBetween(pid: number, before: ThreadSample, after: ThreadSampl
       if (kind !== 'other') cpu[kind] += delta / CLOCK_TICKS
     }
   }
-  // a thread that exited during the run took its time out of the per-thread sums, not out of the process's; the
-  // process's and the threads' ticks are rounded apart, so this is only read when a thread did exit
-  if ([...before.threads.keys()].some((tid) => !after.threads.has(tid))) {
-    cpu.other += Math.max(0, after.processTicks - before.processTicks - threadTicks) / CLOCK_TICKS
-  }
+  // A thread that exited during the run (or was born and gone within it) took its time out of the per-thread sums,
+  // not out of the process's. Each thread's ticks are truncated on their own (up to one tick a thread), so the
+  // difference is read only when a thread is known to have gone or when it exceeds that rounding.
+  const rest = after.processTicks - before.processTicks - threadTicks
+  const gone = [...before.threads.keys()].some((tid) => !after.threads.has(tid))
+  if (rest > 0 && (gone || rest > after.threads.size + 1)) cpu.other += rest / CLOCK_TICKS
   cpu.other += Math.max(0, after.childrenSeconds - before.childrenSeconds)
   return cpu
 }
