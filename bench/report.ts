@@ -164,6 +164,17 @@ function ttfbTable(report: Report): string {
   }))
 }
 
+/**
+ * The rows whose load generator was busy for more than 90 % of its one core: their req/s may be the generator's
+ * ceiling rather than the server's (the strict baseline is the likeliest, being the fastest server).
+ */
+function generatorNote(cells: readonly Cell[]): string | undefined {
+  const busy = cells.filter((c) => (c.median.generatorCores ?? 0) > 0.9)
+  if (busy.length === 0) return undefined
+  const rows = busy.map((c) => `${c.arm} c=${c.connections} (${Math.round(c.median.generatorCores! * 100)} %)`).join(', ')
+  return `Load generator above 90 % of its core: ${rows}; there the figure may be the load generator's ceiling, not the server's.`
+}
+
 const KIND_LABEL = { main: 'main', workers: 'workers', v8: 'GC+other (V8 helpers)', libuv: 'GC+other (libuv pool)', other: 'GC+other' } as const
 
 function threadsTable(report: Report): string {
@@ -194,18 +205,24 @@ export function toMarkdown(report: Report): string {
     out.push('')
     out.push(loadTable(report, 'json'))
     out.push('')
+    const note = generatorNote(report.cells.filter((c) => c.section === 'json'))
+    if (note) out.push(note, '')
   }
   if (report.cells.some((c) => c.section === 'sse' && c.tool === 'autocannon')) {
     out.push('### Streaming (50 text deltas, SSE)')
     out.push('')
     out.push(loadTable(report, 'sse'))
     out.push('')
+    const note = generatorNote(report.cells.filter((c) => c.section === 'sse' && c.tool === 'autocannon'))
+    if (note) out.push(note, '')
   }
   if (report.cells.some((c) => c.tool === 'ttfb')) {
     out.push('### Streaming: time to first byte (ttfb.ts, concurrent streams)')
     out.push('')
     out.push(ttfbTable(report))
     out.push('')
+    const note = generatorNote(report.cells.filter((c) => c.tool === 'ttfb'))
+    if (note) out.push(note, '')
   }
   if (report.cells.some((c) => c.section === 'proxy')) {
     out.push('### Proxy case (non-streaming, each in front of the same mock baseline; the upstream runs on the server core too)')

@@ -156,6 +156,7 @@ function medianResult(runs: LoadResult[]): LoadResult {
     p50: pick((r) => r.p50), p99: pick((r) => r.p99), p999: pick((r) => r.p999), mean: pick((r) => r.mean),
     errors: pick((r) => r.errors), non2xx: pick((r) => r.non2xx),
   }
+  if (runs.every((r) => r.generatorCores !== undefined)) result.generatorCores = pick((r) => r.generatorCores!)
   if (runs.every((r) => r.ttfb)) result.ttfb = { p50: pick((r) => r.ttfb!.p50), p99: pick((r) => r.ttfb!.p99), p999: pick((r) => r.ttfb!.p999) }
   return result
 }
