@@ -1,7 +1,8 @@
 /**
- * The benchmark's yardstick: a bare `node:http` server doing the work the mock session does for one request, and
- * nothing else: read the body, parse it once, answer the same Anthropic message (or the same 50-delta SSE stream,
- * written once, as the orchestrator writes a stream produced in one turn). It is also the upstream of the proxy arms.
+ * The benchmark's "mock baseline" yardstick: a bare `node:http` server doing the work the mock session does for one
+ * request, and nothing else: read the body, parse it once, answer the same Anthropic message (or the same 50-delta
+ * SSE stream, written once, as the orchestrator writes a stream produced in one turn). It is also the upstream of the
+ * proxy arms. Its stricter sibling, bench/strict-baseline.ts, builds that answer once and replays its bytes.
  *
  * Run as a process: `node bench/baseline.ts [--port N] [--deltas 50]`; prints `{"port":N}` once listening.
  */
@@ -20,6 +21,29 @@ const ACCOUNT = 'acc01'
 
 let served = 0
 
+/**
+ * The mock session's answer to `request`, framed as the orchestrator frames it: the message's JSON, or (for
+ * `stream: true`) the whole SSE stream of `deltas` text deltas. The strict baseline calls it once, at start.
+ */
+export function mockAnswer(request: MessagesRequest, deltas: number, id: string): string {
+  const model = request.model ?? 'unknown'
+  const prompt = lastUserText(request)
+  const text = mock.text.replaceAll('{account}', ACCOUNT).replaceAll('{model}', model).replaceAll('{prompt}', prompt)
+  const usage = { input_tokens: estimateInputTokens(request), output_tokens: estimateTokens(text) }
+  if (request.stream === true) {
+    let out = sse.messageStart(id, model, usage.input_tokens) + sse.textBlockStart(0) + sse.PING
+    for (const piece of cut(text, deltas)) out += sse.textDelta(0, piece)
+    return out + sse.blockStop(0) + sse.messageDelta('end_turn', null, usage) + sse.MESSAGE_STOP
+  }
+  return JSON.stringify({
+    id, type: 'message', role: 'assistant', model, content: [{ type: 'text', text }],
+    stop_reason: 'end_turn', stop_sequence: null, usage, metadata: { account_id: ACCOUNT },
+  })
+}
+
+/** a message id as the orchestrator makes one: `msg_` and 16 characters */
+export const messageId = (): string => `msg_${randomBytes(12).toString('base64url')}`
+
 function answer(req: IncomingMessage, res: ServerResponse, body: string, deltas: number): void {
   let request: MessagesRequest
   try {
@@ -30,26 +54,15 @@ function answer(req: IncomingMessage, res: ServerResponse, body: string, deltas:
     return
   }
   const requestId = `req_base${(++served).toString(36)}`
-  const model = request.model ?? 'unknown'
-  const prompt = lastUserText(request)
-  const text = mock.text.replaceAll('{account}', ACCOUNT).replaceAll('{model}', model).replaceAll('{prompt}', prompt)
-  const usage = { input_tokens: estimateInputTokens(request), output_tokens: estimateTokens(text) }
-  const id = `msg_${randomBytes(12).toString('base64url')}`
+  const out = mockAnswer(request, deltas, messageId())
   if (request.stream === true) {
-    let out = sse.messageStart(id, model, usage.input_tokens) + sse.textBlockStart(0) + sse.PING
-    for (const piece of cut(text, deltas)) out += sse.textDelta(0, piece)
-    out += sse.blockStop(0) + sse.messageDelta('end_turn', null, usage) + sse.MESSAGE_STOP
     res.writeHead(200, { ...sse.SSE_HEADERS, 'request-id': requestId })
     res.write(out)
     res.end()
     return
   }
-  const json = JSON.stringify({
-    id, type: 'message', role: 'assistant', model, content: [{ type: 'text', text }],
-    stop_reason: 'end_turn', stop_sequence: null, usage, metadata: { account_id: ACCOUNT },
-  })
-  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json), 'request-id': requestId })
-  res.end(json)
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(out), 'request-id': requestId })
+  res.end(out)
 }
 
 export function createBaseline(deltas = 50): Server {

@@ -19,7 +19,33 @@ export const pinningUnavailable: string | undefined = (() => {
 export const SERVER_CORE = '0'
 export const LOAD_CORE = '1'
 
-/** `[command, ...args]` run on `core`, or as is when pinning is unavailable. */
+/** below this many cores the unpinned arm is skipped: the load generator keeps one, the server would get one */
+export const UNPINNED_MIN_CORES = 4
+
+/** The cores this process may run on (its affinity list), e.g. `0-3,6` → [0, 1, 2, 3, 6]. */
+function allowedCores(): number[] {
+  const list = /Cpus_allowed_list:\s*(\S+)/.exec(readText('/proc/self/status'))?.[1]
+  if (!list) return Array.from({ length: availableParallelism() }, (_, i) => i)
+  return list.split(',').flatMap((range) => {
+    const [a, b = a] = range.split('-').map(Number)
+    return Array.from({ length: b - a + 1 }, (_, i) => a + i)
+  })
+}
+
+/**
+ * The unpinned arm's server cores: every core but the load generator's, where the design's payoff shows (account
+ * workers run beside the main thread, which a single-threaded server cannot do); or why the arm is skipped.
+ */
+export function unpinnedCores(): { cores: string } | { skipped: string } {
+  if (pinningUnavailable) return { skipped: `pinning is off (${pinningUnavailable}): every arm already runs unpinned` }
+  const cores = allowedCores()
+  if (cores.length < UNPINNED_MIN_CORES) {
+    return { skipped: `this machine has ${cores.length} cores: the load generator needs one of them, so an unpinned orchestrator would get the same one core as the pinned arms (the arm needs ${UNPINNED_MIN_CORES} or more)` }
+  }
+  return { cores: cores.filter((c) => String(c) !== LOAD_CORE).join(',') }
+}
+
+/** `[command, ...args]` run on `core` (one core or a list such as `0,2,3`), or as is when pinning is unavailable. */
 export function pinned(core: string, command: string, args: readonly string[]): [string, string[]] {
   return pinningUnavailable ? [command, [...args]] : ['taskset', ['-c', core, command, ...args]]
 }
@@ -103,7 +129,8 @@ export function canConnect(port: number): Promise<boolean> {
   })
 }
 
-const CLOCK_TICKS = (() => {
+/** the kernel's clock ticks per second: the unit of /proc/<pid>/stat's CPU times */
+export const CLOCK_TICKS = (() => {
   const out = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })
   const n = Number(out.stdout?.trim())
   return Number.isFinite(n) && n > 0 ? n : 100
@@ -140,30 +167,6 @@ export function cpuSeconds(pids: readonly number[], dir = '/proc/'): number {
     ticks += Number(fields[11]) + Number(fields[12]) // utime, stime (fields 14 and 15 of proc(5))
   }
   return ticks / CLOCK_TICKS
-}
-
-export interface ThreadCpu {
-  /** the process's main thread (the event loop that runs the HTTP server) */
-  main: number
-  /** account worker threads (node names them WorkerThread) */
-  workers: number
-  /** everything else: V8's GC and compiler helpers, libuv's pool, child processes */
-  other: number
-}
-
-/** CPU seconds of the process tree, split by thread kind (/proc/<pid>/task/<tid>/stat). */
-export function cpuByThread(pid: number, tree: readonly number[]): ThreadCpu {
-  const split: ThreadCpu = { main: 0, workers: 0, other: 0 }
-  let tids: string[] = []
-  try { tids = readdirSync(`/proc/${pid}/task`) } catch { return split }
-  for (const tid of tids) {
-    const seconds = cpuSeconds([Number(tid)], `/proc/${pid}/task/`)
-    if (Number(tid) === pid) split.main += seconds
-    else if (readText(`/proc/${pid}/task/${tid}/comm`).trim() === 'WorkerThread') split.workers += seconds
-    else split.other += seconds
-  }
-  split.other += cpuSeconds(tree.filter((p) => p !== pid))
-  return split
 }
 
 /** resident memory of the process tree, in MB */

@@ -1,7 +1,7 @@
 /**
- * The servers under test, each a separate process pinned to the server core: the bare baseline, a real orchestrator
- * (`node src/main.ts --config <generated>`), nginx (Debian's package) and Portkey's gateway (npm), the last two
- * proxying the baseline. Each start function answers a running server or a reason it cannot run here.
+ * The servers under test, each a separate process pinned to the server core: the two bare baselines (strict, mock), a
+ * real orchestrator (`node src/main.ts --config <generated>`), nginx (Debian's package) and Portkey's gateway (npm),
+ * the last two proxying the mock baseline. Each start function answers a running server or a reason it cannot run.
  */
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
@@ -40,15 +40,20 @@ function running(name: string, url: string, proc: Proc, readyMs: number, extra: 
   }
 }
 
-export async function startBaseline(dir: string, name = 'baseline'): Promise<Running> {
+/**
+ * A baseline server: `mock` (bench/baseline.ts: the mock session's work per request; also the proxies' upstream) or
+ * `strict` (bench/strict-baseline.ts: one JSON.parse and replayed bytes).
+ */
+export async function startBaseline(dir: string, name = 'baseline', kind: 'mock' | 'strict' = 'mock'): Promise<Running> {
   const logFile = join(dir, `${name}.log`)
-  const proc = startProc(SERVER_CORE, NODE, [join(ROOT, 'bench/baseline.ts')], { logFile })
+  const script = kind === 'strict' ? 'bench/strict-baseline.ts' : 'bench/baseline.ts'
+  const proc = startProc(SERVER_CORE, NODE, [join(ROOT, script)], { logFile })
   const port = await waitFor(() => {
     const match = /\{"port":(\d+)\}/.exec(readText(logFile))
     if (match) return Number(match[1])
-    if (proc.child.exitCode !== null) throw new Error(`baseline exited: ${readText(logFile).slice(-400)}`)
+    if (proc.child.exitCode !== null) throw new Error(`${name} exited: ${readText(logFile).slice(-400)}`)
     return undefined
-  }, 'the baseline to listen')
+  }, `${name} to listen`)
   return running(name, `http://127.0.0.1:${port}/v1/messages`, proc, performance.now() - proc.startedAt)
 }
 
@@ -61,6 +66,8 @@ export interface OrchestratorOptions {
   extra?: Record<string, unknown>
   /** another checkout to run instead of this one (`--against`: two commits in one run) */
   root?: string
+  /** the cores to run on (`taskset -c` list); the server core by default, more for the unpinned arm */
+  cores?: string
 }
 
 export const BENCH_MAX_CONCURRENCY = 16
@@ -89,7 +96,7 @@ export async function startOrchestrator(dir: string, name: string, options: Orch
   // the per-request log lines go to a file, as they would to journald: their cost is part of the server's
   const logFile = join(dir, `${name}.log`)
   const root = options.root ?? ROOT
-  const proc = startProc(SERVER_CORE, NODE, [...(options.nodeFlags ?? []), join(root, 'src/main.ts'), '--config', configFile], { logFile, cwd: root })
+  const proc = startProc(options.cores ?? SERVER_CORE, NODE, [...(options.nodeFlags ?? []), join(root, 'src/main.ts'), '--config', configFile], { logFile, cwd: root })
   const line = await waitFor(() => {
     const text = readText(logFile)
     const i = text.indexOf('"msg":"listening"')
