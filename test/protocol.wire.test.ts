@@ -13,8 +13,7 @@ const toWorker: ToWorker[] = [
   { kind: 'run', id: 2, body: '', model: '', stream: true, maxTokens: 0, requestId: '' },
   { kind: 'run', id: 3, body: '{}', model: 'm', stream: true, maxTokens: 1, requestId: 'r', anthropicBeta: 'claude-code-20250219', anthropicVersion: '2023-06-01' },
   { kind: 'cancel', id: 3 },
-  { kind: 'pause', id: 3 },
-  { kind: 'resume', id: 3 },
+  { kind: 'ack', id: 3, taken: 262144 },
 ]
 
 const fromWorker: FromWorker[] = [

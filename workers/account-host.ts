@@ -77,12 +77,9 @@ export class AccountHost implements RunHost {
         case 'cancel':
           this.#cancel(command.id)
           break
-        case 'pause':
-          this.#running.get(command.id)?.pause()
-          break
-        case 'resume': {
+        case 'ack': {
           const run = this.#running.get(command.id)
-          const done = run?.resume()
+          const done = run?.ack(command.taken)
           if (run && done) {
             this.post(done)
             this.#release(run)
@@ -116,9 +113,9 @@ export class AccountHost implements RunHost {
     const body = run.finish(completion, this.accountId)
     this.#stats.served++
     const done: FromWorker = { kind: 'done', id: run.id, body, usage: completion.usage, model: completion.model ?? run.model }
-    if (run.paused) {
+    if (run.holding) {
       // the client is not reading: the end waits behind what is held, and the request keeps its slot until then
-      run.doneWhilePaused = done
+      run.doneWhileHeld = done
       return
     }
     this.post(done)

@@ -1,9 +1,10 @@
 /**
  * One running request in an account's worker: the session's view of it (its fields, its parsed body, its abort
  * signal), and its output: the answer framed as the client's stream, and the flow control toward a client that stops
- * reading. When the main thread says `pause` (the client's socket is not draining), the output is held here up to
- * HOLD_LIMIT; past it `writable` is false and `drained()` waits, so a session reading a stream (a child's stdout, an
- * upstream's body) stops reading and its producer waits too. `resume` sends what was held.
+ * reading. Flow control is by credit: a stream's bytes go out at most CREDIT beyond what the main thread acknowledged
+ * the client's socket took (`ack`); the rest is held here, up to HOLD_LIMIT, past which `writable` is false and
+ * `drained()` waits, so a session reading a stream (a child's stdout, an upstream's body) stops reading and its
+ * producer waits too. An answer smaller than CREDIT never waits for an acknowledgement.
  */
 import { randomBytes } from 'node:crypto'
 import { OrchestratorError } from '../src/errors.ts'
@@ -13,7 +14,9 @@ import { estimateInputTokens, type MessagesRequest } from '../src/protocol/anthr
 import * as sse from '../src/formats/anthropic-sse.ts'
 import type { Completion, SessionOutput, SessionRequest } from './sessions/types.ts'
 
-/** output held for a paused request before its session is asked to stop reading (docs/security.md, "Bounds") */
+/** a stream's characters in flight to the main thread and the client's socket, unacknowledged (docs/security.md, "Bounds") */
+export const CREDIT = 512 * 1024
+/** characters held here beyond the credit before the session is asked to stop reading */
 export const HOLD_LIMIT = 256 * 1024
 
 export type Chunk = Extract<FromWorker, { kind: 'chunk' }>
@@ -45,11 +48,13 @@ export class Run implements SessionOutput, SessionRequest {
   /** the chunk event of this turn, still in the outbox and open for appending */
   pending: Chunk | undefined
   pendingGeneration = -1
-  /** flow control: the client is not reading; `held` is this request's output since */
-  paused = false
+  /** flow control: characters of the stream sent to the main thread, and those it acknowledged the client took */
+  sent = 0
+  acked = 0
+  /** output beyond the credit, waiting for an acknowledgement */
   held = ''
-  /** the request's `done`, when it completed while paused: sent after what is held */
-  doneWhilePaused: FromWorker | undefined
+  /** the request's `done`, when it completed with output still held: sent after it */
+  doneWhileHeld: FromWorker | undefined
   #drainWaiters: (() => void)[] | undefined
   #request: MessagesRequest | undefined
 
@@ -91,13 +96,22 @@ export class Run implements SessionOutput, SessionRequest {
   }
 
   #out(text: string): void {
-    if (this.paused) this.held += text
-    else this.host.append(this, text)
+    if (this.held !== '' || this.sent - this.acked >= CREDIT) {
+      this.held += text
+      return
+    }
+    this.sent += text.length
+    this.host.append(this, text)
+  }
+
+  /** output is held for an acknowledgement */
+  get holding(): boolean {
+    return this.held !== ''
   }
 
   /** false while the client is not reading and this request's held output is at HOLD_LIMIT */
   get writable(): boolean {
-    return !this.paused || this.held.length < HOLD_LIMIT
+    return this.held.length < HOLD_LIMIT
   }
 
   /** Resolves once the request may produce more (at once when writable); a cancelled request resolves too. */
@@ -106,22 +120,25 @@ export class Run implements SessionOutput, SessionRequest {
     return new Promise((resolve) => (this.#drainWaiters ??= []).push(resolve))
   }
 
-  pause(): void {
-    this.paused = true
-  }
-
   /**
-   * The client reads again: what was held goes out and waiting sessions go on. Returns the `done` that came meanwhile,
-   * for the host to send after it (and to free the slot).
+   * The main thread says the client's socket took `taken` characters of the stream: held output goes out within the
+   * new credit, and a session waiting to produce goes on. Returns the `done` that waited behind the held output, once
+   * nothing is held any more, for the host to send (and to free the slot).
    */
-  resume(): FromWorker | undefined {
-    this.paused = false
-    const held = this.held
-    this.held = ''
-    if (held !== '') this.host.append(this, held)
-    const done = this.doneWhilePaused
-    this.doneWhilePaused = undefined
-    this.#wake()
+  ack(taken: number): FromWorker | undefined {
+    if (taken > this.acked) this.acked = taken
+    if (this.held !== '') {
+      const room = CREDIT - (this.sent - this.acked)
+      if (room <= 0) return undefined
+      const out = this.held.length <= room ? this.held : this.held.slice(0, room)
+      this.held = this.held.slice(out.length)
+      this.sent += out.length
+      this.host.append(this, out)
+    }
+    if (this.writable) this.#wake()
+    if (this.held !== '') return undefined
+    const done = this.doneWhileHeld
+    this.doneWhileHeld = undefined
     return done
   }
 

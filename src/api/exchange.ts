@@ -13,6 +13,9 @@ import { requestSettled } from '../metrics.ts'
 import type { AccessFields } from './access-line.ts'
 import { anthropicErrors, answerHeaders, errorAnswer, type ErrorShape } from './answer.ts'
 
+/** how often the worker is told how much of a stream the client took: half its credit (workers/run.ts CREDIT) */
+const ACK_EVERY = 256 * 1024
+
 /** The exchanges not settled yet, as an intrusive list (O(1) in and out, nothing allocated): what a hard stop ends. */
 let openHead: Exchange | undefined
 
@@ -34,6 +37,9 @@ export class Exchange implements JobSink {
   readonly #writeStallMs: number
   /** the client's socket is not draining: the worker holds this request's output; cut when it lasts #writeStallMs */
   #stallTimer: NodeJS.Timeout | undefined
+  /** characters of the stream the socket took, and the last count the worker was told (its credit: workers/run.ts) */
+  #taken = 0
+  #acked = 0
   /** the job, once the dispatcher took it (accepted) */
   job: Job | undefined
   #settled = false
@@ -110,25 +116,36 @@ export class Exchange implements JobSink {
       clearTimeout(this.#pinger)
       if (!res.headersSent) this.#head(this.job?.account)
     }
-    if (!res.write(text) && this.#stallTimer === undefined) this.#stalled()
+    if (!res.write(text)) {
+      if (this.#stallTimer === undefined) this.#stalled()
+      this.#taken += text.length // taken into node's buffer; told to the worker once it drains
+    } else {
+      this.#taken += text.length
+      if (this.#taken - this.#acked >= ACK_EVERY) this.#ack()
+    }
+  }
+
+  /** tells the worker how much the client took, renewing its credit (one message per ACK_EVERY characters) */
+  #ack(): void {
+    const job = this.job
+    if (!job || this.#settled) return
+    this.#acked = this.#taken
+    job.account?.ack(job, this.#taken)
   }
 
   /**
-   * The client stopped reading (its socket buffer is full): the worker holds what comes next and then stops reading
-   * its session, so neither this thread nor the worker buffers without bound. A client that stays stalled is cut.
+   * The client stopped reading (its socket buffer is full): no acknowledgement goes to the worker, which holds what
+   * comes next once its credit is spent and then stops reading its session. A client that stays stalled is cut.
    */
   #stalled(): void {
     this.#stallTimer = setTimeout(this.#cut, this.#writeStallMs)
     this.res.once('drain', this.#drained)
-    const job = this.job
-    if (job && !this.#settled) job.account?.pauseOutput(job)
   }
 
   #drained = (): void => {
     clearTimeout(this.#stallTimer)
     this.#stallTimer = undefined
-    const job = this.job
-    if (job && !this.#settled) job.account?.resumeOutput(job)
+    this.#ack()
   }
 
   /** Stalled past the limit: the request is cancelled in its worker (its slot freed) and the connection cut. */

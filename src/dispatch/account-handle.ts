@@ -198,13 +198,9 @@ export class AccountHandle implements AccountView, LifecycleHost {
     this.#life.send({ kind: 'run', id: job.seq, ...job.request, model: this.modelFor(job.model) })
   }
 
-  /** Flow control: the job's client stopped reading (pause) or reads again (resume); the worker holds its output. */
-  pauseOutput(job: Job): void {
-    if (this.#pending.get(job.seq) === job) this.#life.send({ kind: 'pause', id: job.seq })
-  }
-
-  resumeOutput(job: Job): void {
-    if (this.#pending.get(job.seq) === job) this.#life.send({ kind: 'resume', id: job.seq })
+  /** Flow control (workers/run.ts): the job's client took `taken` characters of its stream; the worker may send more. */
+  ack(job: Job, taken: number): void {
+    if (this.#pending.get(job.seq) === job) this.#life.send({ kind: 'ack', id: job.seq, taken })
   }
 
   /** The client left or the deadline passed: free the slot now; the worker stops the work. */

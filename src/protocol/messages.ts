@@ -26,14 +26,14 @@ export const RunCommand = z.object({
 export type RunCommand = { kind: 'run'; id: number } & RunRequest
 const CancelCommand = z.object({ kind: z.literal('cancel'), id: z.number() })
 /**
- * Flow control: the client's socket stopped draining, so the worker holds this request's output (up to a bound, then
- * its session stops reading its upstream) until `resume`.
+ * Flow control, by credit: the main thread acknowledges how much of a request's stream (in characters) the client's
+ * socket took; the worker sends at most a window beyond that, then holds the rest (bounded) and stops reading its
+ * session. A client that stops reading thus stops its request's producer, with one message per half window.
  */
-const PauseCommand = z.object({ kind: z.literal('pause'), id: z.number() })
-const ResumeCommand = z.object({ kind: z.literal('resume'), id: z.number() })
+const AckCommand = z.object({ kind: z.literal('ack'), id: z.number(), taken: z.number() })
 
-export const ToWorker = z.discriminatedUnion('kind', [RunCommand, CancelCommand, PauseCommand, ResumeCommand])
-export type ToWorker = RunCommand | z.infer<typeof CancelCommand> | z.infer<typeof PauseCommand> | z.infer<typeof ResumeCommand>
+export const ToWorker = z.discriminatedUnion('kind', [RunCommand, CancelCommand, AckCommand])
+export type ToWorker = RunCommand | z.infer<typeof CancelCommand> | z.infer<typeof AckCommand>
 export const ToWorkerBatch = z.array(ToWorker)
 
 // ── worker → main, on the same port ───────────────────────────────────────────────────────────────────────────────

@@ -12,8 +12,7 @@ const RUN = 0
 const CANCEL = 1
 const CHUNK = 2
 const DONE = 3
-const PAUSE = 4
-const RESUME = 5
+const ACK = 4
 
 /** a malformed message is our bug: fail loudly, as the zod parse did */
 export class WireError extends TypeError {
@@ -47,10 +46,8 @@ export function encodeToWorker(command: ToWorker): unknown {
     }
     case 'cancel':
       return [CANCEL, command.id]
-    case 'pause':
-      return [PAUSE, command.id]
-    case 'resume':
-      return [RESUME, command.id]
+    case 'ack':
+      return [ACK, command.id, command.taken]
   }
 }
 
@@ -65,11 +62,8 @@ function decodeToWorker(m: unknown): ToWorker {
   // every message to a worker has a flat form: an object here is a bug on the main thread's side
   if (!Array.isArray(m)) throw new WireError('message for a worker', m)
   if (m[0] === RUN && m.length === 2 + RUN_KEYS.length && num(m[1])) return { kind: 'run', id: m[1], ...decodeRun(m) }
-  if (m.length === 2 && num(m[1])) {
-    if (m[0] === CANCEL) return { kind: 'cancel', id: m[1] }
-    if (m[0] === PAUSE) return { kind: 'pause', id: m[1] }
-    if (m[0] === RESUME) return { kind: 'resume', id: m[1] }
-  }
+  if (m[0] === CANCEL && m.length === 2 && num(m[1])) return { kind: 'cancel', id: m[1] }
+  if (m[0] === ACK && m.length === 3 && num(m[1]) && num(m[2])) return { kind: 'ack', id: m[1], taken: m[2] }
   throw new WireError('message for a worker', m)
 }
 

@@ -13,6 +13,7 @@ import { estimateInputTokens, lastUserText } from '../../src/protocol/anthropic.
 import { writePrivateFile } from '../../src/state-dir.ts'
 import { Answer, LineSplitter } from './answer.ts'
 import { createLauncher, type Child, type Launcher } from './child.ts'
+import { holdIfFull } from './flow.ts'
 import type { Completion, Session, SessionContext, SessionOutput, SessionRequest } from './types.ts'
 
 export type ExecConfig = Extract<SessionContext['account']['session'], { kind: 'exec' }>
@@ -163,6 +164,7 @@ export function createExecSession(context: SessionContext, preset?: ExecPreset):
         if (reader) for (const line of lines.push(text)) onLine(line)
         else if (config.output === 'text') answer.textPiece(text)
         else collected += text
+        holdIfFull(child.proc.stdout, out)
       } catch (err) {
         fail(err instanceof OrchestratorError ? err : new OrchestratorError('AGYC_UPSTREAM_FAILED', `exec child: ${(err as Error).message}`))
       }

@@ -233,7 +233,11 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
           controller.abort(err as Error)
           return
         }
-        if (events) this.#out.raw(events)
+        if (events && !this.#out.raw(events)) {
+          // the client is not reading: stop reading the upstream until it does (TCP pushes back on the upstream)
+          controller.pause()
+          void this.#out.drained().then(() => controller.resume())
+        }
         if (scan.failure) {
           this.#fail(scan.failure)
           controller.abort(new Error('upstream error event'))

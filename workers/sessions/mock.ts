@@ -34,7 +34,7 @@ export function createMockSession({ account }: SessionContext): Session {
       if (req.stream) {
         for (const piece of cut(text, config.deltas)) {
           if (config.deltaDelayMs > 0) await sleep(config.deltaDelayMs, undefined, { signal: req.signal })
-          out.text(piece)
+          if (!out.text(piece)) await out.drained() // the client is not reading: wait, as a model's stream would
           if (midfail) throw new OrchestratorError('AGYC_UPSTREAM_FAILED', 'mock failure in mid-stream')
         }
       }

@@ -8,6 +8,7 @@ import { OrchestratorError } from '../../src/errors.ts'
 import { estimateInputTokens } from '../../src/protocol/anthropic.ts'
 import { Answer, readLines } from './answer.ts'
 import { createLauncher, logStderr, type Child } from './child.ts'
+import { holdIfFull } from './flow.ts'
 import { Supervisor } from './supervisor.ts'
 import type { Completion, Session, SessionContext, SessionOutput, SessionRequest } from './types.ts'
 import { fromAnthropicError } from './upstream-errors.ts'
@@ -15,6 +16,7 @@ import { fromAnthropicError } from './upstream-errors.ts'
 type StdioConfig = Extract<SessionContext['account']['session'], { kind: 'stdio' }>
 
 interface InFlight {
+  readonly out: SessionOutput
   readonly answer: Answer
   readonly idle: NodeJS.Timeout
   resolve(completion: Completion): void
@@ -74,6 +76,8 @@ export function createStdioSession(context: SessionContext): Session {
         pending.idle.refresh()
         try {
           pending.answer.event(line.event)
+          // one stdout serves every request of the child: a stalled reader pauses it for all, until its stall limit
+          holdIfFull(child.proc.stdout, pending.out)
         } catch (err) {
           settle(id)?.reject(err as OrchestratorError)
         }
@@ -129,6 +133,8 @@ export function createStdioSession(context: SessionContext): Session {
   function heartbeat(): void {
     const child = supervisor.child
     if (supervisor.state !== 'up' || !child) return
+    // stdout paused for a client that is not reading: a pong could not be read, which says nothing of the child
+    if (child.proc.stdout.isPaused()) return
     if (pingOutstanding) {
       pingOutstanding = false
       supervisor.restart(`stdio child did not answer a ping within ${config.pingIntervalMs} ms`)
@@ -158,6 +164,7 @@ export function createStdioSession(context: SessionContext): Session {
       }, config.idleTimeoutMs)
       const done = (): void => req.signal.removeEventListener('abort', onAbort)
       inFlight.set(id, {
+        out,
         answer: new Answer(out, 'stdio child', estimateInputTokens(req.request)),
         idle,
         resolve: (completion) => { done(); resolve(completion) },

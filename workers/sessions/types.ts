@@ -32,7 +32,9 @@ export interface SessionOutput {
    * Returns false as `text` does.
    */
   raw(sse: string): boolean
-  /** resolves once the request may produce more (at once unless the last text/raw returned false) */
+  /** false while the client is not reading and this request's held output is full */
+  readonly writable: boolean
+  /** resolves once the request may produce more (at once while writable; also when the request is cancelled) */
   drained(): Promise<void>
 }
 
