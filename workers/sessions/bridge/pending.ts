@@ -66,13 +66,17 @@ export class StepChannel {
     else this.#buffered += delta
   }
 
-  /** the step is over: to whoever waits, else kept for the next `wait` (an error is kept the same way) */
+  /** the step is over: to whoever waits, else kept for the next `wait` (an error too; tool calls add up) */
   settle(outcome: Step | Error): void {
     const waiter = this.#waiter
     this.#sink = undefined
     this.#waiter = undefined
     if (!waiter) {
-      this.#early ??= outcome
+      const early = this.#early
+      // calls that come one by one while nobody waits (Gemini runs them in turn) are handed out together
+      if (early && !(early instanceof Error) && early.kind === 'tool_use' && !(outcome instanceof Error) && outcome.kind === 'tool_use') {
+        this.#early = { ...early, calls: [...early.calls, ...outcome.calls] }
+      } else this.#early ??= outcome
       return
     }
     if (outcome instanceof Error) waiter.reject(outcome)
