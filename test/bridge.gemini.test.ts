@@ -232,4 +232,20 @@ test('Gemini bridge: the client\'s tools through the real gemini --acp and an MC
     assert.equal(done.text.join(''), 'fresh')
     await fresh.close()
   })
+  await t.test('closing while the model is still answering stops the turn; the process serves the next conversation', async () => {
+    model.script = () => ({ text: ['too late'], delayMs: 5_000 })
+    const before = model.calls.length
+    const bridge = await open([WEATHER])
+    const step = assert.rejects(bridge.start({ text: 'slow one' }, () => {}), (err: { code?: string }) => err.code === 'AGYC_CANCELLED')
+    while (model.calls.length === before) await new Promise((r) => setTimeout(r, 20))
+    await bridge.close('the client disconnected')
+    await step
+    const deadline = Date.now() + 3_000
+    while (model.abandoned.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    assert.equal(model.abandoned.length, 1, 'Gemini hung up on the model call it no longer needs')
+    model.script = () => ({ text: ['next'] })
+    const next = await open([WEATHER])
+    assert.equal((await next.start({ text: 'hello again' }, () => {})).kind, 'end')
+    await next.close()
+  })
 })

@@ -10,6 +10,8 @@ import type { AddressInfo } from 'node:net'
 export interface Reply {
   text?: string[]
   calls?: { name: string; args: Record<string, unknown> }[]
+  /** answer only after this long (a slow model, to cancel a turn under way) */
+  delayMs?: number
 }
 
 export interface ModelCall {
@@ -22,6 +24,8 @@ export interface ModelCall {
 export interface FakeToolModel {
   url: string
   calls: ModelCall[]
+  /** model calls whose client hung up before the answer (a CLI that stopped its turn) */
+  abandoned: ModelCall[]
   script: (call: ModelCall) => Reply
   close(): Promise<void>
 }
@@ -37,7 +41,7 @@ export function offeredTools(call: ModelCall): string[] {
 }
 
 export async function startFakeToolModel(script: FakeToolModel['script']): Promise<FakeToolModel> {
-  const state = { calls: [] as ModelCall[], script }
+  const state = { calls: [] as ModelCall[], abandoned: [] as ModelCall[], script }
   let n = 0
 
   const codex = (res: ServerResponse, body: any, reply: Reply): void => {
@@ -95,8 +99,14 @@ export async function startFakeToolModel(script: FakeToolModel['script']): Promi
       } catch (err) {
         return void res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: String(err) } }))
       }
-      if (provider === 'codex') codex(res, body, reply)
-      else gemini(res, path.includes(':streamGenerateContent'), reply)
+      res.on('close', () => { if (!res.writableEnded) state.abandoned.push(call) })
+      const answer = (): void => {
+        if (res.destroyed) return
+        if (provider === 'codex') codex(res, body, reply)
+        else gemini(res, path.includes(':streamGenerateContent'), reply)
+      }
+      if (reply.delayMs) setTimeout(answer, reply.delayMs)
+      else answer()
     })
   })
   server.keepAliveTimeout = 1_000
