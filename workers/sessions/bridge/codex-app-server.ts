@@ -1,0 +1,98 @@
+/**
+ * A `codex app-server` that bridged threads share (docs/notes/tool-bridge-codex-gemini.md). It opts into the
+ * experimental API at `initialize` (without it `thread/start` ignores `dynamicTools` and Codex never sends
+ * `item/tool/call`), then routes what the server says about a thread (notifications, and its requests such as
+ * `item/tool/call`) to whoever listens on that thread. One process serves many threads: a bridged conversation costs
+ * a `thread/start`, not a CLI start.
+ */
+import type { Child, Launcher } from '../child.ts'
+import { JsonRpcPeer } from '../json-rpc.ts'
+
+export interface ThreadListener {
+  notification(method: string, params: Record<string, any>): void
+  /** a request of the server about this thread; what it returns (or resolves to) is the answer */
+  request(method: string, params: Record<string, any>): unknown
+  /** the server went away: nothing more will come */
+  closed(reason: string): void
+}
+
+export interface CodexAppServerOptions {
+  /** after `app-server`: e.g. `-c key=value` overrides; the bridge itself needs none (its thread config does it) */
+  readonly extraArgs?: readonly string[]
+  readonly startTimeoutMs: number
+  readonly maxLineBytes: number
+  readonly clientName?: string
+  /** a line of stderr or a stray stdout line, for the log */
+  readonly log?: (msg: string, line: string) => void
+}
+
+export class CodexAppServer {
+  readonly child: Child
+  readonly peer: JsonRpcPeer
+  readonly #threads = new Map<string, ThreadListener>()
+  #closed: string | undefined
+
+  private constructor(child: Child, options: CodexAppServerOptions) {
+    this.child = child
+    this.peer = new JsonRpcPeer(child, false, {
+      notification: (method, params) => this.#threads.get(params?.threadId)?.notification(method, params),
+      request: (method, params) => {
+        const listener = this.#threads.get(params?.threadId)
+        if (listener) return listener.request(method, params)
+        // not a bridged thread's (or one already closed): nobody may approve anything
+        if (method === 'item/commandExecution/requestApproval' || method === 'item/fileChange/requestApproval') return { decision: 'decline' }
+        if (method === 'item/tool/call') return { contentItems: [{ type: 'inputText', text: 'This conversation is closed.' }], success: false }
+        throw new Error(`method ${method} is not offered by this client`)
+      },
+      stray: (line) => options.log?.('codex printed a line that is not JSON-RPC', line),
+    }, options.maxLineBytes)
+    void child.closed.then(({ code, signal }) => this.#close(child.describeExit(code, signal)))
+  }
+
+  /** spawns `codex app-server` and completes the handshake; kills the child when that fails */
+  static async start(launcher: Launcher, options: CodexAppServerOptions): Promise<CodexAppServer> {
+    const child = launcher.spawn(['app-server', ...(options.extraArgs ?? [])], 'codex')
+    const server = new CodexAppServer(child, options)
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await Promise.race([
+        server.peer.request('initialize', {
+          clientInfo: { name: options.clientName ?? 'agyc', title: 'AGYC Orchestrator', version: '0.1.0' },
+          capabilities: { experimentalApi: true },
+        }),
+        new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`codex: no handshake within ${options.startTimeoutMs} ms`)), options.startTimeoutMs) }),
+      ])
+      server.peer.notify('initialized', {})
+      return server
+    } catch (err) {
+      await child.kill()
+      throw err
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  get alive(): boolean {
+    return this.#closed === undefined
+  }
+
+  /** routes the thread's traffic to `listener` until the returned function is called */
+  listen(threadId: string, listener: ThreadListener): () => void {
+    this.#threads.set(threadId, listener)
+    return () => { if (this.#threads.get(threadId) === listener) this.#threads.delete(threadId) }
+  }
+
+  /** stops the process group; every listener hears why */
+  async stop(): Promise<void> {
+    this.#close('the codex app-server is stopping')
+    await this.child.kill()
+  }
+
+  #close(reason: string): void {
+    if (this.#closed !== undefined) return
+    this.#closed = reason
+    this.peer.close(reason)
+    for (const listener of this.#threads.values()) listener.closed(reason)
+    this.#threads.clear()
+  }
+}
