@@ -12,9 +12,9 @@
  * The registry and its metrics are defined once, at module load; an orchestrator registers itself with `watch()`.
  */
 import { Counter, Gauge, Registry } from 'prom-client'
-import { LatencyWindow, timeline } from './latency.ts'
+import { LatencyWindow, timeline } from './health/latency.ts'
 
-export { LatencyWindow, timeline, type TimelinePoint } from './latency.ts'
+export { LatencyWindow, timeline, type TimelinePoint } from './health/latency.ts'
 
 export const registry = new Registry()
 

@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { OrchestratorError } from '../src/errors.ts'
-import { cliError, resetFromText } from '../workers/sessions/cli-errors.ts'
+import { cliError, resetFromText } from '../workers/sessions/agent/cli-errors.ts'
 import { codexError } from '../workers/sessions/codex.ts'
-import { renderPrompt } from '../workers/sessions/transcript.ts'
+import { renderPrompt } from '../workers/sessions/agent/transcript.ts'
 
 const refusal = (fn: () => unknown): OrchestratorError => {
   try {

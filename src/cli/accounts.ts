@@ -6,10 +6,9 @@
 import { spawnSync } from 'node:child_process'
 import { ConfigError, loadConfigFile } from '../config/load.ts'
 import type { Config } from '../config/schema.ts'
-import { isPreset, locateCommand, loggedIn, missingCommandMessage, presets, usesKey, writeSettings } from '../presets.ts'
-import { ensureStateDir, privateDir } from '../state-dir.ts'
-import { childEnvironment } from '../../workers/sessions/child.ts'
-import { WORK_DIR } from '../../workers/sessions/preset.ts'
+import { isPreset, locateCommand, loggedIn, missingCommandMessage, presets, usesKey, writeSettings } from '../config/presets.ts'
+import { ensureStateDir, privateDir } from '../config/state-dir.ts'
+import { WORK_DIR, childEnvironment } from '../config/child-env.ts'
 import { parseCommand } from './args.ts'
 
 export const accountsUsage = `usage: agyc accounts login ID [--config FILE]

@@ -2,7 +2,7 @@
 import { resolve } from 'node:path'
 import { ConfigError, loadConfigFile } from '../config/load.ts'
 import type { Config } from '../config/schema.ts'
-import { isPreset, locateCommand, loggedIn, missingCommandMessage, usesKey } from '../presets.ts'
+import { isPreset, locateCommand, loggedIn, missingCommandMessage, usesKey } from '../config/presets.ts'
 import { DEFAULT_CONFIG, parseCommand } from './args.ts'
 
 export const validateUsage = `usage: agyc validate FILE

@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import { Account, type AccountConfig } from '../../src/config/schema.ts'
-import { writeSettings, type PresetConfig } from '../../src/presets.ts'
-import { createLauncher, type Launcher } from '../../workers/sessions/child.ts'
-import { presetSpec } from '../../workers/sessions/preset.ts'
+import { writeSettings, type PresetConfig } from '../../src/config/presets.ts'
+import { createLauncher, type Launcher } from '../../workers/sessions/process/child.ts'
+import { presetSpec } from '../../workers/sessions/agent/preset.ts'
 import type { SessionContext } from '../../workers/sessions/types.ts'
 
 export interface BridgeAccount {

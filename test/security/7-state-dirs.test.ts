@@ -11,7 +11,7 @@ import { Writable } from 'node:stream'
 import { test, type TestContext } from 'node:test'
 import { ConfigError, parseConfig } from '../../src/config/load.ts'
 import { startOrchestrator } from '../../src/orchestrator.ts'
-import { ensureStateDir, privateDir, writePrivateFile } from '../../src/state-dir.ts'
+import { ensureStateDir, privateDir, writePrivateFile } from '../../src/config/state-dir.ts'
 import { eventually, fixturePids } from '../helpers/orchestrator.ts'
 import { hello, startSecured } from './helper.ts'
 

@@ -11,11 +11,11 @@
  */
 import { OrchestratorError } from '../../src/errors.ts'
 import type { Answer } from './answer.ts'
-import { cliError } from './cli-errors.ts'
+import { cliError } from './agent/cli-errors.ts'
 import { createExecSession, type ExecConfig, type ExecReader } from './exec.ts'
-import { presetSpec, unavailableSession } from './preset.ts'
-import { renderPrompt } from './transcript.ts'
-import { summariseTool } from './tool-summary.ts'
+import { presetSpec, unavailableSession } from './agent/preset.ts'
+import { renderPrompt } from './agent/transcript.ts'
+import { summariseTool } from './agent/tool-summary.ts'
 import type { Session, SessionContext } from './types.ts'
 
 type ClaudeCodeConfig = Extract<SessionContext['account']['session'], { kind: 'claude-code' }>

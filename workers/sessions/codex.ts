@@ -5,11 +5,11 @@
  * turn ends with `turn/completed` (status completed, failed with its error, or interrupted).
  */
 import { OrchestratorError, type Code } from '../../src/errors.ts'
-import { CODEX_KEY_VAR, writeSettings } from '../../src/presets.ts'
-import { appendText, createAgentServerSession, type AgentProtocol, type TurnContext } from './agent-server.ts'
-import { cliError, resetFromText } from './cli-errors.ts'
-import { presetSpec, unavailableSession } from './preset.ts'
-import { summariseTool } from './tool-summary.ts'
+import { CODEX_KEY_VAR, writeSettings } from '../../src/config/presets.ts'
+import { appendText, createAgentServerSession, type AgentProtocol, type TurnContext } from './agent/agent-server.ts'
+import { cliError, resetFromText } from './agent/cli-errors.ts'
+import { presetSpec, unavailableSession } from './agent/preset.ts'
+import { summariseTool } from './agent/tool-summary.ts'
 import type { Completion, Session, SessionContext } from './types.ts'
 import { codeForStatus } from './upstream-errors.ts'
 

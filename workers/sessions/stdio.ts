@@ -6,10 +6,11 @@
  */
 import { OrchestratorError } from '../../src/errors.ts'
 import { estimateInputTokens } from '../../src/protocol/anthropic.ts'
-import { Answer, readLines } from './answer.ts'
-import { createLauncher, logStderr, type Child } from './child.ts'
+import { Answer } from './answer.ts'
+import { readLines } from './process/lines.ts'
+import { createLauncher, logStderr, type Child } from './process/child.ts'
 import { holdIfFull } from './flow.ts'
-import { Supervisor } from './supervisor.ts'
+import { Supervisor } from './process/supervisor.ts'
 import type { Completion, Session, SessionContext, SessionOutput, SessionRequest } from './types.ts'
 import { fromAnthropicError } from './upstream-errors.ts'
 

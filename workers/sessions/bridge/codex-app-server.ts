@@ -5,8 +5,8 @@
  * `item/tool/call`) to whoever listens on that thread. One process serves many threads: a bridged conversation costs
  * a `thread/start`, not a CLI start.
  */
-import type { Child, Launcher } from '../child.ts'
-import { JsonRpcPeer } from '../json-rpc.ts'
+import type { Child, Launcher } from '../process/child.ts'
+import { JsonRpcPeer } from '../agent/json-rpc.ts'
 
 export interface ThreadListener {
   notification(method: string, params: Record<string, any>): void

@@ -7,8 +7,8 @@
  * Our own JSON-RPC peer, not `@agentclientprotocol/sdk`: the SDK brings zod and its own MCP server package into the
  * worker for the four methods used here, and the peer is already what the agent-mode preset speaks.
  */
-import type { Child, Launcher } from '../child.ts'
-import { JsonRpcPeer } from '../json-rpc.ts'
+import type { Child, Launcher } from '../process/child.ts'
+import { JsonRpcPeer } from '../agent/json-rpc.ts'
 
 export interface AcpSessionListener {
   update(update: Record<string, any>): void

@@ -9,7 +9,7 @@
  * client's tool named `read_file` would vanish too: such a tool is offered under another name (exposedToolNames).
  */
 import { join } from 'node:path'
-import { privateDir, writePrivateFile } from '../../../src/state-dir.ts'
+import { privateDir, writePrivateFile } from '../../../src/config/state-dir.ts'
 
 /**
  * Every built-in of Gemini CLI 0.61 (ALL_BUILTIN_TOOL_NAMES, the legacy alias `search_file_content`, and the tools

@@ -10,8 +10,8 @@
  * the end step carries the whole turn's.
  */
 import { OrchestratorError } from '../../../src/errors.ts'
-import { cliError } from '../cli-errors.ts'
-import { RpcError } from '../json-rpc.ts'
+import { cliError } from '../agent/cli-errors.ts'
+import { RpcError } from '../agent/json-rpc.ts'
 import type { GeminiAcp } from './gemini-acp.ts'
 import type { ClientToolServer, ToolRoute } from './gemini-mcp.ts'
 import { PendingCalls, StepChannel } from './pending.ts'

@@ -4,8 +4,8 @@
  * A rate limit or exhausted quota carries the time the CLI says it resets, so the account cools down until then
  * (the dispatcher's cooldown, src/health/outlier.ts), and the default cooldown when it says nothing.
  */
-import { OrchestratorError, type Code } from '../../src/errors.ts'
-import { codeForStatus } from './upstream-errors.ts'
+import { OrchestratorError, type Code } from '../../../src/errors.ts'
+import { codeForStatus } from '../upstream-errors.ts'
 
 const RATE_LIMITED = /\b429\b|rate.?limit|too many requests|resource.?exhausted|quota|usage limit|limit reached/i
 const AUTH = /\b401\b|unauthori[sz]ed|unauthenticated|not logged in|please run \/login|log ?in again|invalid (?:api|x-api) key|authentication|oauth token|credentials/i

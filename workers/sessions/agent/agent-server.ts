@@ -5,15 +5,15 @@
  * independent. Up to `maxConcurrency` requests share the child. The protocol modules say what to send; this one owns
  * the child, the idle timeout, cancellation, and failing what was in flight when the child dies.
  */
-import { OrchestratorError } from '../../src/errors.ts'
-import { estimateInputTokens } from '../../src/protocol/anthropic.ts'
-import type { RestartPolicy } from './supervisor.ts'
-import { Supervisor } from './supervisor.ts'
-import { Answer } from './answer.ts'
-import { createLauncher, logStderr, type Child, type ChildSpec } from './child.ts'
+import { OrchestratorError } from '../../../src/errors.ts'
+import { estimateInputTokens } from '../../../src/protocol/anthropic.ts'
+import type { RestartPolicy } from '../process/supervisor.ts'
+import { Supervisor } from '../process/supervisor.ts'
+import { Answer } from '../answer.ts'
+import { createLauncher, logStderr, type Child, type ChildSpec } from '../process/child.ts'
 import { JsonRpcPeer } from './json-rpc.ts'
 import { renderPrompt } from './transcript.ts'
-import type { Completion, Session, SessionContext, SessionOutput, SessionRequest } from './types.ts'
+import type { Completion, Session, SessionContext, SessionOutput, SessionRequest } from '../types.ts'
 
 export interface Turn {
   readonly done: Promise<Completion>

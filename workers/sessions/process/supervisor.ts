@@ -5,7 +5,7 @@
  * The stdio session and an http session's local server use it.
  */
 import type { Child, Launcher } from './child.ts'
-import type { SessionContext } from './types.ts'
+import type { SessionContext } from '../types.ts'
 
 export type SupervisorState = 'starting' | 'up' | 'restarting' | 'failed' | 'stopped'
 

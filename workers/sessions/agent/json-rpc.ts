@@ -3,8 +3,8 @@
  * app-server (the same shape without the `"jsonrpc"` field). Our requests carry numeric ids; the child's own requests
  * (a permission prompt) are answered by the handler; everything else is a notification.
  */
-import { readLines } from './answer.ts'
-import type { Child } from './child.ts'
+import { readLines } from '../process/lines.ts'
+import type { Child } from '../process/child.ts'
 
 export class RpcError extends Error {
   readonly code: number | undefined

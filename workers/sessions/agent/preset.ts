@@ -3,13 +3,13 @@
  * serve), and the environment that isolates it: the allowlist every child gets (child.ts), then the preset's state
  * and quiet variables, then the preset's own endpoint and key, then the account's `env`.
  */
-import { OrchestratorError } from '../../src/errors.ts'
-import { locateCommand, missingCommandMessage, presets, type PresetConfig } from '../../src/presets.ts'
-import type { ChildSpec } from './child.ts'
-import type { Session, SessionContext } from './types.ts'
+import { WORK_DIR } from '../../../src/config/child-env.ts'
+import { OrchestratorError } from '../../../src/errors.ts'
+import { locateCommand, missingCommandMessage, presets, type PresetConfig } from '../../../src/config/presets.ts'
+import type { ChildSpec } from '../process/child.ts'
+import type { Session, SessionContext } from '../types.ts'
 
 /** The folder of the state directory the CLI runs in: its files to work on, apart from its credentials. */
-export const WORK_DIR = 'work'
 
 type EnvValue = ChildSpec['env'][string]
 

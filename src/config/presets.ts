@@ -6,7 +6,7 @@
  */
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
-import type { PresetKind, SessionConfig } from './config/schema.ts'
+import type { PresetKind, SessionConfig } from './schema.ts'
 import { privateDir, writePrivateFile } from './state-dir.ts'
 
 export type PresetConfig = Extract<SessionConfig, { kind: PresetKind }>
@@ -60,7 +60,7 @@ export function isPreset(session: SessionConfig): session is PresetConfig {
 }
 
 /** The orchestrator's own node_modules/.bin, where `npm install` puts the CLIs it lists. */
-const PROJECT_BIN = new URL('../node_modules/.bin/', import.meta.url).pathname
+const PROJECT_BIN = new URL('../../node_modules/.bin', import.meta.url).pathname
 
 function executable(path: string): boolean {
   try {

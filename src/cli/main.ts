@@ -21,11 +21,11 @@ if (major < 22 || (major === 22 && minor < 18)) {
 // Each command is imported when it runs: loading all of them (the orchestrator, zod schemas, presets…) cost ~1 s of
 // CPU before `agyc status` or `agyc --help` could do anything.
 const commands = {
-  start: async () => { const m = await import('./cli/start.ts'); return { usage: m.startUsage, run: m.runStart } },
-  validate: async () => { const m = await import('./cli/validate.ts'); return { usage: m.validateUsage, run: m.runValidate } },
-  status: async () => { const m = await import('./cli/status.ts'); return { usage: m.statusUsage, run: m.runStatus } },
-  bench: async () => { const m = await import('./cli/bench.ts'); return { usage: m.benchUsage, run: m.runBench } },
-  accounts: async () => { const m = await import('./cli/accounts.ts'); return { usage: m.accountsUsage, run: m.runAccounts } },
+  start: async () => { const m = await import('./start.ts'); return { usage: m.startUsage, run: m.runStart } },
+  validate: async () => { const m = await import('./validate.ts'); return { usage: m.validateUsage, run: m.runValidate } },
+  status: async () => { const m = await import('./status.ts'); return { usage: m.statusUsage, run: m.runStatus } },
+  bench: async () => { const m = await import('./bench.ts'); return { usage: m.benchUsage, run: m.runBench } },
+  accounts: async () => { const m = await import('./accounts.ts'); return { usage: m.accountsUsage, run: m.runAccounts } },
 } satisfies Record<string, () => Promise<{ usage: string; run: (argv: string[]) => void | Promise<void> }>>
 
 const isCommand = (name: string | undefined): name is keyof typeof commands => name !== undefined && Object.hasOwn(commands, name)

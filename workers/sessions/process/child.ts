@@ -5,15 +5,13 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { dirname } from 'node:path'
-import { OrchestratorError } from '../../src/errors.ts'
-import { ensureStateDir, privateDir } from '../../src/state-dir.ts'
-import { LineSplitter } from './answer.ts'
-import type { SessionContext } from './types.ts'
+import { OrchestratorError } from '../../../src/errors.ts'
+import { ensureStateDir, privateDir } from '../../../src/config/state-dir.ts'
+import { childEnvironment, resolveEnvValue, type EnvValue } from '../../../src/config/child-env.ts'
+import { LineSplitter } from './lines.ts'
+import type { SessionContext } from '../types.ts'
 
-type EnvValue = string | { fromEnv: string }
 
-/** What a child inherits from the orchestrator's environment; everything else it gets by name from the config. */
-const INHERITED = ['PATH', 'LANG', 'LANGUAGE', 'LC_ALL', 'LC_CTYPE', 'LC_MESSAGES', 'TZ']
 
 export interface ChildSpec {
   command: string
@@ -44,28 +42,6 @@ export function createLauncher(context: SessionContext, spec: ChildSpec): Launch
       return new Child(context, spawn(command, [...args], { cwd, env, detached: true, stdio: 'pipe' }), what, spec.killGraceMs)
     },
   }
-}
-
-/** The allowlisted environment of an account's children (also what `agyc accounts login` runs a CLI with). */
-export function childEnvironment(accountId: string, stateDir: string, tmpDir: string, extra: Readonly<Record<string, EnvValue>>): Record<string, string> {
-  const env: Record<string, string> = {}
-  for (const name of INHERITED) if (process.env[name] !== undefined) env[name] = process.env[name]
-  // "node" and `#!/usr/bin/env node` scripts get the Node that runs us (the one npm installed), not whatever is on PATH
-  env.PATH = env.PATH ? `${dirname(process.execPath)}:${env.PATH}` : dirname(process.execPath)
-  env.HOME = stateDir
-  env.TMPDIR = tmpDir
-  env.AGYC_STATE_DIR = stateDir
-  env.AGYC_ACCOUNT_ID = accountId
-  for (const [name, value] of Object.entries(extra)) env[name] = resolveEnvValue(value, name, stateDir)
-  return env
-}
-
-/** `{"fromEnv": "VAR"}` is read here, in the worker, at account start; the value is never logged. */
-export function resolveEnvValue(value: EnvValue, name: string, stateDir: string): string {
-  if (typeof value === 'string') return value.replaceAll('{stateDir}', stateDir)
-  const found = process.env[value.fromEnv]
-  if (found === undefined) throw new OrchestratorError('AGYC_INTERNAL', `${name}: environment variable ${value.fromEnv} is not set`)
-  return found
 }
 
 /** The last `limit` characters of a stream: what an error message carries from a child's stderr. */

@@ -22,8 +22,8 @@
  * scratch work, not the conversation). Any other block (image, document, tool_use, tool_result…) cannot be given to
  * a CLI: the request is refused with a 400 naming the block, never passed on with a piece missing.
  */
-import { OrchestratorError } from '../../src/errors.ts'
-import type { MessagesRequest } from '../../src/protocol/anthropic.ts'
+import { OrchestratorError } from '../../../src/errors.ts'
+import type { MessagesRequest } from '../../../src/protocol/anthropic.ts'
 
 interface Block { type?: unknown; text?: unknown }
 
