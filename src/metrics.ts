@@ -30,6 +30,7 @@ export interface MeteredAccount {
   readonly lastHeartbeatAt: number
   readonly lastHeartbeat: { readonly restarts: number } | undefined
   readonly quota: { left(assigned: number): number } | undefined
+  readonly parkedCalls: number
 }
 
 /** What the scrape-time gauges read: the dispatcher. */
@@ -310,6 +311,9 @@ gauge('agyc_account_state', 'The account state: 1 for its current state', ['acco
 gauge('agyc_account_heartbeat_age_seconds', "Seconds since the account's worker last reported (no sample while parked)", ['account'], (g) => {
   const now = Date.now()
   for (const a of liveAccounts()) if (a.lastHeartbeatAt > 0 && !a.parked) g.set({ account: a.id }, (now - a.lastHeartbeatAt) / 1000)
+})
+gauge('agyc_account_pending_tool_calls', 'The tool bridge: tool calls a live CLI of the account waits on, for the client', ['account'], (g) => {
+  for (const a of liveAccounts()) g.set({ account: a.id }, a.parkedCalls)
 })
 gauge('agyc_account_parked', 'dispatcher.lazyWorkers: 1 while the account has no worker (its next request starts one)', ['account'], (g) => {
   for (const a of liveAccounts()) g.set({ account: a.id }, a.parked ? 1 : 0)

@@ -113,6 +113,7 @@ export class AccountHost implements RunHost {
     const body = run.finish(completion, this.accountId)
     this.#stats.served++
     const done: FromWorker = { kind: 'done', id: run.id, body, usage: completion.usage, model: completion.model ?? run.model }
+    if (completion.parked !== undefined && completion.parked.length > 0) done.parked = [...completion.parked]
     if (run.holding) {
       // the client is not reading: the end waits behind what is held, and the request keeps its slot until then
       run.doneWhileHeld = done

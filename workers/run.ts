@@ -180,7 +180,15 @@ export class Run implements SessionOutput, SessionRequest {
       for (const block of completion.content as { type?: string; text?: string }[]) if (block.type === 'text') text += block.text ?? ''
       if (text) tail += sse.textDelta(0, text)
     }
-    tail += sse.blockStop(0) + sse.messageDelta(completion.stopReason, completion.stopSequence ?? null, completion.usage) + sse.MESSAGE_STOP
+    tail += sse.blockStop(0)
+    // the tool bridge's calls, after the text: one tool_use block each, its input as one JSON delta
+    let index = 0
+    for (const block of completion.content as { type?: string; id?: string; name?: string; input?: unknown }[]) {
+      if (block.type !== 'tool_use') continue
+      index++
+      tail += sse.toolUseStart(index, block.id ?? '', block.name ?? '') + sse.inputJsonDelta(index, JSON.stringify(block.input ?? {})) + sse.blockStop(index)
+    }
+    tail += sse.messageDelta(completion.stopReason, completion.stopSequence ?? null, completion.usage) + sse.MESSAGE_STOP
     this.#out(tail)
     return undefined
   }

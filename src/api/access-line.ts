@@ -24,9 +24,11 @@ export interface AccessFields {
   attempts: number
   status: number
   code: string | undefined
+  /** the tool bridge: the first tool_use_id this request continued on its account's waiting CLI */
+  continues?: string | undefined
 }
 
-const FIELDS = ['reqId', 'account', 'strategy', 'model', 'stream', 'queueMs', 'durationMs', 'attempts', 'status', 'code', 'msg']
+const FIELDS = ['reqId', 'account', 'strategy', 'model', 'stream', 'queueMs', 'durationMs', 'attempts', 'status', 'code', 'continues', 'msg']
 
 type PinoInternals = Record<symbol, unknown>
 // msgPrefixSym exists at run time (pino 10) but not in pino's types
@@ -53,7 +55,7 @@ export function accessLineWriter(log: Logger): (fields: AccessFields) => void {
     return (f) => {
       log.info({
         reqId: f.reqId, account: f.account, strategy: f.strategy, model: f.model, stream: f.stream,
-        queueMs: f.queueMs, durationMs: f.durationMs, attempts: f.attempts, status: f.status, code: f.code,
+        queueMs: f.queueMs, durationMs: f.durationMs, attempts: f.attempts, status: f.status, code: f.code, continues: f.continues,
       }, 'request')
     }
   }
@@ -81,6 +83,7 @@ export function accessLineWriter(log: Logger): (fields: AccessFields) => void {
     line += `,"strategy":${str(f.strategy)},"model":${str(f.model)},"stream":${f.stream},"queueMs":${num(f.queueMs)}` +
       `,"durationMs":${num(f.durationMs)},"attempts":${num(f.attempts)},"status":${num(f.status)}`
     if (f.code !== undefined) line += `,"code":${str(f.code)}`
+    if (f.continues !== undefined) line += `,"continues":${str(f.continues)}`
     line += ',"msg":"request"}\n'
     batch += streamWrite ? streamWrite(line) : line
     if (!scheduled) {

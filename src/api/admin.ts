@@ -38,6 +38,8 @@ export interface AccountStatus {
   health: Record<string, unknown>
   inFlight: number
   limit: number
+  /** the tool bridge: tool calls a live CLI of this account waits on, for the client's result (each conversation holds a slot) */
+  pendingToolCalls: number
   /** waiting in the account's worker for a slot */
   queued: number
   p50Ms: number | null
@@ -98,6 +100,7 @@ export function accountStatus(account: AccountHandle, operations: Operations | u
     health,
     inFlight: Math.min(account.assigned, account.maxConcurrency),
     limit: account.maxConcurrency,
+    pendingToolCalls: account.parkedCalls,
     queued: Math.max(0, account.assigned - account.maxConcurrency),
     p50Ms: p50 ?? null,
     p99Ms: p99 ?? null,

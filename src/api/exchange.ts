@@ -224,7 +224,7 @@ export class Exchange implements JobSink {
       firstByteAt === 0 ? undefined : firstByteAt - job.receivedAt, durationMs)
     this.#accessLine({
       reqId: this.requestId, account: account?.id, strategy: job.strategy.name, model: job.model, stream: this.stream,
-      queueMs: job.queueWaitMs, durationMs, attempts: job.attempts, status, code,
+      queueMs: job.queueWaitMs, durationMs, attempts: job.attempts, status, code, continues: job.continues?.[0],
     })
   }
 }

@@ -38,7 +38,7 @@ export function messagesEndpoint({ dispatcher, config, log, isClosing }: AppDeps
     const { text, checked } = await readChecked(req, config.server, bodies, 'messages')
     const request = checked.request
     const exchange = new Exchange(res, requestId, request.stream === true, dispatcher, accessLine, config.server.writeStallTimeoutMs)
-    dispatcher.admit({ requestId, receivedAt, request, body: text, headers: req.headers, affinity: checked.affinity }, exchange) // throws the 4xx/529/503 to answer now
+    dispatcher.admit({ requestId, receivedAt, request, body: text, headers: req.headers, affinity: checked.affinity, continues: checked.continues }, exchange) // throws the 4xx/529/503 to answer now
   }
 
   /** An answer before any job took the request: the error, its line and its count. */

@@ -8,13 +8,18 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { Code } from '../errors.ts'
 import type { AdmittedRequest } from '../dispatch/admission.ts'
 import { affinityKey, type AffinityKey } from '../dispatch/affinity.ts'
+import { toolResultIds } from '../dispatch/tool-calls.ts'
 import { estimateInputTokens } from '../protocol/anthropic.ts'
 import { CountTokensRequest, MessagesRequest, describeIssues, shapeProblem, type ShapeLimits } from './request-schema.ts'
 
 export type CheckKind = 'messages' | 'count_tokens'
 
 export type Checked =
-  | { readonly ok: true; readonly kind: 'messages'; readonly request: AdmittedRequest; readonly affinity?: AffinityKey | undefined }
+  | {
+    readonly ok: true; readonly kind: 'messages'; readonly request: AdmittedRequest
+    /** a summary's: the affinity key and the tool_use ids the last user turn answers (admission.ts) */
+    readonly affinity?: AffinityKey | undefined; readonly continues?: readonly string[] | undefined
+  }
   | { readonly ok: true; readonly kind: 'count_tokens'; readonly inputTokens: number }
   | { readonly ok: false; readonly code: Code; readonly message: string }
 
@@ -55,5 +60,6 @@ export function checkRequest(task: CheckTask): Checked {
       metadata: routing ? { routing: { strategyHint: routing.strategyHint, sticky: routing.sticky } } : undefined,
     },
     affinity: affinityKey(task.headers, request),
+    continues: toolResultIds(request),
   }
 }

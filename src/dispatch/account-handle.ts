@@ -29,6 +29,9 @@ export interface AccountOwner {
   failed(job: Job, account: AccountHandle, error: OrchestratorError): void
   /** the account's session failed for good (until an operator resets it): waiting jobs it was their hope for are answered */
   lost(account: AccountHandle): void
+  /** the tool bridge: a live CLI of the account waits on these tool_use ids (parked), or no longer does (unparked) */
+  parked(account: AccountHandle, ids: readonly string[]): void
+  unparked(ids: readonly string[]): void
 }
 
 export interface AccountOptions {
@@ -74,6 +77,12 @@ export class AccountHandle implements AccountView, LifecycleHost {
   readonly #life: AccountLifecycle
   readonly #pending = new Map<number, Job>()
   #seq = 0
+  /**
+   * The tool bridge: tool_use ids a live CLI of this account waits on, by id, each with its conversation (the first id
+   * of its answer). A parked conversation holds one slot of the account (`assigned`) until it is continued or ends.
+   */
+  readonly #parkedCalls = new Map<string, string>()
+  readonly #parkedConversations = new Map<string, number>()
 
   constructor(config: AccountConfig, options: AccountOptions) {
     this.id = config.id
@@ -178,7 +187,47 @@ export class AccountHandle implements AccountView, LifecycleHost {
     const jobs = [...this.#pending.values()]
     this.#pending.clear()
     this.assigned = 0
+    // the worker is gone, and the CLIs parked on tool calls with it
+    if (this.#parkedCalls.size > 0) {
+      const ids = [...this.#parkedCalls.keys()]
+      this.#parkedCalls.clear()
+      this.#parkedConversations.clear()
+      this.#owner.unparked(ids)
+    }
     for (const job of jobs) this.#owner.failed(job, this, error)
+  }
+
+  /** tool calls a live CLI of this account waits on (the tool bridge) */
+  get parkedCalls(): number { return this.#parkedCalls.size }
+
+  /** A conversation's answer ended on tool calls its CLI now waits on: it keeps a slot until continued or ended. */
+  #park(ids: readonly string[]): void {
+    const conversation = ids[0]
+    for (const id of ids) this.#parkedCalls.set(id, conversation)
+    this.#parkedConversations.set(conversation, ids.length)
+    this.assigned++
+    this.#owner.parked(this, ids)
+  }
+
+  /** The calls were continued or ended: a conversation with none left gives its slot back. True if any was here. */
+  #unpark(ids: readonly string[]): boolean {
+    let freed = false
+    const gone: string[] = []
+    for (const id of ids) {
+      const conversation = this.#parkedCalls.get(id)
+      if (conversation === undefined) continue
+      this.#parkedCalls.delete(id)
+      gone.push(id)
+      const left = (this.#parkedConversations.get(conversation) ?? 1) - 1
+      if (left > 0) this.#parkedConversations.set(conversation, left)
+      else {
+        this.#parkedConversations.delete(conversation)
+        this.assigned--
+        freed = true
+      }
+    }
+    if (gone.length > 0) this.#owner.unparked(gone)
+    return freed
   }
 
   /** SIGKILL every process group the worker reported: a child outlives the worker thread that spawned it. */
@@ -188,6 +237,8 @@ export class AccountHandle implements AccountView, LifecycleHost {
 
   assign(job: Job, dispatchSeq: number): void {
     this.#life.beforeSend()
+    // a continuation takes over the slot its parked conversation held
+    if (job.continues !== undefined) this.#unpark(job.continues)
     job.seq = ++this.#seq
     job.account = this
     job.state = 'assigned'
@@ -223,12 +274,16 @@ export class AccountHandle implements AccountView, LifecycleHost {
         }
         case 'done': {
           const job = this.#take(event.id)
+          if (event.parked !== undefined) this.#park(event.parked) // also when the client left meanwhile: the CLI waits
           if (job) {
             this.#owner.finished(job, this, event.body, event.usage, event.model)
             this.#owner.released(this)
           }
           break
         }
+        case 'unparked':
+          if (this.#unpark(event.ids)) this.#owner.released(this)
+          break
         case 'failed': {
           const job = this.#take(event.id)
           this.lastError = `${event.code}: ${event.message}`

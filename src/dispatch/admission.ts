@@ -12,6 +12,7 @@ import type { Strategy } from '../strategies/types.ts'
 import { affinityKey, type AffinityKey } from './affinity.ts'
 import type { Dispatcher } from './dispatcher.ts'
 import { Job, type JobSink } from './job.ts'
+import { toolResultIds } from './tool-calls.ts'
 
 /** What admission reads of a checked request (src/api/request-schema.ts checks it; other doors translate into it). */
 export type AdmittedRequest = MessagesRequest & {
@@ -33,6 +34,8 @@ export interface Admission {
   readonly headers: IncomingHttpHeaders
   /** the affinity key, when the door computed it already (a large body is only summarized on the main thread) */
   readonly affinity?: AffinityKey | undefined
+  /** the tool_use ids of the last user turn's tool_result blocks, when the door computed them already (same reason) */
+  readonly continues?: readonly string[] | undefined
 }
 
 /** Decides the job's route and hands it to the dispatcher; throws what to answer at once (400, 404, 529, 503). */
@@ -44,6 +47,9 @@ export function admit(dispatcher: Dispatcher, admission: Admission, sink: JobSin
   const strategy = hint === 'sticky' ? dispatcher.strategy() : strategyFor(dispatcher, hint)
   // dispatcher.config, not the start-up config: a reload may have changed these
   const sticky = routing?.sticky ?? (hint === 'sticky' || dispatcher.config.affinity.enabled)
+  // a continuation goes to the account whose CLI waits on its tool calls, ahead of affinity and strategy
+  const continues = admission.continues ?? toolResultIds(request)
+  const continuesOn = continues.length > 0 ? dispatcher.toolCalls.holder(continues) : undefined
   const job = new Job({
     requestId: admission.requestId,
     body: admission.body,
@@ -56,6 +62,7 @@ export function admit(dispatcher: Dispatcher, admission: Admission, sink: JobSin
     strategy,
     affinity: sticky ? admission.affinity ?? affinityKey(headers, request) : undefined,
     candidates: dispatcher.candidatesFor(request.model),
+    continues, continuesOn,
   }, sink, admission.receivedAt)
   dispatcher.submit(job)
   sink.accepted(job)

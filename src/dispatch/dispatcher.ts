@@ -21,6 +21,7 @@ import { AccountHandle, type AccountOptions, type AccountOwner } from './account
 import { AccountTable } from './account-table.ts'
 import { AffinityTable } from './affinity.ts'
 import { JobQueue } from './job-queue.ts'
+import { ToolCallDirectory } from './tool-calls.ts'
 import { admit, type Admission } from './admission.ts'
 import type { Job, JobSink } from './job.ts'
 import { applyLiveSettings } from './live-settings.ts'
@@ -51,6 +52,8 @@ export class Dispatcher implements AccountOwner {
   readonly #queue: JobQueue
   readonly #strategies: Record<StrategyName, Strategy>
   readonly affinity: AffinityTable
+  /** the tool bridge: which account's CLI waits on a tool_use_id (tool-calls.ts) */
+  readonly toolCalls = new ToolCallDirectory<AccountHandle>()
   readonly ledger: UsageLedger
   #dispatchSeq = 0
   #closing = false
@@ -172,6 +175,12 @@ export class Dispatcher implements AccountOwner {
   }
 
   #place(job: Job): boolean {
+    // a continuation of parked tool calls: the slot its conversation held is its own
+    const holder = job.continuesOn
+    if (holder !== undefined && holder.routable && job.candidates.includes(holder)) {
+      this.#assign(job, holder)
+      return true
+    }
     const affinity = job.affinity
     const home = affinity?.follow ? this.#home(affinity.key, job) : undefined
     const account = home ?? job.strategy.pick(job.candidates) ?? this.#leastQueued(job.candidates)
@@ -285,6 +294,14 @@ export class Dispatcher implements AccountOwner {
       this.#placeQueued()
       this.#dropHopeless()
     }
+  }
+
+  parked(account: AccountHandle, ids: readonly string[]): void {
+    this.toolCalls.park(ids, account)
+  }
+
+  unparked(ids: readonly string[]): void {
+    this.toolCalls.release(ids)
   }
 
   lost(_account: AccountHandle): void {

@@ -28,6 +28,9 @@ export class Job {
   readonly strategy: Strategy
   /** set when the request is sticky: its conversation's key in the affinity table */
   readonly affinity: AffinityKey | undefined
+  /** the tool bridge: the tool_use ids this request continues, and the account whose CLI waits on them */
+  readonly continues: readonly string[] | undefined
+  readonly continuesOn: AccountHandle | undefined
   /** the accounts that may serve this model, in config order (minus those a failover already tried) */
   candidates: readonly AccountHandle[]
   readonly sink: JobSink
@@ -46,11 +49,15 @@ export class Job {
   prev: Job | undefined
   next: Job | undefined
 
-  constructor(request: RunRequest, route: { strategy: Strategy; affinity: AffinityKey | undefined; candidates: readonly AccountHandle[] },
-    sink: JobSink, receivedAt: number) {
+  constructor(request: RunRequest, route: {
+    strategy: Strategy; affinity: AffinityKey | undefined; candidates: readonly AccountHandle[]
+    continues?: readonly string[] | undefined; continuesOn?: AccountHandle | undefined
+  }, sink: JobSink, receivedAt: number) {
     this.request = request
     this.strategy = route.strategy
     this.affinity = route.affinity
+    this.continuesOn = route.continuesOn
+    this.continues = route.continuesOn ? route.continues : undefined
     this.candidates = route.candidates
     this.sink = sink
     this.receivedAt = receivedAt

@@ -31,6 +31,12 @@ export const textBlockStart = (index: number): string =>
 export const textDelta = (index: number, text: string): string =>
   frame('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'text_delta', text } })
 
+export const toolUseStart = (index: number, id: string, name: string): string =>
+  frame('content_block_start', { type: 'content_block_start', index, content_block: { type: 'tool_use', id, name, input: {} } })
+
+export const inputJsonDelta = (index: number, partialJson: string): string =>
+  frame('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: partialJson } })
+
 export const blockStop = (index: number): string => frame('content_block_stop', { type: 'content_block_stop', index })
 
 export const messageDelta = (stopReason: string, stopSequence: string | null, usage: object): string =>

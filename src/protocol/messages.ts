@@ -63,7 +63,13 @@ export const FromWorker = z.discriminatedUnion('kind', [
   /** pre-framed SSE bytes of a streamed answer, everything the request produced in one turn */
   z.object({ kind: z.literal('chunk'), id: z.number(), text: z.string() }),
   /** the answer is complete; `body` is the whole JSON message for a non-streamed request */
-  z.object({ kind: z.literal('done'), id: z.number(), body: z.string().optional(), usage: Usage, model: z.string() }),
+  z.object({
+    kind: z.literal('done'), id: z.number(), body: z.string().optional(), usage: Usage, model: z.string(),
+    /** tool_use ids a live CLI of this account now waits on (the tool bridge): the client's results come back here */
+    parked: z.array(z.string()).optional(),
+  }),
+  /** parked tool calls that ended without the client's result (deadline, CLI gone, shutdown): their slot is free */
+  z.object({ kind: z.literal('unparked'), ids: z.array(z.string()) }),
   z.object({
     kind: z.literal('failed'), id: z.number(), code: CodeSchema, message: z.string(),
     retryAfterS: z.number().optional(),

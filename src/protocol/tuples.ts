@@ -92,7 +92,7 @@ export function encodeFromWorker(event: FromWorker): unknown {
       return [CHUNK, event.id, event.text]
     case 'done':
       // a usage with more than the two counts (cache tokens…) keeps the object form: rare, and zod checks it
-      if (!plainUsage(event.usage)) return event
+      if (!plainUsage(event.usage) || event.parked !== undefined) return event
       return [DONE, event.id, event.body, event.model, event.usage.input_tokens, event.usage.output_tokens]
     default:
       return event

@@ -39,13 +39,22 @@ export interface SessionOutput {
 }
 
 export interface Completion {
-  /** the answer's content blocks; text deltas already sent must add up to its text */
+  /**
+   * The answer's content blocks; text deltas already sent must add up to its text blocks. `tool_use` blocks
+   * (`{type, id, name, input}`) come after the text, and the host frames them in a stream (the tool bridge).
+   */
   readonly content: readonly object[]
   readonly stopReason: string
   readonly stopSequence?: string | null
   readonly usage: Usage
   /** the model that really answered, when the session knows it */
   readonly model?: string
+  /**
+   * The tool bridge: ids of this answer's `tool_use` blocks on which a live CLI now waits for the client's result.
+   * The main thread routes a request carrying a `tool_result` for one of them back to this account (and holds the
+   * account's slot meanwhile); the session emits `unparked` when such calls end without one (deadline, CLI gone).
+   */
+  readonly parked?: readonly string[]
 }
 
 export interface Session {

@@ -1,0 +1,66 @@
+/**
+ * The tool bridge's directory on the main thread: which account holds the live CLI that waits on a `tool_use_id`. A
+ * request whose last user turn carries `tool_result` blocks for such ids continues there, ahead of affinity and
+ * strategy; an id not here (unknown, expired, its worker gone) is served fresh. Entries leave when the continuation
+ * comes, when the worker says the call ended (`unparked`) or when the account's worker ends. Bounded: a client cannot
+ * grow it, only accounts' parked calls do, and those are bounded by their slots.
+ */
+
+/** A continuation's ids, from the last user turn of a Messages request (its `tool_result` blocks). */
+export function toolResultIds(request: { messages?: readonly { role?: unknown; content?: unknown }[] }): string[] {
+  const messages = request.messages
+  if (!messages || messages.length === 0) return []
+  const last = messages[messages.length - 1]
+  if (last?.role !== 'user' || !Array.isArray(last.content)) return []
+  const ids: string[] = []
+  for (const block of last.content as { type?: unknown; tool_use_id?: unknown }[]) {
+    if (block?.type === 'tool_result' && typeof block.tool_use_id === 'string') ids.push(block.tool_use_id)
+  }
+  return ids
+}
+
+/** the most ids held at once, whatever happens: far above what the accounts' slots can park */
+const MAX_ENTRIES = 100_000
+
+export class ToolCallDirectory<A> {
+  readonly #byId = new Map<string, A>()
+
+  get size(): number { return this.#byId.size }
+
+  /** the account a continuation of `ids` goes to: the one holding all of them, else none (served fresh) */
+  holder(ids: readonly string[]): A | undefined {
+    if (ids.length === 0) return undefined
+    const first = this.#byId.get(ids[0])
+    if (first === undefined) return undefined
+    for (let i = 1; i < ids.length; i++) if (this.#byId.get(ids[i]) !== first) return undefined
+    return first
+  }
+
+  park(ids: readonly string[], account: A): void {
+    for (const id of ids) {
+      if (this.#byId.size >= MAX_ENTRIES) this.#byId.delete(this.#byId.keys().next().value as string)
+      this.#byId.set(id, account)
+    }
+  }
+
+  /** the ids left the directory (continued, ended); returns how many were here */
+  release(ids: readonly string[]): number {
+    let n = 0
+    for (const id of ids) if (this.#byId.delete(id)) n++
+    return n
+  }
+
+  /** an account's worker ended: none of its calls can continue */
+  forget(account: A): string[] {
+    const gone: string[] = []
+    for (const [id, holder] of this.#byId) if (holder === account) gone.push(id)
+    for (const id of gone) this.#byId.delete(id)
+    return gone
+  }
+
+  idsOf(account: A): string[] {
+    const ids: string[] = []
+    for (const [id, holder] of this.#byId) if (holder === account) ids.push(id)
+    return ids
+  }
+}
