@@ -75,11 +75,14 @@ export class OrchestratorError extends Error {
   readonly code: Code
   /** seconds; overrides the table's default (an upstream's own retry-after, the soonest recovery) */
   readonly retryAfterS: number | undefined
-  constructor(code: Code, message: string, options?: ErrorOptions & { retryAfterS?: number }) {
+  /** the request parameter at fault, where a wire shape names it (OpenAI's `param`) */
+  readonly param: string | undefined
+  constructor(code: Code, message: string, options?: ErrorOptions & { retryAfterS?: number; param?: string }) {
     super(message, options)
     this.name = 'OrchestratorError'
     this.code = code
     this.retryAfterS = options?.retryAfterS
+    this.param = options?.param
   }
 }
 

@@ -217,6 +217,12 @@ function* liveAccounts(): Generator<MeteredAccount> {
   for (const s of sources) yield* s.accounts
 }
 
+/** requests taken by each front door (a bounded label: the doors are the route table's) */
+const doorCounts = new Map<string, number>()
+export function doorRequest(path: string): void {
+  doorCounts.set(path, (doorCounts.get(path) ?? 0) + 1)
+}
+
 // ── the registry's view ─────────────────────────────────────────────────────────────────────────────────────────────
 new Counter({
   name: 'agyc_requests_total',
@@ -229,6 +235,17 @@ new Counter({
     for (const m of byAccount.values()) {
       for (const cell of m.requests) this.inc({ account: m.id, status: cell.status, strategy: cell.strategy }, cell.n)
     }
+  },
+})
+
+new Counter({
+  name: 'agyc_front_door_requests_total',
+  help: 'Requests each front door read, checked and admitted (/v1/messages, /v1/chat/completions, /v1/responses)',
+  labelNames: ['door'],
+  registers: [registry],
+  collect() {
+    this.reset()
+    for (const [door, n] of doorCounts) this.inc({ door }, n)
   },
 })
 

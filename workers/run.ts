@@ -11,7 +11,7 @@ import { OrchestratorError } from '../src/errors.ts'
 import type { FromWorker, RunCommand } from '../src/protocol/messages.ts'
 import type { RunRequest } from '../src/protocol/run-request.ts'
 import { estimateInputTokens, type MessagesRequest } from '../src/protocol/anthropic.ts'
-import * as sse from '../src/formats/anthropic-sse.ts'
+import { framerFor, type Framer } from './framers.ts'
 import type { Completion, SessionOutput, SessionRequest } from './sessions/types.ts'
 
 /** a stream's characters in flight to the main thread and the client's socket, unacknowledged (docs/security.md, "Bounds") */
@@ -41,9 +41,7 @@ export class Run implements SessionOutput, SessionRequest {
   readonly controller = new AbortController()
   readonly host: RunHost
   readonly messageId = nextMessageId()
-  /** message_start and the text block have been framed */
-  opened = false
-  /** the session streams the upstream's own SSE: the host frames nothing for this request */
+  /** the session streams the upstream's own SSE (the http kind): the framer only translates it, if at all */
   passthrough = false
   /** the chunk event of this turn, still in the outbox and open for appending */
   pending: Chunk | undefined
@@ -57,6 +55,7 @@ export class Run implements SessionOutput, SessionRequest {
   doneWhileHeld: FromWorker | undefined
   #drainWaiters: (() => void)[] | undefined
   #request: MessagesRequest | undefined
+  #framer: Framer | undefined
 
   constructor(host: RunHost, command: RunCommand) {
     // every field of the request, whatever run-request.ts declares: the session reads them off the Run
@@ -66,6 +65,15 @@ export class Run implements SessionOutput, SessionRequest {
   }
 
   get signal(): AbortSignal { return this.controller.signal }
+
+  /** the answer's writer in the client's format, made on first use */
+  get framer(): Framer {
+    return this.#framer ??= framerFor(this, this.format, this.includeUsage === true)
+  }
+
+  inputTokens(): number {
+    return estimateInputTokens(this.request)
+  }
 
   /**
    * The body parsed, on first use: a session that forwards the client's bytes (the http kind) never needs it. The main
@@ -84,14 +92,14 @@ export class Run implements SessionOutput, SessionRequest {
 
   text(delta: string): boolean {
     if (!this.stream || this.signal.aborted || delta === '') return true
-    this.#out(this.#open() + sse.textDelta(0, delta))
+    this.#out(this.framer.text(delta))
     return this.writable
   }
 
   raw(sse: string): boolean {
     if (!this.stream || this.signal.aborted || sse === '') return true
     this.passthrough = true
-    this.#out(sse)
+    this.#out(this.framer.raw(sse))
     return this.writable
   }
 
@@ -155,42 +163,13 @@ export class Run implements SessionOutput, SessionRequest {
     this.#wake()
   }
 
-  #open(): string {
-    if (this.opened) return ''
-    this.opened = true
-    return sse.messageStart(this.messageId, this.model, estimateInputTokens(this.request)) + sse.textBlockStart(0) + sse.PING
-  }
-
-  /** the rest of the stream, or the whole message as JSON */
+  /** the rest of the stream, or the whole answer (returned: it travels with `done`) */
   finish(completion: Completion, accountId: string): string | undefined {
-    const model = completion.model ?? this.model
-    if (!this.stream) {
-      return JSON.stringify({
-        id: this.messageId, type: 'message', role: 'assistant', model, content: completion.content,
-        stop_reason: completion.stopReason, stop_sequence: completion.stopSequence ?? null, usage: completion.usage,
-        metadata: { account_id: accountId },
-      })
-    }
-    if (this.passthrough) return undefined // the upstream's own events, message_stop included, already went out
-    let tail = ''
-    if (!this.opened) {
-      // nothing streamed yet (a session that answers in one piece): send the text as one delta
-      tail = this.#open()
-      let text = ''
-      for (const block of completion.content as { type?: string; text?: string }[]) if (block.type === 'text') text += block.text ?? ''
-      if (text) tail += sse.textDelta(0, text)
-    }
-    tail += sse.blockStop(0)
-    // the tool bridge's calls, after the text: one tool_use block each, its input as one JSON delta
-    let index = 0
-    for (const block of completion.content as { type?: string; id?: string; name?: string; input?: unknown }[]) {
-      if (block.type !== 'tool_use') continue
-      index++
-      tail += sse.toolUseStart(index, block.id ?? '', block.name ?? '') + sse.inputJsonDelta(index, JSON.stringify(block.input ?? {})) + sse.blockStop(index)
-    }
-    tail += sse.messageDelta(completion.stopReason, completion.stopSequence ?? null, completion.usage) + sse.MESSAGE_STOP
-    this.#out(tail)
+    if (!this.stream) return this.framer.whole(completion, accountId)
+    const tail = this.framer.tail(completion, this.passthrough)
+    if (tail !== '') this.#out(tail)
     return undefined
   }
+
 }
 

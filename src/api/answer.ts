@@ -8,6 +8,7 @@ import type { ServerResponse } from 'node:http'
 import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import { codes, errorBody, retryAfterOf, type Code, type OrchestratorError } from '../errors.ts'
+import { scrub } from '../config/known-secrets.ts'
 import { errorEvent } from '../formats/anthropic-sse.ts'
 import { requestSettled } from '../metrics.ts'
 
@@ -25,6 +26,28 @@ export interface ErrorShape {
 export const anthropicErrors: ErrorShape = {
   body: (error) => errorBody(error.code, error.message),
   streamEvent: (error) => errorEvent(codes[error.code].type, error.message),
+}
+
+/** OpenAI's error types, by our status: what its SDKs and clients branch on */
+function openaiType(status: number): string {
+  if (status === 400 || status === 404 || status === 405 || status === 413 || status === 431) return status === 404 ? 'not_found_error' : 'invalid_request_error'
+  if (status === 401) return 'authentication_error'
+  if (status === 403) return 'permission_error'
+  if (status === 429) return 'rate_limit_error'
+  if (status === 408 || status === 504) return 'timeout_error'
+  if (status === 503 || status === 529) return 'overloaded_error'
+  return 'server_error'
+}
+
+/** `{"error": {"message", "type", "param", "code"}}`: the doors of Chat Completions and Responses. */
+export function openaiErrorObject(error: OrchestratorError): { message: string; type: string; param: string | null; code: string } {
+  return { message: scrub(error.message), type: openaiType(codes[error.code].status), param: error.param ?? null, code: error.code.toLowerCase() }
+}
+
+export const openaiErrors: ErrorShape = {
+  body: (error) => JSON.stringify({ error: openaiErrorObject(error) }),
+  // the openai SDK throws on a data line carrying `error`, and on an `error` event (Responses)
+  streamEvent: (error) => `event: error\ndata: ${JSON.stringify({ type: 'error', error: openaiErrorObject(error) })}\n\n`,
 }
 
 export type Headers = Record<string, string | number>

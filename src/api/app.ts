@@ -16,7 +16,7 @@ import { OrchestratorError, codes, retryAfterOf, toOrchestratorError, type Code 
 import { adminRoutes, type Operations } from './admin.ts'
 import type { Guard } from './guard.ts'
 import { errorAnswer, nextRequestId, settledLocally } from './answer.ts'
-import { countTokensHandler, messagesEndpoint } from './messages.ts'
+import { DOORS, countTokensHandler, frontDoor } from './messages.ts'
 import { Routes, type RouteTable } from './routes.ts'
 import { BodyBudget } from './body-budget.ts'
 import { modelsHandlers } from './models.ts'
@@ -38,7 +38,9 @@ function routeTable(deps: AppDeps): RouteTable {
   const models = modelsHandlers(deps)
   const bodies = new BodyBudget(deps.config.server.bodyBudgetBytes)
   return {
-    'POST /v1/messages': { node: messagesEndpoint(deps, bodies) },
+    'POST /v1/messages': { node: frontDoor(deps, bodies, DOORS.messages) },
+    'POST /v1/chat/completions': { node: frontDoor(deps, bodies, DOORS.chat) },
+    'POST /v1/responses': { node: frontDoor(deps, bodies, DOORS.responses) },
     'POST /v1/messages/count_tokens': { hono: countTokensHandler(deps, bodies) },
     'GET /v1/models': { hono: models.list },
     'GET /v1/models/:id': { hono: models.get },

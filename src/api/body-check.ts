@@ -35,7 +35,7 @@ export async function closeCheckPool(): Promise<void> {
   await p?.destroy()
 }
 
-export type CheckedOk<K extends CheckKind> = Extract<Checked, { ok: true; kind: K }>
+export type CheckedOk<K extends CheckKind> = Extract<Checked, { ok: true; kind: K extends 'count_tokens' ? 'count_tokens' : 'messages' }>
 
 /** Reads `incoming`'s body and checks it as `kind`; throws the error to answer (413, 408, 400, 529). */
 export async function readChecked<K extends CheckKind>(incoming: IncomingMessage, server: ServerConfig, budget: BodyBudget,
@@ -51,7 +51,7 @@ export async function readChecked<K extends CheckKind>(incoming: IncomingMessage
       headers: summarize ? { 'x-agyc-session': incoming.headers['x-agyc-session'], 'x-claude-code-session-id': incoming.headers['x-claude-code-session-id'] } : {},
     }
     const checked = summarize ? await checkOffThread(task) : checkRequest(task)
-    if (!checked.ok) throw new OrchestratorError(checked.code, checked.message)
+    if (!checked.ok) throw new OrchestratorError(checked.code, checked.message, { param: checked.param })
     return { text, checked: checked as CheckedOk<K> }
   } finally {
     hold.release()

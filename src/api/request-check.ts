@@ -10,18 +10,25 @@ import type { AdmittedRequest } from '../dispatch/admission.ts'
 import { affinityKey, type AffinityKey } from '../dispatch/affinity.ts'
 import { toolResultIds } from '../dispatch/tool-calls.ts'
 import { estimateInputTokens } from '../protocol/anthropic.ts'
+import { FormatError, chatToMessages } from '../formats/openai-chat.ts'
+import { responsesToMessages } from '../formats/openai-responses.ts'
 import { CountTokensRequest, MessagesRequest, describeIssues, shapeProblem, type ShapeLimits } from './request-schema.ts'
 
-export type CheckKind = 'messages' | 'count_tokens'
+/** what the body is: an Anthropic Messages request, a count_tokens one, or one of OpenAI's, translated to Messages */
+export type CheckKind = 'messages' | 'count_tokens' | 'openai-chat' | 'openai-responses'
 
 export type Checked =
   | {
     readonly ok: true; readonly kind: 'messages'; readonly request: AdmittedRequest
     /** a summary's: the affinity key and the tool_use ids the last user turn answers (admission.ts) */
     readonly affinity?: AffinityKey | undefined; readonly continues?: readonly string[] | undefined
+    /** an OpenAI request's translation, as the text the worker parses */
+    readonly body?: string | undefined
+    /** Chat Completions' stream_options.include_usage */
+    readonly includeUsage?: boolean | undefined
   }
   | { readonly ok: true; readonly kind: 'count_tokens'; readonly inputTokens: number }
-  | { readonly ok: false; readonly code: Code; readonly message: string }
+  | { readonly ok: false; readonly code: Code; readonly message: string; readonly param?: string | undefined }
 
 export interface CheckTask {
   readonly kind: CheckKind
@@ -42,6 +49,22 @@ export function checkRequest(task: CheckTask): Checked {
   }
   const problem = shapeProblem(value, task.limits)
   if (problem) return { ok: false, code: 'AGYC_INVALID_REQUEST', message: problem }
+  let body: string | undefined
+  let includeUsage: boolean | undefined
+  if (task.kind === 'openai-chat' || task.kind === 'openai-responses') {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, code: 'AGYC_INVALID_REQUEST', message: 'expected a JSON object' }
+    const openai = value as Record<string, unknown>
+    if (typeof openai.model !== 'string' || openai.model === '') return { ok: false, code: 'AGYC_INVALID_REQUEST', message: 'model: expected a model name', param: 'model' }
+    try {
+      value = task.kind === 'openai-chat' ? chatToMessages(openai) : responsesToMessages(openai)
+    } catch (err) {
+      if (err instanceof FormatError) return { ok: false, code: 'AGYC_INVALID_REQUEST', message: `${err.param}: ${err.message}`, param: err.param }
+      throw err
+    }
+    body = JSON.stringify(value)
+    const options = openai.stream_options as { include_usage?: unknown } | undefined
+    includeUsage = options?.include_usage === true
+  }
   if (task.kind === 'count_tokens') {
     const parsed = CountTokensRequest.safeParse(value)
     if (!parsed.success) return { ok: false, code: 'AGYC_INVALID_REQUEST', message: describeIssues(parsed.error.issues) }
@@ -50,7 +73,7 @@ export function checkRequest(task: CheckTask): Checked {
   const parsed = MessagesRequest.safeParse(value)
   if (!parsed.success) return { ok: false, code: 'AGYC_INVALID_REQUEST', message: describeIssues(parsed.error.issues) }
   const request = parsed.data
-  if (!task.summarize) return { ok: true, kind: 'messages', request }
+  if (!task.summarize) return { ok: true, kind: 'messages', request, body, includeUsage }
   const routing = request.metadata?.routing
   return {
     ok: true,
@@ -61,5 +84,6 @@ export function checkRequest(task: CheckTask): Checked {
     },
     affinity: affinityKey(task.headers, request),
     continues: toolResultIds(request),
+    body, includeUsage,
   }
 }

@@ -36,6 +36,9 @@ export interface Admission {
   readonly affinity?: AffinityKey | undefined
   /** the tool_use ids of the last user turn's tool_result blocks, when the door computed them already (same reason) */
   readonly continues?: readonly string[] | undefined
+  /** the client's wire format, when not Anthropic's (the worker frames the answer in it) */
+  readonly format?: string | undefined
+  readonly includeUsage?: boolean | undefined
 }
 
 /** Decides the job's route and hands it to the dispatcher; throws what to answer at once (400, 404, 529, 503). */
@@ -58,6 +61,8 @@ export function admit(dispatcher: Dispatcher, admission: Admission, sink: JobSin
     maxTokens: request.max_tokens ?? dispatcher.config.defaultMaxTokens,
     anthropicBeta: headerValue(headers['anthropic-beta']),
     anthropicVersion: headerValue(headers['anthropic-version']),
+    format: admission.format,
+    includeUsage: admission.includeUsage,
   }, {
     strategy,
     affinity: sticky ? admission.affinity ?? affinityKey(headers, request) : undefined,

@@ -8,7 +8,7 @@
  */
 
 /** how a field is checked where it arrives; `?` marks a field a request may leave out */
-export type FieldType = 'string' | 'number' | 'boolean' | 'string?'
+export type FieldType = 'string' | 'number' | 'boolean' | 'string?' | 'boolean?'
 
 export const RUN_FIELDS = {
   /** the client's body as received, in the Anthropic shape: the worker parses it once, on first use */
@@ -23,6 +23,10 @@ export const RUN_FIELDS = {
   /** the client's `anthropic-beta` and `anthropic-version` headers, forwarded to Anthropic-compatible upstreams */
   anthropicBeta: 'string?',
   anthropicVersion: 'string?',
+  /** the client's wire format for the answer: absent for Anthropic's, `openai-chat` or `openai-responses` (framers) */
+  format: 'string?',
+  /** Chat Completions' `stream_options.include_usage`: a usage chunk before [DONE] */
+  includeUsage: 'boolean?',
 } as const satisfies Record<string, FieldType>
 
 type Fields = typeof RUN_FIELDS
@@ -45,5 +49,6 @@ export function fieldAccepts(type: FieldType, value: unknown): boolean {
     case 'string?': return value === undefined || typeof value === 'string'
     case 'number': return finite(value)
     case 'boolean': return typeof value === 'boolean'
+    case 'boolean?': return value === undefined || typeof value === 'boolean'
   }
 }
