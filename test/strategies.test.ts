@@ -67,3 +67,13 @@ test('power-of-two-choices honours weights when the loads are equal', () => {
   const a = picks.filter((id) => id === 'a').length / picks.length
   assert.ok(Math.abs(a - 0.75) < 0.03, `a got ${a}`)
 })
+
+test('quota (MostQuotaLeft) picks the available account with the most budget left; ties go to the first', async () => {
+  const { MostQuotaLeft } = await import('../src/strategies/quota.ts')
+  const quota = new MostQuotaLeft()
+  assert.equal(quota.pick([view('a', { quotaLeft: 0.2 }), view('b', { quotaLeft: 0.7 }), view('c', { quotaLeft: 0.5 })])?.id, 'b')
+  assert.equal(quota.pick([view('a', { quotaLeft: 0.9, available: false }), view('b', { quotaLeft: 0.1 })])?.id, 'b', 'an unavailable account is skipped, however much it has left')
+  assert.equal(quota.pick([view('a', { quotaLeft: 1 }), view('b', { quotaLeft: 1 })])?.id, 'a', 'accounts without a quota count as untouched (1)')
+  assert.equal(quota.pick([view('a', { quotaLeft: 0 })])?.id, 'a', 'an exhausted budget still picks when it is all there is (admission refuses beforehand)')
+  assert.equal(quota.pick([view('a', { available: false })]), undefined)
+})

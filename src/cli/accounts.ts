@@ -9,13 +9,13 @@ import type { Config } from '../config/schema.ts'
 import { isPreset, locateCommand, loggedIn, missingCommandMessage, presets, usesKey, writeSettings } from '../config/presets.ts'
 import { ensureStateDir, privateDir } from '../config/state-dir.ts'
 import { WORK_DIR, childEnvironment } from '../config/child-env.ts'
-import { parseCommand } from './args.ts'
+import { DEFAULT_CONFIG, parseCommand } from './args.ts'
 
 export const accountsUsage = `usage: agyc accounts login ID [--config FILE]
 
 Runs the account's agent CLI (claude-code, gemini-cli or codex) with its own interactive login, inside the
 account's state directory, with the terminal attached. Each account keeps its own credentials.
-  -c, --config FILE   the config file (default: config.example.json)
+  -c, --config FILE   the config file (default: ${DEFAULT_CONFIG})
   -h, --help          this text
 `
 
@@ -27,7 +27,7 @@ const hints: Record<string, string> = {
 }
 
 export function runAccounts(argv: string[]): void {
-  const { values, positionals } = parseCommand(argv, { config: { type: 'string', short: 'c', default: 'config.example.json' } }, accountsUsage, true)
+  const { values, positionals } = parseCommand(argv, { config: { type: 'string', short: 'c', default: DEFAULT_CONFIG } }, accountsUsage, true)
   if (values.help) {
     process.stdout.write(accountsUsage)
     process.exit(0)

@@ -1,4 +1,5 @@
 /** `agyc`: one command per operation (bin/agyc runs this file on the Node npm installed). */
+import { requireSupportedNode } from './node-version.ts'
 
 const usage = `usage: agyc <command> [options]
 
@@ -12,11 +13,7 @@ Commands:
 agyc <command> --help shows a command's options.
 `
 
-const [major, minor] = process.versions.node.split('.').map(Number)
-if (major < 22 || (major === 22 && minor < 18)) {
-  process.stderr.write(`agyc needs Node ≥ 22.18 (this is ${process.version})\n`)
-  process.exit(1)
-}
+requireSupportedNode()
 
 // Each command is imported when it runs: loading all of them (the orchestrator, zod schemas, presets…) cost ~1 s of
 // CPU before `agyc status` or `agyc --help` could do anything.

@@ -3,12 +3,12 @@ import { endOpenExchanges } from '../api/exchange.ts'
 import { ConfigError, loadConfigFile } from '../config/load.ts'
 import { OrchestratorError } from '../errors.ts'
 import { startOrchestrator } from '../orchestrator.ts'
-import { parseCommand } from './args.ts'
+import { DEFAULT_CONFIG, parseCommand } from './args.ts'
 
 export const startUsage = `usage: agyc start [--config FILE] [--port N] [--host ADDR]
 
 Runs the orchestrator in the foreground.
-  -c, --config FILE   the config file (default: config.example.json)
+  -c, --config FILE   the config file (default: ${DEFAULT_CONFIG})
   -p, --port N        listen on this port (PORT in the environment does the same)
       --host ADDR     listen on this address
   -h, --help          this text
@@ -21,7 +21,7 @@ once by that signal (exit status 130 for SIGINT, 143 for SIGTERM).
 
 export async function runStart(argv: string[]): Promise<void> {
   const { values } = parseCommand(argv, {
-    config: { type: 'string', short: 'c', default: 'config.example.json' },
+    config: { type: 'string', short: 'c', default: DEFAULT_CONFIG },
     port: { type: 'string', short: 'p' },
     host: { type: 'string' },
   }, startUsage)

@@ -4,7 +4,7 @@
  * Every TTL is there so that a dead node's entries expire by themselves; nothing needs cleaning up after a SIGKILL.
  */
 import { z } from 'zod'
-import { secret } from '../config/secret.ts'
+import { envName, secret } from '../config/secret.ts'
 
 const positiveInt = (fallback: number) =>
   z.number({ error: 'expected a positive integer' }).int({ error: 'expected a positive integer' })
@@ -23,7 +23,7 @@ const RedisUrl = secret().pipe(z.string().refine((text) => {
  * The cluster secret signs forwarded requests between nodes. Only ever named, never written in the file (which is
  * shared and committed): `{"fromEnv": "AGYC_CLUSTER_SECRET"}`, at least 32 characters.
  */
-const ClusterSecret = z.strictObject({ fromEnv: z.string() }, {
+const ClusterSecret = z.strictObject({ fromEnv: envName }, {
   error: (issue) => (issue.code === 'invalid_type'
     ? 'expected {"fromEnv": "NAME"}: put the cluster secret in an environment variable and name it here'
     : undefined),

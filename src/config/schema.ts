@@ -3,7 +3,7 @@
  * each (`accounts[3].maxConcurrency: expected a positive integer`).
  */
 import { z } from 'zod'
-import { secret } from './secret.ts'
+import { envName, secret } from './secret.ts'
 import { Cluster } from '../cluster/config.ts'
 
 const positiveInt = (fallback: number) =>
@@ -48,7 +48,7 @@ const MockSession = z.strictObject({
 })
 
 /** A secret or setting taken from the orchestrator's environment at account start, by name; never logged. */
-const FromEnv = z.strictObject({ fromEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'expected an environment variable name' }) })
+const FromEnv = z.strictObject({ fromEnv: envName })
 /** a credential (`apiKey`, `authToken`): only ever named, never written in the file, which is shared and committed */
 const CredentialFromEnv = z.strictObject(FromEnv.shape, {
   error: (issue) => (issue.code === 'invalid_type'
@@ -61,7 +61,7 @@ const EnvValue = z.union([z.string(), FromEnv], { error: 'expected a string or {
  * Extra variables for the child. Its environment is an allowlist: PATH, LANG, LC_*, TZ from ours, then HOME (the
  * state directory), TMPDIR (`<stateDir>/tmp`), AGYC_STATE_DIR, AGYC_ACCOUNT_ID, then these.
  */
-const ChildEnv = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'expected an environment variable name' }), EnvValue).default({})
+const ChildEnv = z.record(envName, EnvValue).default({})
 
 /** What every child-process session shares: an argv (never a shell) and how to stop it. */
 const childFields = {

@@ -9,7 +9,8 @@ import { remember } from './known-secrets.ts'
 
 export { isKnownSecret, redactConfig, rememberSecret, scrub } from './known-secrets.ts'
 
-const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'expected an environment variable name' })
+/** an environment variable's name: the config names variables for secrets and for children's environments */
+export const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'expected an environment variable name' })
 
 /**
  * A secret value: `"sk-…"` or `{"fromEnv": "AGYC_KEY"}`. A missing or empty variable is a config error naming the
