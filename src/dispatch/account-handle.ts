@@ -16,6 +16,7 @@ import type { UsageLedger } from '../usage/ledger.ts'
 import { Quota } from '../usage/quota.ts'
 import { AccountLifecycle, type AccountState, type LifecycleHost } from './account-lifecycle.ts'
 import type { Job } from './job.ts'
+import { ParkedCalls } from './tool-calls.ts'
 import type { LazyWorkers } from './parking.ts'
 
 export { backoffMs, type AccountState } from './account-lifecycle.ts'
@@ -77,12 +78,8 @@ export class AccountHandle implements AccountView, LifecycleHost {
   readonly #life: AccountLifecycle
   readonly #pending = new Map<number, Job>()
   #seq = 0
-  /**
-   * The tool bridge: tool_use ids a live CLI of this account waits on, by id, each with its conversation (the first id
-   * of its answer). A parked conversation holds one slot of the account (`assigned`) until it is continued or ends.
-   */
-  readonly #parkedCalls = new Map<string, string>()
-  readonly #parkedConversations = new Map<string, number>()
+  /** the tool bridge: conversations whose CLI waits on the client's tool results, each holding a slot (`assigned`) */
+  readonly #parked = new ParkedCalls()
 
   constructor(config: AccountConfig, options: AccountOptions) {
     this.id = config.id
@@ -188,46 +185,26 @@ export class AccountHandle implements AccountView, LifecycleHost {
     this.#pending.clear()
     this.assigned = 0
     // the worker is gone, and the CLIs parked on tool calls with it
-    if (this.#parkedCalls.size > 0) {
-      const ids = [...this.#parkedCalls.keys()]
-      this.#parkedCalls.clear()
-      this.#parkedConversations.clear()
-      this.#owner.unparked(ids)
-    }
+    if (this.#parked.calls > 0) this.#owner.unparked(this.#parked.clear())
     for (const job of jobs) this.#owner.failed(job, this, error)
   }
 
   /** tool calls a live CLI of this account waits on (the tool bridge) */
-  get parkedCalls(): number { return this.#parkedCalls.size }
+  get parkedCalls(): number { return this.#parked.calls }
 
   /** A conversation's answer ended on tool calls its CLI now waits on: it keeps a slot until continued or ended. */
   #park(ids: readonly string[]): void {
-    const conversation = ids[0]
-    for (const id of ids) this.#parkedCalls.set(id, conversation)
-    this.#parkedConversations.set(conversation, ids.length)
+    this.#parked.park(ids)
     this.assigned++
     this.#owner.parked(this, ids)
   }
 
-  /** The calls were continued or ended: a conversation with none left gives its slot back. True if any was here. */
+  /** The calls were continued or ended: a conversation with none left gives its slot back. True if one did. */
   #unpark(ids: readonly string[]): boolean {
-    let freed = false
-    const gone: string[] = []
-    for (const id of ids) {
-      const conversation = this.#parkedCalls.get(id)
-      if (conversation === undefined) continue
-      this.#parkedCalls.delete(id)
-      gone.push(id)
-      const left = (this.#parkedConversations.get(conversation) ?? 1) - 1
-      if (left > 0) this.#parkedConversations.set(conversation, left)
-      else {
-        this.#parkedConversations.delete(conversation)
-        this.assigned--
-        freed = true
-      }
-    }
+    const { gone, freed } = this.#parked.unpark(ids)
+    this.assigned -= freed
     if (gone.length > 0) this.#owner.unparked(gone)
-    return freed
+    return freed > 0
   }
 
   /** SIGKILL every process group the worker reported: a child outlives the worker thread that spawned it. */

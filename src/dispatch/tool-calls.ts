@@ -64,3 +64,49 @@ export class ToolCallDirectory<A> {
     return ids
   }
 }
+
+/**
+ * One account's parked conversations: the tool_use ids its CLIs wait on, each with its conversation (the first id of
+ * its answer). A parked conversation holds one slot of the account until it is continued or ends.
+ */
+export class ParkedCalls {
+  readonly #conversationOf = new Map<string, string>()
+  /** calls left per conversation */
+  readonly #left = new Map<string, number>()
+
+  get calls(): number { return this.#conversationOf.size }
+  get conversations(): number { return this.#left.size }
+
+  park(ids: readonly string[]): void {
+    const conversation = ids[0]
+    for (const id of ids) this.#conversationOf.set(id, conversation)
+    this.#left.set(conversation, ids.length)
+  }
+
+  /** Takes the ids out; returns those that were here and how many conversations that ended (slots freed). */
+  unpark(ids: readonly string[]): { gone: string[]; freed: number } {
+    const gone: string[] = []
+    let freed = 0
+    for (const id of ids) {
+      const conversation = this.#conversationOf.get(id)
+      if (conversation === undefined) continue
+      this.#conversationOf.delete(id)
+      gone.push(id)
+      const left = (this.#left.get(conversation) ?? 1) - 1
+      if (left > 0) this.#left.set(conversation, left)
+      else {
+        this.#left.delete(conversation)
+        freed++
+      }
+    }
+    return { gone, freed }
+  }
+
+  /** everything (the worker is gone): the ids that were parked */
+  clear(): string[] {
+    const ids = [...this.#conversationOf.keys()]
+    this.#conversationOf.clear()
+    this.#left.clear()
+    return ids
+  }
+}
