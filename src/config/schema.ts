@@ -136,9 +136,13 @@ const HttpStart = z.strictObject({
 /** An Anthropic-compatible upstream over HTTP (docs/session-kinds.md, "http"). */
 const HttpSession = z.strictObject({
   kind: z.literal('http'),
-  /** `/v1/messages` is appended */
+  /**
+   * what the upstream speaks: Anthropic's Messages API (`/v1/messages` is appended to baseUrl), or OpenAI's Chat
+   * Completions (`/chat/completions` is appended: give the base URL with its version, e.g. `https://api.openai.com/v1`)
+   */
+  dialect: z.enum(['anthropic', 'openai-chat'], { error: 'expected "anthropic" or "openai-chat"' }).default('anthropic'),
   baseUrl: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }),
-  /** sent as `x-api-key` */
+  /** sent as `x-api-key` (`authorization: Bearer` with the openai-chat dialect) */
   apiKey: CredentialFromEnv.optional(),
   /** sent as `authorization: Bearer …` */
   authToken: CredentialFromEnv.optional(),

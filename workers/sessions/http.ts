@@ -14,6 +14,7 @@ import { estimateInputTokens } from '../../src/protocol/anthropic.ts'
 import type { Usage } from '../../src/protocol/messages.ts'
 import { Answer } from './answer.ts'
 import { SseScan } from './sse-scan.ts'
+import { ChatChunksToAnthropic, chatToMessage, messagesToChat } from '../../src/formats/openai-upstream.ts'
 import { resolveEnvValue } from '../../src/config/child-env.ts'
 import { createLauncher, type Child } from './process/child.ts'
 import { Supervisor } from './process/supervisor.ts'
@@ -29,7 +30,9 @@ export function createHttpSession(context: SessionContext): Session {
   const { account } = context
   const config = account.session as HttpConfig
   const base = new URL(config.baseUrl)
-  const path = `${base.pathname.replace(/\/+$/, '')}/v1/messages`
+  // an OpenAI-compatible upstream's base URL carries its version (`…/v1`), as its SDKs expect; an Anthropic one does not
+  const chat = config.dialect === 'openai-chat'
+  const path = `${base.pathname.replace(/\/+$/, '')}${chat ? '/chat/completions' : '/v1/messages'}`
   let pool: Pool
   let headers: Record<string, string>
   let supervisor: Supervisor | undefined
@@ -38,9 +41,10 @@ export function createHttpSession(context: SessionContext): Session {
   const rewritesModel = account.models !== undefined || account.aliases !== undefined
 
   function buildHeaders(): Record<string, string> {
-    const out: Record<string, string> = { 'content-type': 'application/json', 'anthropic-version': config.anthropicVersion }
+    const out: Record<string, string> = chat ? { 'content-type': 'application/json' } : { 'content-type': 'application/json', 'anthropic-version': config.anthropicVersion }
     for (const [name, value] of Object.entries(config.headers)) out[name.toLowerCase()] = resolveEnvValue(value, `headers.${name}`, account.stateDir)
-    if (config.apiKey) out['x-api-key'] = resolveEnvValue(config.apiKey, 'apiKey', account.stateDir)
+    // OpenAI's APIs take the key as a bearer token
+    if (config.apiKey) out[chat ? 'authorization' : 'x-api-key'] = `${chat ? 'Bearer ' : ''}${resolveEnvValue(config.apiKey, 'apiKey', account.stateDir)}`
     if (config.authToken) out.authorization = `Bearer ${resolveEnvValue(config.authToken, 'authToken', account.stateDir)}`
     return out
   }
@@ -65,7 +69,7 @@ export function createHttpSession(context: SessionContext): Session {
 
   /** the client's beta list and version go through unchanged (a gateway must not drop them); the rest is the account's */
   function forwarded(req: SessionRequest): Record<string, string> {
-    if (req.anthropicBeta === undefined && req.anthropicVersion === undefined) return headers
+    if (chat || (req.anthropicBeta === undefined && req.anthropicVersion === undefined)) return headers
     const out = { ...headers }
     if (req.anthropicVersion !== undefined) out['anthropic-version'] = req.anthropicVersion
     if (req.anthropicBeta !== undefined) out['anthropic-beta'] = req.anthropicBeta
@@ -78,8 +82,9 @@ export function createHttpSession(context: SessionContext): Session {
       throw new OrchestratorError('AGYC_UPSTREAM_FAILED', `the account's local server is ${supervisor.state}${why}`)
     }
     if (req.signal.aborted) throw new OrchestratorError('AGYC_CANCELLED', 'the request was cancelled')
-    const call = new UpstreamCall(req, out)
-    pool.dispatch({ path, method: 'POST', headers: forwarded(req), body: upstreamBody(req, rewritesModel) }, call)
+    const call = new UpstreamCall(req, out, chat)
+    const body = chat ? JSON.stringify(messagesToChat(req.request, req.model, req.stream)) : upstreamBody(req, rewritesModel)
+    pool.dispatch({ path, method: 'POST', headers: forwarded(req), body }, call)
     return call.promise
   }
 
@@ -172,10 +177,13 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
   #text = ''
   #decoder: TextDecoder | undefined
   #scan: SseScan | undefined
+  /** an OpenAI-compatible upstream: its chunks become Anthropic events before anything reads them */
+  readonly #chat: ChatChunksToAnthropic | undefined
 
-  constructor(req: SessionRequest, out: SessionOutput) {
+  constructor(req: SessionRequest, out: SessionOutput, chat: boolean) {
     this.#req = req
     this.#out = out
+    this.#chat = chat ? new ChatChunksToAnthropic() : undefined
     this.promise = new Promise<Completion>((resolve, reject) => {
       this.#resolve = resolve
       this.#reject = reject
@@ -227,7 +235,8 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
         const scan = this.#scan!
         let events: string
         try {
-          events = scan.push(this.#decoder!.decode(chunk, { stream: true }))
+          const text = this.#decoder!.decode(chunk, { stream: true })
+          events = scan.push(this.#chat ? this.#chat.push(text) : text)
         } catch (err) {
           this.#fail(transportError(err, this.#req.signal))
           controller.abort(err as Error)
@@ -295,13 +304,18 @@ class UpstreamCall implements Dispatcher.DispatchHandler {
     }
     // a 200 carrying an error body is the upstream's failure, as a status would be
     if ((message as { type?: unknown } | null)?.type === 'error') throw fromAnthropicError((message as { error?: unknown }).error, 'upstream')
+    if (this.#chat) {
+      if (typeof message !== 'object' || message === null || 'error' in message) throw fromAnthropicError((message as { error?: unknown } | null)?.error, 'upstream')
+      message = chatToMessage(message as Record<string, unknown>)
+    }
     const req = this.#req
     return new Answer(this.#out, 'upstream', () => estimateInputTokens(req.request)).message(message)
   }
 
   #streamed(): Completion {
     const scan = this.#scan!
-    const rest = scan.push(`${this.#decoder!.decode()}\n\n`) // a last event without its blank line
+    const last = this.#decoder!.decode()
+    const rest = scan.push(this.#chat ? this.#chat.push(last) + this.#chat.end() : `${last}\n\n`) // a last event without its blank line
     if (rest) this.#out.raw(rest)
     if (scan.failure) throw scan.failure
     if (!scan.stopped) throw new OrchestratorError('AGYC_UPSTREAM_FAILED', 'upstream stream ended before message_stop')
