@@ -36,6 +36,7 @@ export const codes = {
   AGYC_REQUEST_TOO_LARGE: { status: 413, type: 'request_too_large', localOrigin: true },
   AGYC_HEADERS_TOO_LARGE: { status: 431, type: 'request_too_large', localOrigin: true },
   AGYC_RECEIVE_TIMEOUT: { status: 408, type: 'timeout_error', localOrigin: true },
+  AGYC_EXPECTATION_FAILED: { status: 417, type: 'invalid_request_error', localOrigin: true },
   /** POST /admin/reload with a config file that does not validate: the running configuration stays */
   AGYC_CONFIG_INVALID: { status: 400, type: 'invalid_request_error', localOrigin: true },
   AGYC_QUOTA_EXHAUSTED: { status: 429, type: 'rate_limit_error', localOrigin: true },

@@ -37,7 +37,10 @@ export interface MeteredAccount {
 export interface MetricsSource {
   readonly accounts: readonly MeteredAccount[]
   readonly queued: number
-  readonly ledger: { totals(): Iterable<[string, string, { requests: number; errors: number; input: number; output: number; cacheRead: number; cacheWrite: number }]> }
+  readonly ledger: {
+    totals(): Iterable<[string, string, { requests: number; errors: number; input: number; output: number; cacheRead: number; cacheWrite: number }]>
+    folds(): Iterable<[string, number]>
+  }
   readonly affinity: { readonly hits: number; readonly misses: number }
 }
 
@@ -379,6 +382,18 @@ const usageCounter = (name: string, help: string, read: (c: { requests: number; 
 }
 usageCounter('agyc_usage_requests_total', 'Requests answered, by account and model, kept across restarts (usage accounting)', (c) => c.requests)
 usageCounter('agyc_usage_errors_total', 'Requests the account failed, by account and model, kept across restarts (usage accounting)', (c) => c.errors)
+
+// the `model` label is a client string: past the bound (src/usage/model-names.ts) it reads "other", and this says how often
+new Counter({
+  name: 'agyc_labels_folded_total',
+  help: 'Requests whose model name was recorded as "other" (an undeclared name past the per-account bound), by account and label, since start',
+  labelNames: ['account', 'label'],
+  registers: [registry],
+  collect() {
+    this.reset()
+    for (const s of sources) for (const [account, n] of s.ledger.folds()) this.inc({ account, label: 'model' }, n)
+  },
+})
 
 gauge('agyc_account_quota_left', "Share of the account's tightest quota budget left, in [0, 1] (accounts with a quota only)", ['account'], (g) => {
   for (const a of liveAccounts()) if (a.quota) g.set({ account: a.id }, a.quota.left(a.assigned))

@@ -17,6 +17,7 @@ import { Dispatcher } from './dispatch/dispatcher.ts'
 import { Reconciler, type ReconcilePlan } from './dispatch/reconcile.ts'
 import { createLogger, type Logger } from './log.ts'
 import { UsageLedger } from './usage/ledger.ts'
+import { declaredIn } from './usage/model-names.ts'
 import { join } from 'node:path'
 import { watch } from './metrics.ts'
 
@@ -56,8 +57,11 @@ export interface Orchestrator {
 export async function startOrchestrator(config: Config, options: OrchestratorOptions = {}): Promise<Orchestrator> {
   const log = createLogger(config.log, options.logDestination)
   const usageFile = join(config.stateRoot, 'usage.json')
-  const ledger = UsageLedger.load(usageFile, (problem, setAside) => log.error({ problem, setAside }, 'usage file was corrupt: set aside, starting from zero'))
+  const ledger = UsageLedger.load(usageFile, (problem, setAside) => log.error({ problem, setAside }, 'usage file was corrupt: set aside, starting from zero'),
+    Date.now, declaredIn(() => config.accounts))
   const dispatcher = new Dispatcher(config.dispatcher, config.accounts, { health: config.health, log, ledger })
+  // from now on the names the running accounts declare (a reload replaces them)
+  ledger.declared = declaredIn(() => dispatcher.accounts.map((a) => a.config))
   const saveUsage = (): void => {
     if (!ledger.dirty) return
     try { ledger.save(usageFile) } catch (err) { log.error({ err }, 'could not save the usage file') }
@@ -102,6 +106,8 @@ export async function startOrchestrator(config: Config, options: OrchestratorOpt
     requireHostHeader: false, // the guard refuses a missing Host itself, in the Anthropic error shape
   }, handle)
   server.on('checkContinue', deferContinue(server))
+  // any other `Expect`: node would answer a bare 417 itself; the guard answers it in the error shape, logged and counted
+  server.on('checkExpectation', handle)
   server.on('clientError', createClientErrorHandler(log))
   server.listen(config.server.port, config.server.host)
   await new Promise<void>((resolve, reject) => {

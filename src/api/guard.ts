@@ -5,10 +5,15 @@
  *   segments, `%`-escapes, `\`): the guard and the router must see the same path (LiteLLM GHSA-4xpc-pv4p-pm3w), and
  *   @hono/node-server builds the URL from an absolute-form target, ignoring `Host`, and decodes `%2e`;
  * - a `Host` that is not ours (DNS rebinding, Ollama CVE-2024-28224): loopback names with any port, the bind address
- *   and `server.allowedHosts`; empty, or carrying a path, `@` or `#`, it matches nothing and is refused;
+ *   and `server.allowedHosts`; empty, or carrying a path, `@` or `#`, it matches nothing and is refused; two `Host`
+ *   fields are a 400 (node keeps the first and drops the other, which a proxy in front may have read instead:
+ *   RFC 9112 §3.2 says answer 400);
+ * - an `Expect` other than `100-continue`: 417 (RFC 9110 §10.1.1), in our error shape rather than node's bare one;
  * - a browser request from a foreign page: an `Origin` that is neither this origin nor configured, or
  *   `Sec-Fetch-Site: cross-site`. No Origin at all is a CLI or an SDK (Claude Code sends none) and passes: the Host
- *   check is what stops a rebinding page (MCP Inspector CVE-2025-49596 failed open the other way round);
+ *   check is what stops a rebinding page (MCP Inspector CVE-2025-49596 failed open the other way round). A configured
+ *   foreign origin opens the API only: `/admin`, `/metrics` and the dashboard need an admin key from it, so with no
+ *   admin key configured they are closed to it (else that page could reload the config or drain accounts);
  * - a missing or wrong key, when keys are configured; `/admin`, `/metrics` and the dashboard need an admin key.
  * Everything it needs is computed once here; per request it does Set lookups and a loop over the path's characters.
  */
@@ -60,6 +65,13 @@ export function accessFor(method: string | undefined, path: string): Access {
   if (first === 'admin' || first === 'metrics') return 'admin'
   if (first === 'healthz' || first === 'readyz') return 'open'
   return 'client'
+}
+
+/** How many `Host` fields the request carried: node's `headers.host` keeps the first only. */
+function hostFields(raw: readonly string[]): number {
+  let n = 0
+  for (let i = 0; i < raw.length; i += 2) if (raw[i].length === 4 && raw[i].toLowerCase() === 'host') n++
+  return n
 }
 
 export function createGuard(server: ServerConfig, log: Logger): Guard {
@@ -117,7 +129,12 @@ export function createGuard(server: ServerConfig, log: Logger): Guard {
       return refuse(req, res, 'AGYC_INVALID_REQUEST', 'the request target must be a plain path (no scheme, "//", ".", ".." or "%")')
     }
     const host = req.headers.host
+    if (hostFields(req.rawHeaders) > 1) return refuse(req, res, 'AGYC_INVALID_REQUEST', 'a request carries one Host field')
     if (!hostAllowed(host)) return refuse(req, res, 'AGYC_FORBIDDEN', 'this Host is not served here')
+    const expect = req.headers.expect
+    if (expect !== undefined && expect.trim().toLowerCase() !== '100-continue') {
+      return refuse(req, res, 'AGYC_EXPECTATION_FAILED', 'the only expectation served is "100-continue"')
+    }
 
     const origin = req.headers.origin
     let cors = false
@@ -125,6 +142,10 @@ export function createGuard(server: ServerConfig, log: Logger): Guard {
       cors = allowedOrigins.has(origin) || allowedOrigins.has(origin.toLowerCase())
       const sameOrigin = origin === `http://${host}` || origin === `https://${host}`
       if (!cors && !sameOrigin) return refuse(req, res, 'AGYC_FORBIDDEN', 'requests from this Origin are not allowed')
+      // an allowed page is a client of the API, not the operator: the admin side needs an admin key from it
+      if (cors && !sameOrigin && adminKeys.size === 0 && accessFor(req.method, path) === 'admin') {
+        return refuse(req, res, 'AGYC_FORBIDDEN', 'this Origin may call the API only')
+      }
     }
     const site = req.headers['sec-fetch-site']
     if (!cors && (site === 'cross-site' || site === 'same-site')) {

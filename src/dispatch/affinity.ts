@@ -2,10 +2,14 @@
  * Session affinity: a conversation goes back to the account that served its earlier turns, where its prompt cache
  * lives, while that account is available; otherwise the strategy picks and the new account becomes its home.
  * The key (README, "Session affinity"): the `x-agyc-session` header, else Claude Code's `x-claude-code-session-id`,
- * else `metadata.user_id`, else a hash of the system prompt and the first user turn. Memory is bounded: an LRU of
- * `maxEntries` keys that each live `ttlMs` since their last use.
+ * else `metadata.user_id`, else a hash of the system prompt and the first user turn. Every key is a hash (a kind letter
+ * and 27 base64url characters of SHA-1), never the client's string: 300 distinct 1 MB user ids kept raw held ~300 MB
+ * (issue 16). Memory is bounded: an LRU of `maxEntries` keys that each live `ttlMs` since their last use, each entry a
+ * fixed size (`ENTRY_BYTES` at most, measured in test/affinity.bounds.test.ts), so at most `maxEntries × ENTRY_BYTES`
+ * bytes: 100 000 × 256 B ≈ 26 MB with the defaults. SHA-1 is enough: a client that forges a collision only shares a
+ * routing preference with itself.
  */
-import { createHash } from 'node:crypto'
+import { createHash, hash } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import { textOf, type MessagesRequest } from '../protocol/anthropic.ts'
 
@@ -21,15 +25,26 @@ export interface AffinityKey {
  */
 export function affinityKey(headers: IncomingHttpHeaders, request: MessagesRequest): AffinityKey {
   const explicit = headers['x-agyc-session'] ?? headers['x-claude-code-session-id']
-  if (typeof explicit === 'string' && explicit !== '') return { key: `h:${explicit}`, follow: true }
+  if (typeof explicit === 'string' && explicit !== '') return { key: fixed('h', explicit), follow: true }
   const userId = (request.metadata as { user_id?: unknown } | undefined)?.user_id
-  if (typeof userId === 'string' && userId !== '') return { key: `u:${userId}`, follow: true }
+  if (typeof userId === 'string' && userId !== '') return { key: fixed('u', userId), follow: true }
   const messages = request.messages ?? []
   const first = messages.find((m) => m.role === 'user')
   const system = typeof request.system === 'string' ? request.system : textOf(request.system)
   const key = `c:${createHash('sha1').update(system).update('\0').update(textOf(first?.content)).digest('base64url')}`
   return { key, follow: messages.length > 1 }
 }
+
+/** the longest key the table holds as given: `affinityKey`'s are 29 characters; anything longer is hashed first */
+export const MAX_KEY_LENGTH = 32
+/**
+ * The most one entry holds, key and bookkeeping (measured: 175–190 B for a 29-character key, 20 000–100 000 keys); the
+ * account id is shared with its AccountHandle, not copied.
+ */
+export const ENTRY_BYTES = 256
+
+// one-shot `crypto.hash`: no Hash object per key
+const fixed = (kind: string, value: string): string => `${kind}:${hash('sha1', value, 'base64url')}`
 
 interface Entry { account: string; expires: number }
 
@@ -49,8 +64,12 @@ export class AffinityTable {
 
   get size(): number { return this.#map.size }
 
+  /** What the table may hold at most, in bytes: `maxEntries × ENTRY_BYTES`. */
+  get maxBytes(): number { return this.#max * ENTRY_BYTES }
+
   /** The conversation's home account, if it has a live one. */
-  home(key: string): string | undefined {
+  home(rawKey: string): string | undefined {
+    const key = bounded(rawKey)
     const entry = this.#map.get(key)
     if (!entry) return undefined
     if (entry.expires <= this.#now()) {
@@ -61,7 +80,8 @@ export class AffinityTable {
   }
 
   /** Records where the conversation went, and makes it the most recently used key; `counted`: a hit or a miss. */
-  served(key: string, account: string, hit: boolean, counted: boolean): void {
+  served(rawKey: string, account: string, hit: boolean, counted: boolean): void {
+    const key = bounded(rawKey)
     if (hit) this.hits++
     else if (counted) this.misses++
     this.#map.delete(key)
@@ -74,3 +94,6 @@ export class AffinityTable {
     for (const [key, entry] of this.#map) if (entry.account === account) this.#map.delete(key)
   }
 }
+
+/** A key the table can hold: `affinityKey`'s as they are, any longer one (another caller's) hashed to the same size. */
+const bounded = (key: string): string => (key.length <= MAX_KEY_LENGTH ? key : fixed('x', key))

@@ -4,10 +4,14 @@
  * hour serve the windows up to 1 h, 5 min buckets kept for a day serve the longer ones, so a window is exact to a
  * bucket (±10 s, ±5 min) and memory stays bounded whatever the traffic. The ledger survives restarts in one JSON file,
  * written atomically (temp file + rename); a corrupt file is set aside and reported, never fatal.
+ *
+ * Model names are client strings: how many series an account holds is bounded by model-names.ts (its declared names,
+ * 16 others, one `other` series for the rest), when recording and when loading a file an older version wrote unbounded.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Usage } from '../protocol/messages.ts'
+import { MAX_MODEL_NAME_LENGTH, MAX_UNDECLARED_MODELS, OTHER_MODEL, type DeclaredModels } from './model-names.ts'
 
 export const WINDOWS = { '1m': 60_000, '1h': 3_600_000, '5h': 18_000_000, '24h': 86_400_000 } as const
 export type WindowName = keyof typeof WINDOWS
@@ -95,31 +99,99 @@ class Series {
   window(now: number, ms: number): { counters: Counters; oldest: number } {
     return ms <= FINE_KEEP_MS ? this.fine.sum(now, ms) : this.coarse.sum(now, ms)
   }
+
+  /** adds `from`'s totals and buckets into this one (folding a series into `other`) */
+  merge(from: Series): void {
+    add(this.total, from.total)
+    for (const [mine, theirs] of [[this.fine, from.fine], [this.coarse, from.coarse]] as const) {
+      for (const [start, c] of theirs.map) {
+        const bucket = mine.map.get(start)
+        if (bucket) add(bucket, c)
+        else mine.map.set(start, add0(c))
+      }
+    }
+  }
+}
+
+/** One account's series by model name, and how its names were bounded (model-names.ts). */
+class AccountUsage {
+  readonly models = new Map<string, Series>()
+  /** names kept apart that the account did not declare (at most MAX_UNDECLARED_MODELS) */
+  undeclared = 0
+  /** requests recorded under `other` instead of their model's name, since this process started */
+  folded = 0
+
+  /** The series for `model`, made (or chosen: `other`) the first time a name is seen. */
+  seriesFor(account: string, model: string, declared: DeclaredModels): Series {
+    let name = model
+    if (model !== OTHER_MODEL && !declared(account, model)) {
+      if (model.length <= MAX_MODEL_NAME_LENGTH && this.undeclared < MAX_UNDECLARED_MODELS) this.undeclared++
+      else {
+        this.folded++
+        name = OTHER_MODEL
+      }
+    }
+    let series = this.models.get(name)
+    if (!series) this.models.set(name, series = new Series())
+    return series
+  }
+
+  /**
+   * Series loaded from a file: the declared ones and `other` kept, then the others by most requests first while the
+   * bound allows, the rest merged into `other` (a file an older version wrote without the bound).
+   */
+  static bounded(account: string, loaded: Map<string, Series>, declared: DeclaredModels): AccountUsage {
+    const usage = new AccountUsage()
+    const others: [string, Series][] = []
+    for (const [name, series] of loaded) {
+      if (name === OTHER_MODEL || declared(account, name)) usage.models.set(name, series)
+      else others.push([name, series])
+    }
+    others.sort((a, b) => b[1].total.requests - a[1].total.requests)
+    for (const [name, series] of others) {
+      if (name.length <= MAX_MODEL_NAME_LENGTH && usage.undeclared < MAX_UNDECLARED_MODELS) {
+        usage.models.set(name, series)
+        usage.undeclared++
+        continue
+      }
+      let other = usage.models.get(OTHER_MODEL)
+      if (!other) usage.models.set(OTHER_MODEL, other = new Series())
+      other.merge(series)
+      usage.folded += series.total.requests
+    }
+    return usage
+  }
 }
 
 export interface UsageReport {
   total: Counters
   windows: Record<WindowName, Counters>
   byModel: Record<string, { total: Counters; windows: Record<WindowName, Counters> }>
+  /** requests recorded under `other` instead of their model's name since start-up (model-names.ts) */
+  folded: number
 }
 
 interface SavedSeries { total: Counters; fine: [number, Counters][]; coarse: [number, Counters][] }
 interface Saved { version: 1; accounts: Record<string, Record<string, SavedSeries>> }
 
 export class UsageLedger {
-  readonly #accounts = new Map<string, Map<string, Series>>()
+  readonly #accounts = new Map<string, AccountUsage>()
   readonly #now: () => number
   dirty = false
+  /** the names accounts declare, kept under their own name whatever the bound (model-names.ts `declaredIn`) */
+  declared: DeclaredModels
 
-  constructor(now: () => number = Date.now) {
+  constructor(now: () => number = Date.now, declared: DeclaredModels = () => false) {
     this.#now = now
+    this.declared = declared
   }
 
+  /** Counts one answer of `account` under `model`, or under `other` past the bound (model-names.ts). */
   record(account: string, model: string, delta: Counters): void {
-    let models = this.#accounts.get(account)
-    if (!models) this.#accounts.set(account, models = new Map())
-    let series = models.get(model)
-    if (!series) models.set(model, series = new Series())
+    let usage = this.#accounts.get(account)
+    if (!usage) this.#accounts.set(account, usage = new AccountUsage())
+    // a name already kept is one lookup; only a new or folded name asks whether it is declared
+    const series = usage.models.get(model) ?? usage.seriesFor(account, model, this.declared)
     series.add(this.#now(), delta)
     this.dirty = true
   }
@@ -129,7 +201,7 @@ export class UsageLedger {
     const now = this.#now()
     const counters = zero()
     let oldest = Number.POSITIVE_INFINITY
-    for (const series of this.#accounts.get(account)?.values() ?? []) {
+    for (const series of this.#accounts.get(account)?.models.values() ?? []) {
       const w = series.window(now, ms)
       add(counters, w.counters)
       if (w.oldest < oldest) oldest = w.oldest
@@ -140,8 +212,9 @@ export class UsageLedger {
 
   report(account: string): UsageReport {
     const now = this.#now()
-    const report: UsageReport = { total: zero(), windows: windowsOf(() => zero()), byModel: {} }
-    for (const [model, series] of this.#accounts.get(account) ?? []) {
+    const usage = this.#accounts.get(account)
+    const report: UsageReport = { total: zero(), windows: windowsOf(() => zero()), byModel: {}, folded: usage?.folded ?? 0 }
+    for (const [model, series] of usage?.models ?? []) {
       const windows = windowsOf((ms) => series.window(now, ms).counters)
       report.byModel[model] = { total: { ...series.total }, windows }
       add(report.total, series.total)
@@ -153,20 +226,25 @@ export class UsageLedger {
   /** Input + output tokens the account ever used, all models (cheap: totals only). */
   tokens(account: string): number {
     let n = 0
-    for (const series of this.#accounts.get(account)?.values() ?? []) n += series.total.input + series.total.output
+    for (const series of this.#accounts.get(account)?.models.values() ?? []) n += series.total.input + series.total.output
     return n
   }
 
   /** Every (account, model) total, for the metrics scrape. */
   *totals(): Generator<[string, string, Counters]> {
-    for (const [account, models] of this.#accounts) for (const [model, series] of models) yield [account, model, series.total]
+    for (const [account, usage] of this.#accounts) for (const [model, series] of usage.models) yield [account, model, series.total]
+  }
+
+  /** Per account, the requests recorded under `other` instead of their model's name since start-up. */
+  *folds(): Generator<[string, number]> {
+    for (const [account, usage] of this.#accounts) yield [account, usage.folded]
   }
 
   save(file: string): void {
     const saved: Saved = { version: 1, accounts: {} }
-    for (const [account, models] of this.#accounts) {
+    for (const [account, usage] of this.#accounts) {
       const out: Record<string, SavedSeries> = {}
-      for (const [model, s] of models) out[model] = { total: s.total, fine: [...s.fine.map], coarse: [...s.coarse.map] }
+      for (const [model, s] of usage.models) out[model] = { total: s.total, fine: [...s.fine.map], coarse: [...s.coarse.map] }
       saved.accounts[account] = out
     }
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
@@ -178,10 +256,13 @@ export class UsageLedger {
 
   /**
    * Loads `file` if it exists. A file that cannot be read as a ledger is renamed `<file>.corrupt-<time>` and
-   * reported through `onCorrupt`; the ledger then starts empty.
+   * reported through `onCorrupt`; the ledger then starts empty. Each account's series are bounded as they load
+   * (`declared`: the names kept whatever the bound), so a file written before the bound costs one load, not every
+   * scrape after it.
    */
-  static load(file: string, onCorrupt: (problem: string, setAside: string) => void, now: () => number = Date.now): UsageLedger {
-    const ledger = new UsageLedger(now)
+  static load(file: string, onCorrupt: (problem: string, setAside: string) => void, now: () => number = Date.now,
+    declared: DeclaredModels = () => false): UsageLedger {
+    const ledger = new UsageLedger(now, declared)
     let text: string
     try {
       text = readFileSync(file, 'utf8')
@@ -200,13 +281,14 @@ export class UsageLedger {
           for (const [t, c] of s.coarse) series.coarse.map.set(Number(t), add0(checked(c)))
           map.set(model, series)
         }
-        ledger.#accounts.set(account, map)
+        ledger.#accounts.set(account, AccountUsage.bounded(account, map, declared))
+        if (map.size > ledger.#accounts.get(account)!.models.size) ledger.dirty = true // saved bounded at the next save
       }
     } catch (err) {
       const aside = `${file}.corrupt-${new Date(now()).toISOString().replaceAll(':', '-')}`
       try { renameSync(file, aside) } catch { /* reported all the same */ }
       onCorrupt((err as Error).message, aside)
-      return new UsageLedger(now)
+      return new UsageLedger(now, declared)
     }
     return ledger
   }

@@ -30,7 +30,8 @@ export function createMockSession({ account }: SessionContext): Session {
       const prompt = lastUserText(req.request)
       const midfail = config.directives ? await obey(prompt, account.id, req.signal) : false
       if (config.latencyMs > 0) await sleep(config.latencyMs, undefined, { signal: req.signal })
-      const text = config.text.replaceAll('{account}', account.id).replaceAll('{model}', req.model).replaceAll('{prompt}', prompt)
+      // a function replacer: a string one would read `$&`, `$'`… in the client's prompt as substitution patterns
+      const text = config.text.replaceAll('{account}', () => account.id).replaceAll('{model}', () => req.model).replaceAll('{prompt}', () => prompt)
       if (req.stream) {
         for (const piece of cut(text, config.deltas)) {
           if (config.deltaDelayMs > 0) await sleep(config.deltaDelayMs, undefined, { signal: req.signal })
