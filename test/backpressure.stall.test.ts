@@ -32,7 +32,7 @@ function floodProgress(dir: string): number {
   return file ? Number(readFileSync(file, 'utf8')) : 0
 }
 
-test('a client that stops reading pauses the stdio child, and is cut at the stall limit with its request cancelled', async (t) => {
+test('a client that stops reading pauses the stdio child, and is cut at the stall limit with its request cancelled', { timeout: 60_000 }, async (t) => {
   const { url, dir, logs, orch } = await start(t, {
     server: { writeStallTimeoutMs: 1_500 },
     accounts: [{
@@ -80,9 +80,9 @@ test('a client that stops reading pauses the stdio child, and is cut at the stal
   assert.equal(next.status, 200, next.text)
 })
 
-test('a client that reads slowly but keeps reading is not cut, and gets every byte', async (t) => {
+test('a client that reads slowly but keeps reading is not cut, and gets every byte', { timeout: 60_000 }, async (t) => {
   const { url } = await start(t, {
-    server: { writeStallTimeoutMs: 1_000 },
+    server: { writeStallTimeoutMs: 5_000 },
     accounts: [{ id: 'a', maxConcurrency: 1, session: { kind: 'stdio', command: 'node', args: [AGENT], killGraceMs: 300 } }],
   })
   const port = Number(new URL(url).port)
@@ -92,13 +92,14 @@ test('a client that reads slowly but keeps reading is not cut, and gets every by
     const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/messages', headers: { 'content-type': 'application/json' } }, (res) => {
       let text = ''
       res.setEncoding('utf8')
-      // pauses of 300 ms, well inside the stall limit
+      // pauses of 100 ms, well inside the stall limit
       res.on('data', (chunk: string) => {
         text += chunk
         res.pause()
-        setTimeout(() => res.resume(), 300).unref()
+        setTimeout(() => res.resume(), 100)
       })
       res.on('end', () => resolve(text))
+      res.on('close', () => { if (!res.complete) reject(new Error('the slow reader was cut')) })
     })
     req.on('error', reject)
     req.end(body)

@@ -5,10 +5,10 @@
  */
 import type { AnthropicErrorType } from '../errors.ts'
 
+/** no `connection` header: node writes its own, `close` when the client asked for it (a stream honours it) */
 export const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
   'cache-control': 'no-cache',
-  connection: 'keep-alive',
 } as const
 
 export const frame = (event: string, data: unknown): string => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`
