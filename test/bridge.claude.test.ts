@@ -207,6 +207,28 @@ test('Claude Code bridge: the client\'s tools through the real claude CLI', { ti
     await gone(pid, 'close() while pending')
   })
 
+  await t.test('an API error ends the turn with its code; the conversation takes the next turn', async () => {
+    model.script = () => ({ error: { status: 429, type: 'rate_limit_error', message: 'fake rate limit' } })
+    const bridge = await open([WEATHER])
+    await assert.rejects(bridge.start({ text: 'hi' }, () => {}), (err: OrchestratorError) => err.code === 'AGYC_UPSTREAM_RATE_LIMITED')
+    model.script = () => ({ text: ['Back.'] })
+    const again = await collect((onText) => bridge.start({ text: 'hi again' }, onText))
+    assert.equal(again.text, 'Back.')
+    await bridge.close()
+  })
+
+  await t.test('the CLI dying while a call is pending fails the conversation and reports it', async () => {
+    model.script = (call) => toolResults(call).length > 0 ? { text: ['x'] } : { calls: [{ name: 'get_weather', input: { city: 'Kyiv' } }] }
+    const closed: string[] = []
+    const bridge = await open([WEATHER], { onClosed: (reason) => closed.push(reason) })
+    const [call] = callsOf((await collect((onText) => bridge.start({ text: 'Kyiv?' }, onText))).step)
+    process.kill(bridge.pid!, 'SIGKILL')
+    await assert.rejects(bridge.next(() => {}), (err: OrchestratorError) => err.code === 'AGYC_UPSTREAM_FAILED' && /SIGKILL/.test(err.message))
+    assert.equal(closed.length, 1)
+    assert.match(closed[0], /SIGKILL/)
+    assert.equal(bridge.resolve(call.id, { content: 'x' }), false)
+  })
+
   await t.test('a process started ahead binds to its conversation in a fraction of a cold start; images reach the model', async () => {
     model.script = () => ({ text: ['A pixel.'] })
     const child = spawn()

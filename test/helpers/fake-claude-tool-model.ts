@@ -12,6 +12,8 @@ export interface Reply {
   calls?: { name: string; input: Record<string, unknown> }[]
   /** answer only after this long (a slow model, to cancel a turn under way) */
   delayMs?: number
+  /** answer with this API error instead */
+  error?: { status: number; type: string; message: string }
 }
 
 export interface ModelCall {
@@ -98,7 +100,12 @@ export async function startFakeClaudeModel(script: FakeClaudeModel['script']): P
       } catch (err) {
         return void res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ type: 'error', error: { type: 'api_error', message: String(err) } }))
       }
-      const go = (): void => { if (!res.destroyed) answer(res, call, reply) }
+      const go = (): void => {
+        if (res.destroyed) return
+        if (!reply.error) return answer(res, call, reply)
+        const { status, type, message } = reply.error
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ type: 'error', error: { type, message } }))
+      }
       const timer = reply.delayMs ? setTimeout(go, reply.delayMs) : undefined
       res.on('close', () => {
         clearTimeout(timer)
