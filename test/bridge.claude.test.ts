@@ -229,6 +229,31 @@ test('Claude Code bridge: the client\'s tools through the real claude CLI', { ti
     assert.equal(bridge.resolve(call.id, { content: 'x' }), false)
   })
 
+  await t.test('Claude Code\'s own tools, as a Claude Code client declares them, reach the model whole', async () => {
+    // what the real Claude Code sends as a client: its tools and system prompt, captured from a plain run
+    model.script = () => ({ text: ['ok'] })
+    const client = account.launcher.spawn(['-p', '--output-format', 'stream-json', '--verbose', '--model', 'claude-fake-1', '--', 'hello'], 'claude-code')
+    client.proc.stdin.end()
+    await client.closed
+    const declared = model.calls.at(-1)!.body
+    const tools: ClientTool[] = declared.tools.map((t: ClientTool) => ({ name: t.name, description: t.description, input_schema: t.input_schema }))
+    assert.ok(tools.length >= 10 && tools.some((t) => (t.description ?? '').length > 2048), `a realistic set: ${tools.length} tools, some with long descriptions`)
+    const system = systemText(model.calls.at(-1)!)
+
+    model.script = () => ({ text: ['Understood.'] })
+    const bridge = await open(tools, { system })
+    await collect((onText) => bridge.start({ text: 'hello' }, onText))
+    const asked = model.calls.at(-1)!.body
+    const offered = new Map<string, ClientTool>(asked.tools.map((t: ClientTool) => [t.name, t]))
+    assert.deepEqual([...offered.keys()].sort(), tools.map((t) => t.name).sort(), 'every tool, under its own name, nothing else')
+    for (const tool of tools) assert.deepEqual(offered.get(tool.name)!.input_schema, tool.input_schema, `${tool.name}: the schema as declared`)
+    const bridgedSystem = systemText(model.calls.at(-1)!)
+    for (const tool of tools.filter((t) => (t.description ?? '').length > 2048)) {
+      assert.ok(bridgedSystem.includes(tool.description!), `${tool.name}: its whole description reaches the model`)
+    }
+    await bridge.close()
+  })
+
   await t.test('a process started ahead binds to its conversation in a fraction of a cold start; images reach the model', async () => {
     model.script = () => ({ text: ['A pixel.'] })
     const child = spawn()
