@@ -5,10 +5,12 @@
  * comes out with a `toolu_` id of ours; the CLI waits, parked, until the result is resolved; then the model's answer.
  */
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { OrchestratorError } from '../src/errors.ts'
-import { CLAUDE_BRIDGE_ENV, ClaudeToolBridge, claudeBridgeArgs, type ClaudeBridgeOptions } from '../workers/sessions/bridge/claude-tools.ts'
+import { CLAUDE_BRIDGE_ENV, claudeBridgeArgs } from '../workers/sessions/bridge/claude-mcp.ts'
+import { ClaudeToolBridge, type ClaudeBridgeOptions } from '../workers/sessions/bridge/claude-tools.ts'
 import type { ClientTool, Step } from '../workers/sessions/bridge/types.ts'
 import { bridgeAccount, isAlive } from './helpers/bridge-account.ts'
 import { startFakeClaudeModel, systemText, toolResults, type ModelCall } from './helpers/fake-claude-tool-model.ts'
@@ -99,6 +101,7 @@ test('Claude Code bridge: the client\'s tools through the real claude CLI', { ti
     await sleep(500)
     assert.equal(model.calls.length, before + 1, 'no model call while the tool call is pending')
     assert.ok(isAlive(bridge.pid!), 'the CLI stays alive, parked on the call')
+    timings.parkedRssMB = Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${bridge.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024)
     assert.equal(bridge.resolve('toolu_01unknownunknownunknown', { content: 'x' }), false, 'an unknown id is refused')
 
     const t1 = performance.now()
@@ -252,6 +255,15 @@ test('Claude Code bridge: the client\'s tools through the real claude CLI', { ti
       assert.ok(bridgedSystem.includes(tool.description!), `${tool.name}: its whole description reaches the model`)
     }
     await bridge.close()
+  })
+
+  await t.test('a CLI that cannot start fails the open with its own words, and leaves no process', async () => {
+    const child = account.launcher.spawn(claudeBridgeArgs({ model: 'claude-fake-1', extraArgs: ['--no-such-flag'] }), 'claude-code')
+    await assert.rejects(
+      ClaudeToolBridge.open(child, { tools: [WEATHER], toolResultTimeoutMs: 30_000, startTimeoutMs: 30_000 }),
+      (err: OrchestratorError) => err.code === 'AGYC_UPSTREAM_FAILED' && /no-such-flag/.test(err.message),
+    )
+    await gone(child.pid, 'a failed open')
   })
 
   await t.test('a process started ahead binds to its conversation in a fraction of a cold start; images reach the model', async () => {

@@ -14,38 +14,12 @@
 import { OrchestratorError } from '../../../src/errors.ts'
 import { cliError } from '../cli-errors.ts'
 import { ClaudeControl, type ClaudeProcess, type McpMessage, type StreamLine } from './claude-control.ts'
+import { CLAUDE_BRIDGE_SERVER, clientName, longDescriptions, mcpServerInfo, toMcpResult, toMcpTool } from './claude-mcp.ts'
 import { PendingCalls, StepChannel } from './pending.ts'
 import {
   mintToolUseId,
   type ClientTool, type Prompt, type Step, type StepUsage, type TextSink, type ToolBridge, type ToolCall, type ToolResult,
 } from './types.ts'
-
-/** The name of our SDK MCP server inside the CLI: it prefixes the tools' permission rule (`mcp__client`). */
-export const CLAUDE_BRIDGE_SERVER = 'client'
-
-/**
- * For the CLI's environment (every claude-code account may have it: it only touches SDK MCP servers, which only the
- * bridge declares): the tools of an SDK server keep their own names instead of `mcp__<server>__<tool>`.
- */
-export const CLAUDE_BRIDGE_ENV: Readonly<Record<string, string>> = { CLAUDE_AGENT_SDK_MCP_NO_PREFIX: '1' }
-
-/** Claude Code cuts an MCP tool's description at 2048 characters (`… [truncated]`); longer ones go to the system prompt too. */
-export const MCP_DESCRIPTION_LIMIT = 2048
-
-/**
- * The CLI's arguments for a bridged conversation: one conversation on stdin/stdout, raw stream events (text deltas),
- * no built-in tool (`--tools ""`), no MCP server but ours (`--strict-mcp-config`: the account's own config is
- * ignored), and ours allowed without a permission prompt (without the rule every call is refused: "Claude requested
- * permissions to use get_weather, but you haven't granted it yet").
- */
-export function claudeBridgeArgs(options: { model?: string; extraArgs?: readonly string[] } = {}): string[] {
-  const args = [
-    '-p', '--input-format', 'stream-json', '--output-format', 'stream-json', '--verbose', '--include-partial-messages',
-    '--no-session-persistence', '--tools', '', '--strict-mcp-config', '--allowedTools', `mcp__${CLAUDE_BRIDGE_SERVER}`,
-  ]
-  if (options.model) args.push('--model', options.model)
-  return [...args, ...(options.extraArgs ?? [])]
-}
 
 export interface ClaudeBridgeOptions {
   readonly tools: readonly ClientTool[]
@@ -194,7 +168,7 @@ export class ClaudeToolBridge implements ToolBridge {
     if (server !== CLAUDE_BRIDGE_SERVER) throw Object.assign(new Error(`no MCP server ${server}`), { code: -32601 })
     switch (message.method) {
       case 'initialize':
-        return { protocolVersion: message.params?.protocolVersion ?? '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'agyc', version: '0.1.0' } }
+        return mcpServerInfo(message.params?.protocolVersion)
       case 'tools/list':
         return { tools: this.#options.tools.map(toMcpTool) }
       case 'tools/call':
@@ -288,7 +262,7 @@ export class ClaudeToolBridge implements ToolBridge {
         this.#step.text(event.delta.text)
         return
       case 'message_delta':
-        // the API's message_delta carries the message's output tokens so far: the last one counts
+        // one message_delta per model message, with the message's output tokens
         if (typeof event.usage?.output_tokens === 'number') this.#usage = addUsage(this.#usage, 0, event.usage.output_tokens, 0)
         return
       case 'message_stop': {
@@ -333,47 +307,10 @@ export class ClaudeToolBridge implements ToolBridge {
   }
 }
 
-/** The client's name for a tool the CLI names, whether or not it kept the `mcp__client__` prefix. */
-function clientName(name: string): string {
-  const prefix = `mcp__${CLAUDE_BRIDGE_SERVER}__`
-  return name.startsWith(prefix) ? name.slice(prefix.length) : name
-}
-
 function addUsage(sum: StepUsage | undefined, input: number, output: number, cacheRead: number): StepUsage {
   return {
     input_tokens: (sum?.input_tokens ?? 0) + input,
     output_tokens: (sum?.output_tokens ?? 0) + output,
     cache_read_input_tokens: (sum?.cache_read_input_tokens ?? 0) + cacheRead,
   }
-}
-
-/**
- * A client tool as an MCP tool. Read-only: the CLI then runs the calls of one message at once (it asks for them all
- * together instead of one after the other); nothing runs here anyway. Always loaded: never deferred behind the CLI's
- * tool search, whatever the number of tools.
- */
-function toMcpTool(tool: ClientTool): object {
-  return {
-    name: tool.name,
-    description: tool.description ?? '',
-    inputSchema: tool.input_schema,
-    annotations: { readOnlyHint: true },
-    _meta: { 'anthropic/alwaysLoad': true },
-  }
-}
-
-/** Descriptions the CLI would cut, whole, for the system prompt. */
-function longDescriptions(tools: readonly ClientTool[]): string {
-  const long = tools.filter((t) => (t.description ?? '').length > MCP_DESCRIPTION_LIMIT)
-  if (long.length === 0) return ''
-  const sections = long.map((t) => `<tool name="${t.name}">\n${t.description}\n</tool>`)
-  return `The tool list cuts long descriptions. These are the full descriptions of the tools it cut:\n\n${sections.join('\n\n')}`
-}
-
-/** The client's `tool_result` as MCP's CallToolResult, block for block (the CLI turns them back into Anthropic blocks). */
-function toMcpResult(result: ToolResult): object {
-  const content = typeof result.content === 'string'
-    ? [{ type: 'text', text: result.content }]
-    : result.content.map((b) => (b.type === 'text' ? { type: 'text', text: b.text } : { type: 'image', data: b.source.data, mimeType: b.source.media_type }))
-  return { content: content.length > 0 ? content : [{ type: 'text', text: '' }], isError: result.is_error === true }
 }
