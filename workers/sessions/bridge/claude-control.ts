@@ -21,7 +21,7 @@
  * the bridge uses.
  */
 import type { Readable, Writable } from 'node:stream'
-import { LineSplitter } from '../answer.ts'
+import { LineSplitter } from '../process/lines.ts'
 
 /** What the bridge needs of a spawned CLI; `Child` (../child.ts) has it. */
 export interface ClaudeProcess {

@@ -12,7 +12,7 @@
  * the tool is marked read-only, so we mark them all read-only and it asks for all of them at once).
  */
 import { OrchestratorError } from '../../../src/errors.ts'
-import { cliError } from '../cli-errors.ts'
+import { cliError } from '../agent/cli-errors.ts'
 import { ClaudeControl, type ClaudeProcess, type McpMessage, type StreamLine } from './claude-control.ts'
 import { CLAUDE_BRIDGE_SERVER, clientName, longDescriptions, mcpServerInfo, toMcpResult, toMcpTool } from './claude-mcp.ts'
 import { PendingCalls, StepChannel } from './pending.ts'
