@@ -17,3 +17,11 @@ export const SSE_BODY = JSON.stringify({ ...REQUEST, stream: true })
 // what session affinity costs (issue 9): the same request with affinity off, and as one sticky conversation
 export const UNSTICKY_BODY = JSON.stringify({ ...REQUEST, metadata: { routing: { sticky: false } } })
 export const STICKY_BODY = JSON.stringify({ ...REQUEST, metadata: { user_id: 'bench-conversation' } })
+// the same request through the Chat Completions door (issue 15: its CPU per request against the Anthropic door's)
+export const CHAT_REQUEST = {
+  model: REQUEST.model,
+  max_tokens: REQUEST.max_tokens,
+  messages: [{ role: 'system', content: REQUEST.system }, ...REQUEST.messages],
+}
+export const CHAT_JSON_BODY = JSON.stringify(CHAT_REQUEST)
+export const CHAT_SSE_BODY = JSON.stringify({ ...CHAT_REQUEST, stream: true })

@@ -24,7 +24,7 @@ import { writeTables } from './docs-writer.ts'
 import { autocannon, ttfbProbe, type LoadResult, type Target as LoadTarget } from './load.ts'
 import { LOAD_CORE, pinningUnavailable, rssMb, stopEveryProc, unpinnedCores } from './procs.ts'
 import { toMarkdown, type ArmStatus, type Cell, type ChildRow, type MemoryRow, type Report, type Section } from './report.ts'
-import { JSON_BODY, SSE_BODY, STICKY_BODY, UNSTICKY_BODY } from './request.ts'
+import { CHAT_JSON_BODY, CHAT_SSE_BODY, JSON_BODY, SSE_BODY, STICKY_BODY, UNSTICKY_BODY } from './request.ts'
 import {
   BENCH_MAX_CONCURRENCY, startBaseline, startNginx, startOrchestrator, startPortkey, type Running, type Started,
 } from './servers.ts'
@@ -311,6 +311,12 @@ async function mockSection(): Promise<void> {
     for (const server of [strict, baseline, orch8, ...(orch8Against ? [orch8Against] : []), ...(unpinnedServer ? [unpinnedServer] : [])]) {
       plans.push({ section: 'sse', arm: server.name, connections: LEVELS.streams, server, body: SSE_BODY, tool: 'ttfb' })
     }
+  }
+  if (orch8 && orch8.url.endsWith('/v1/messages')) {
+    // the same mock accounts through the Chat Completions door: what translating in and framing out costs
+    const chat: Running = { ...orch8, name: `${orch8.name} chat completions`, url: orch8.url.replace(/\/v1\/messages$/, '/v1/chat/completions') }
+    for (const connections of LEVELS.json) plans.push({ section: 'json', arm: chat.name, connections, server: chat, body: CHAT_JSON_BODY, tool: 'autocannon' })
+    for (const connections of LEVELS.sse) plans.push({ section: 'sse', arm: chat.name, connections, server: chat, body: CHAT_SSE_BODY, tool: 'autocannon' })
   }
   if (orch8) {
     // affinity on (the default) is the plain orch-8 row; these two show its cost and a conversation that goes home
