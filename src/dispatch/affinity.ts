@@ -31,8 +31,20 @@ export function affinityKey(headers: IncomingHttpHeaders, request: MessagesReque
   const messages = request.messages ?? []
   const first = messages.find((m) => m.role === 'user')
   const system = typeof request.system === 'string' ? request.system : textOf(request.system)
-  const key = `c:${createHash('sha1').update(system).update('\0').update(textOf(first?.content)).digest('base64url')}`
+  const key = `c:${createHash('sha1').update(sample(system)).update('\0').update(sample(textOf(first?.content))).digest('base64url')}`
   return { key, follow: messages.length > 1 }
+}
+
+/** what of a long text the content key hashes: its two ends and its length (issue 18: not 20 KB a request) */
+const SAMPLE_CHARS = 2048
+
+/**
+ * The same text gives the same sample turn after turn; two conversations whose system prompt and first user turn
+ * agree in length and in their first and last 2 K characters share a key, and so only a routing preference.
+ */
+function sample(text: string): string {
+  if (text.length <= 2 * SAMPLE_CHARS) return text
+  return `${text.slice(0, SAMPLE_CHARS)}\0${text.length}\0${text.slice(-SAMPLE_CHARS)}`
 }
 
 /** the longest key the table holds as given: `affinityKey`'s are 29 characters; anything longer is hashed first */
