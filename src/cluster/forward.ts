@@ -7,6 +7,7 @@
  * What the client gets when the hop fails, never a hang:
  * - the peer refused the connection or did not accept it in time: nothing reached it, so the caller serves the request
  *   here instead (`unreachable`: a node killed a moment ago is still in the membership list for a heartbeat or two);
+ *   the same when it answered with a status the caller says means "took nothing on" (`declined`: 503, 529);
  * - the peer died or the connection broke before its answer began: 502 AGYC_PEER_FAILED in the error shape;
  * - after the answer began: an SSE `error` event and the end of the stream (a JSON answer is cut: it cannot be mended);
  * - the deadline passed: 504 AGYC_REQUEST_TIMEOUT, or the same `error` event mid-stream.
@@ -27,7 +28,7 @@ const DROPPED = new Set([
 /** The response header naming the node that served a forwarded request. */
 export const SERVED_BY = 'x-agyc-node'
 
-export type HopOutcome = 'answered' | 'unreachable' | 'failed' | 'timeout' | 'cancelled'
+export type HopOutcome = 'answered' | 'unreachable' | 'declined' | 'failed' | 'timeout' | 'cancelled'
 
 export interface Hop {
   readonly req: IncomingMessage
@@ -44,6 +45,8 @@ export interface Hop {
   readonly signed: Record<string, string>
   /** epoch ms: the request's deadline (its arrival + dispatcher.requestTimeoutMs) */
   readonly deadline: number
+  /** statuses that mean the peer took nothing on: not written to the client, the caller serves it (`declined`) */
+  readonly declines?: ReadonlySet<number>
 }
 
 export interface HopResult { outcome: HopOutcome; status: number; code?: Code | undefined }
@@ -106,6 +109,10 @@ export class Forwarder {
         if (value !== undefined && !DROPPED.has(name)) headers[name] = value
       }
       headers[SERVED_BY] = hop.nodeId
+      if (hop.declines?.has(answer.statusCode) && !res.destroyed) {
+        answer.body.resume() // read to its end: the connection goes back to the pool
+        return { outcome: 'declined', status: answer.statusCode }
+      }
       if (res.destroyed) {
         answer.body.destroy()
         return { outcome: 'cancelled', status: 499, code: 'AGYC_CANCELLED' }

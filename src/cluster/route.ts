@@ -43,6 +43,9 @@ export interface ClusterRoute {
   take(req: IncomingMessage, res: ServerResponse, admission: Admission, door: DoorRequest): Promise<boolean>
 }
 
+/** A peer's answers that mean it did not take the request on: shutting down (503), no account or queue full (529). */
+const DECLINED = new Set([503, 529])
+
 /** At most this many tool_result ids are looked up per request: a turn answering many calls names one node anyway. */
 const MAX_TOOL_LOOKUPS = 4
 
@@ -97,14 +100,17 @@ export class Router implements ClusterRoute {
     }
     const target = await this.#target(admission)
     if (target === undefined) return false
+    // a peer that answers 503 (shutting down) or 529 (no account, queue full) before anything was written took nothing
+    // on: the request is served here instead, rather than bounced to the client
     const result = await this.#forwarder.forward({
       req, res, body: door.body, errors: door.errors, requestId: admission.requestId, url: target.node.advertiseUrl, nodeId: target.node.nodeId,
       signed: this.#fleet.sign({ method: 'POST', path }),
       deadline: admission.receivedAt + this.#dispatcher.config.requestTimeoutMs,
+      declines: DECLINED,
     })
     this.#count(target.reason, result.outcome)
-    if (result.outcome === 'unreachable') {
-      this.#log.warn({ reqId: admission.requestId, node: target.node.nodeId }, 'cluster: peer unreachable, serving here')
+    if (result.outcome === 'unreachable' || result.outcome === 'declined') {
+      this.#log.warn({ reqId: admission.requestId, node: target.node.nodeId, outcome: result.outcome, status: result.status }, 'cluster: peer took nothing, serving here')
       return false
     }
     this.#line(admission, path, target, result)
@@ -163,7 +169,8 @@ export class Router implements ClusterRoute {
   #roomHere(model: string): boolean {
     if (this.#dispatcher.queued > 0) return false
     try {
-      return this.#dispatcher.candidatesFor(model).some((a) => a.available)
+      // a parked account (lazy workers) counts: its worker starts for the request, which costs less than a hop
+      return this.#dispatcher.candidatesFor(model).some((a) => a.routable && a.assigned < a.maxConcurrency)
     } catch {
       return true // a model nobody serves here (strict models): local admission gives the 404
     }
@@ -174,7 +181,7 @@ export class Router implements ClusterRoute {
     let bestFree = 0
     for (const node of live) {
       if (node.nodeId === this.#fleet.nodeId) continue
-      const free = node.free - (this.#sentSinceBeat.get(node.nodeId) ?? 0)
+      const free = this.#freeOf(node) - (this.#sentSinceBeat.get(node.nodeId) ?? 0)
       if (free > bestFree) {
         best = node
         bestFree = free
@@ -182,6 +189,20 @@ export class Router implements ClusterRoute {
     }
     if (best !== undefined) this.#sentSinceBeat.set(best.nodeId, (this.#sentSinceBeat.get(best.nodeId) ?? 0) + 1)
     return best
+  }
+
+  /**
+   * A peer's free slots as its last record says, less the accounts whose credential this node knows to be cooling
+   * now (a throttle heard since that record was written: the record is up to a heartbeat old, the cooldown is not).
+   */
+  #freeOf(node: NodeView): number {
+    const cooldowns = this.#fleet.cooldowns
+    let free = 0
+    for (const a of node.accounts) {
+      if (a.state !== 'ok' || (a.credential !== undefined && cooldowns.until(a.credential) !== 0)) continue
+      free += Math.max(0, a.capacity - a.inFlight)
+    }
+    return free
   }
 
   #count(reason: ForwardReason, outcome: string): void {
