@@ -13,6 +13,7 @@ import { SERVED_BY } from '../src/cluster/forward.ts'
 import { storesFor } from './helpers/cluster.ts'
 import { freshPrefix, mockAccountsOf, redisFor, SECRET, startFleetNginx, startNode, untilMembers } from './helpers/fleet.ts'
 import { NGINX, needs, REDIS_SERVER } from './helpers/servers.ts'
+import { runAgyc } from './helpers/process.ts'
 
 const only = needs(REDIS_SERVER, NGINX)
 
@@ -109,5 +110,11 @@ test('three nodes behind nginx route by the fleet\'s directories', { ...only, ti
     assert.deepEqual(status.nodes.map((n) => n.nodeId).sort(), ['n1', 'n2', 'n3'])
     assert.deepEqual(status.nodes.find((n) => n.nodeId === 'n2')!.accounts.map((a) => a.id), ['n2-a', 'n2-b'])
     assert.ok(status.conversations.entries.length >= 2, 'the conversations above are listed with their home node')
+    const cli = await runAgyc(['status', '--cluster', '--url', nodes[1].url])
+    assert.equal(cli.code, 0, cli.stderr)
+    assert.match(cli.stdout, /^cluster: ok, 3 nodes \(\* this one: n2\)/)
+    for (const id of ['n1', 'n2 *', 'n3']) assert.match(cli.stdout, new RegExp(`^${id.replace('*', '\\*')}\\s+http://127\\.0\\.0\\.1:\\d+\\s+[0-2]/2`, 'm'))
+    assert.match(cli.stdout, /^n3\s+n3-b\s+\S+\s+\d\/4/m)
+    assert.match(cli.stdout, /^pending tool calls: 2/m)
   })
 })
