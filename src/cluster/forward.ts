@@ -110,7 +110,8 @@ export class Forwarder {
       }
       headers[SERVED_BY] = hop.nodeId
       if (hop.declines?.has(answer.statusCode) && !res.destroyed) {
-        answer.body.resume() // read to its end: the connection goes back to the pool
+        // read to its end (the connection goes back to the pool); an error there concerns nobody now
+        answer.body.on('error', () => {}).resume()
         return { outcome: 'declined', status: answer.statusCode }
       }
       if (res.destroyed) {
@@ -150,9 +151,9 @@ export class Forwarder {
         res.end()
         resolve({ outcome: 'answered', status })
       })
-      body.once('error', (err: unknown) => {
+      body.on('error', (err: unknown) => {
         res.off('drain', resume)
-        if (why() === 'cancelled' || res.destroyed) {
+        if (why() === 'cancelled' || res.destroyed || res.writableEnded) {
           resolve({ outcome: 'cancelled', status: 499, code: 'AGYC_CANCELLED' })
           return
         }
