@@ -39,7 +39,9 @@ function load(what: string, url: string, c: number, headers: Record<string, stri
       const r = JSON.parse(out) as { requests: { average: number }; latency: { p50: number; p99: number; mean: number }; errors: number; non2xx: number
         statusCodeStats?: Record<string, { count: number }> }
       if (r.errors + r.non2xx > 0) process.stderr.write(`${what}: ${r.errors} errors, statuses ${JSON.stringify(r.statusCodeStats)}\n`)
-      resolve({ what, connections: c, rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, mean: r.latency.mean, errors: r.errors + r.non2xx })
+      // mean latency from Little's law (connections ÷ throughput): autocannon's own mean counts whole milliseconds
+      const rps = r.requests.average
+      resolve({ what, connections: c, rps, p50: r.latency.p50, p99: r.latency.p99, mean: rps > 0 ? (1000 * c) / rps : 0, errors: r.errors + r.non2xx })
     })
   })
 }
