@@ -57,8 +57,9 @@ test('three nodes behind nginx route by the fleet\'s directories', { ...only, ti
   })
 
   await t.test('(d) a tool_result continuation landing on n1 is forwarded to n3, which holds the pending call', async (t) => {
-    // The tool bridge (a session waiting for a tool result) is not merged yet: the pending call is a stand-in entry,
-    // written into the tool-call directory as the bridge on n3 would write it.
+    // A stand-in for a CLI parked on a tool call on n3: the entry n3 writes when its tool bridge parks a call
+    // (Dispatcher.toolCalls → the fleet's directory, src/cluster/node.ts), written here directly; the mock accounts
+    // park nothing.
     const [store] = await storesFor(t, redis.url, 1, { keyPrefix })
     const directory = new Directory(store, { kind: 'toolCall', ttlMs: 60_000, renewOnRead: false })
     await directory.set('toolu_standin_1', { nodeId: 'n3', accountId: 'n3-b' })

@@ -94,6 +94,12 @@ export class ClusterNode {
       // not awaited: the placement is made; a lost write only costs the next turn elsewhere a cold cache
       void this.fleet.affinity.set(key, { nodeId: self, accountId })
     }
+    // the tool bridge's pending calls, so a continuation landing on another node comes here, where the CLI waits
+    dispatcher.toolCalls.onChange = (ids, account) => {
+      for (const id of ids) {
+        void (account === undefined ? this.fleet.toolCalls.delete(id) : this.fleet.toolCalls.set(id, { nodeId: self, accountId: account.id }))
+      }
+    }
     this.#router = new Router(this.fleet, dispatcher, this.#forwarder, this.#log)
     this.#unmeter = meter({ fleet: this.fleet, stats: this.#router.stats })
     return this.#router

@@ -20,6 +20,7 @@ import { OrchestratorError } from '../errors.ts'
 import { sendError, type ErrorShape } from '../api/answer.ts'
 import { conversationKey, type Admission } from '../dispatch/admission.ts'
 import type { Dispatcher } from '../dispatch/dispatcher.ts'
+import { toolResultIds } from '../dispatch/tool-calls.ts'
 import { clusterHeaders } from './auth.ts'
 import type { Fleet } from './fleet.ts'
 import type { Forwarder, HopResult } from './forward.ts'
@@ -48,19 +49,6 @@ const DECLINED = new Set([503, 529])
 
 /** At most this many tool_result ids are looked up per request: a turn answering many calls names one node anyway. */
 const MAX_TOOL_LOOKUPS = 4
-
-/** The `tool_use_id`s of the `tool_result` blocks in the request's last message, when it is the user's. */
-export function toolResultIds(admission: Admission): string[] {
-  const messages = admission.request.messages
-  const last = messages?.[messages.length - 1]
-  if (last === undefined || last.role !== 'user' || !Array.isArray(last.content)) return []
-  const ids: string[] = []
-  for (const block of last.content as readonly { type?: unknown; tool_use_id?: unknown }[]) {
-    if (block.type === 'tool_result' && typeof block.tool_use_id === 'string') ids.push(block.tool_use_id)
-    if (ids.length === MAX_TOOL_LOOKUPS) break
-  }
-  return ids
-}
 
 export interface RouterStats {
   /** forwarded by this node: reason → outcome → count */
@@ -138,7 +126,9 @@ export class Router implements ClusterRoute {
     const live = this.#fleet.membership.nodes()
     // alone in the fleet as of the last heartbeat (or Redis never answered since start): nothing to ask
     if (!live.some((n) => n.nodeId !== this.#fleet.nodeId)) return undefined
-    for (const id of toolResultIds(admission)) {
+    // the door's ids (a large body's summary carries them), else the request's own
+    const continues = admission.continues ?? toolResultIds(admission.request)
+    for (const id of continues.slice(0, MAX_TOOL_LOOKUPS)) {
       const placement = await this.#fleet.toolCalls.get(id)
       if (placement === UNKNOWN) return undefined
       const node = this.#elsewhere(placement, live)
