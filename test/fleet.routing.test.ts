@@ -104,6 +104,27 @@ test('three nodes behind nginx route by the fleet\'s directories', { ...only, ti
     await good.text()
   })
 
+  await t.test('the OpenAI chat door forwards the same way: the client\'s own body to the same door on the home node', async () => {
+    const chat = (messages: unknown[], url: string, headers: Record<string, string> = {}) => fetch(`${url}/v1/chat/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ model: 'claude-test-1', max_tokens: 32, messages }),
+    })
+    const first = await chat([{ role: 'user', content: 'an OpenAI client asks' }], nodes[2].url)
+    assert.equal(first.status, 200)
+    const account = first.headers.get('x-agyc-account')!
+    const answer = (await first.json()) as { object: string; choices: { message: { content: string } }[] }
+    assert.equal(answer.object, 'chat.completion')
+    const next = await chat([{ role: 'user', content: 'an OpenAI client asks' }, { role: 'assistant', content: answer.choices[0].message.content },
+      { role: 'user', content: 'and asks again' }], nodes[0].url)
+    assert.equal(next.status, 200)
+    assert.equal(next.headers.get(SERVED_BY), 'n3', 'n1 forwarded the follow-up home')
+    assert.equal(next.headers.get('x-agyc-account'), account)
+    assert.equal(((await next.json()) as { object: string }).object, 'chat.completion')
+    const forged = await chat([{ role: 'user', content: 'hi' }], nodes[0].url,
+      signRequest('another-fleet-secret-0123456789abcdefghij', 'n9', { method: 'POST', path: '/v1/chat/completions' }))
+    assert.equal(forged.status, 403)
+    assert.equal(typeof ((await forged.json()) as { error: { message: string } }).error.message, 'string', 'refused in OpenAI\'s error shape')
+  })
+
   await t.test('/admin/cluster lists the nodes, their accounts and who holds which conversation', async () => {
     const status = (await (await fetch(`${nodes[0].url}/admin/cluster?limit=50`)).json()) as {
       state: string; nodes: { nodeId: string; accounts: { id: string }[] }[]; conversations: { entries: { nodeId: string }[] } }
