@@ -78,7 +78,12 @@ try {
         body: JSON.stringify({ model: 'claude-test-1', max_tokens: 8, messages: [{ role: 'user', content: 'home' }] }) }).then((r) => r.text())
       for (const c of [1, connections]) {
         rows.push(await load('n2 directly (its home)', nodes[1].url, c, headers))
-        rows.push(await load('n1, forwarded to n2 (one hop)', nodes[0].url, c, headers))
+        const hop = await load('n1, forwarded to n2 (one hop)', nodes[0].url, c, headers)
+        rows.push(hop)
+        if (hop.errors > 0) {
+          const tail = nodes[0].output().split('\n').filter((l) => !l.includes('"msg":"request')).slice(-12).join('\n')
+          process.stderr.write(`n1 exit ${nodes[0].child.exitCode} ${nodes[0].child.signalCode}:\n${tail.slice(-4000)}\n`)
+        }
       }
     }
     await cleanUp()

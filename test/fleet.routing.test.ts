@@ -125,6 +125,26 @@ test('three nodes behind nginx route by the fleet\'s directories', { ...only, ti
     assert.equal(typeof ((await forged.json()) as { error: { message: string } }).error.message, 'string', 'refused in OpenAI\'s error shape')
   })
 
+  await t.test('clients leaving forwarded requests at any moment leave the forwarding node serving', async () => {
+    // a client gone just as the peer's answer arrives once ended the forwarding node (an abort error on the answer's
+    // body with no listener): 300 forwards, each abandoned after 0–4 ms
+    const headers = { 'content-type': 'application/json', 'x-claude-code-session-id': `leaving-${Date.now()}` }
+    const ask = (signal?: AbortSignal) => fetch(`${nodes[1].url}/v1/messages`, { method: 'POST', headers, body: body([{ role: 'user', content: 'x' }]), signal })
+    const home = await fetch(`${nodes[2].url}/v1/messages`, { method: 'POST', headers, body: body([{ role: 'user', content: 'x' }]) })
+    await home.text()
+    await Promise.all(Array.from({ length: 300 }, async (_, i) => {
+      try {
+        const res = await ask(AbortSignal.timeout(i % 5))
+        await res.text()
+      } catch { /* abandoned, as meant */ }
+    }))
+    const after = await ask()
+    assert.equal(after.status, 200, 'n2 still serves')
+    assert.equal(after.headers.get(SERVED_BY), 'n3')
+    await after.text()
+    assert.equal(nodes[1].child.exitCode, null, 'n2 is alive')
+  })
+
   await t.test('/admin/cluster lists the nodes, their accounts and who holds which conversation', async () => {
     const status = (await (await fetch(`${nodes[0].url}/admin/cluster?limit=50`)).json()) as {
       state: string; nodes: { nodeId: string; accounts: { id: string }[] }[]; conversations: { entries: { nodeId: string }[] } }

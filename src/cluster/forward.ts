@@ -53,6 +53,8 @@ export interface HopResult { outcome: HopOutcome; status: number; code?: Code | 
 
 const UNREACHABLE = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'])
 
+const ignore = (): void => {}
+
 function errorCode(err: unknown): string | undefined {
   const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined
   const code = e?.code ?? e?.cause?.code
@@ -103,6 +105,9 @@ export class Forwarder {
         headersTimeout: 0,
         bodyTimeout: 0,
       })
+      // the client may leave (or the deadline pass) at any moment from now on: undici then destroys the body with an
+      // abort error, which must find a listener (an unhandled 'error' would end the process)
+      answer.body.on('error', ignore)
       const headers: Record<string, string | string[]> = {}
       for (const name in answer.headers) {
         const value = answer.headers[name]
@@ -110,8 +115,8 @@ export class Forwarder {
       }
       headers[SERVED_BY] = hop.nodeId
       if (hop.declines?.has(answer.statusCode) && !res.destroyed) {
-        // read to its end (the connection goes back to the pool); an error there concerns nobody now
-        answer.body.on('error', () => {}).resume()
+        answer.body.resume() // read to its end: the connection goes back to the pool
+
         return { outcome: 'declined', status: answer.statusCode }
       }
       if (res.destroyed) {
