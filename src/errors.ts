@@ -62,6 +62,8 @@ export const codes = {
   AGYC_UPSTREAM_TOO_LARGE: { status: 413, type: 'request_too_large' },
   AGYC_UPSTREAM_TIMEOUT: { status: 504, type: 'timeout_error' },
   AGYC_WORKER_DIED: { status: 502, type: 'api_error' },
+  /** a fleet: the node a request was forwarded to failed or went away before its answer was complete */
+  AGYC_PEER_FAILED: { status: 502, type: 'api_error', localOrigin: true },
   AGYC_INTERNAL: { status: 500, type: 'api_error' },
 } as const satisfies Record<string, CodeSpec>
 

@@ -20,6 +20,7 @@ import { UsageLedger } from './usage/ledger.ts'
 import { declaredIn } from './usage/model-names.ts'
 import { join } from 'node:path'
 import { watch } from './metrics.ts'
+import type { ClusterNode } from './cluster/node.ts'
 
 export interface ReloadResult extends ReconcilePlan {
   /** settings outside `accounts` that changed and were applied now: `dispatcher.<key>` (see Dispatcher.reconfigure) */
@@ -45,6 +46,8 @@ export interface Orchestrator {
   readonly server: Server
   readonly log: Logger
   readonly reconciler: Reconciler
+  /** this node of a fleet, when `cluster` is configured */
+  readonly cluster: ClusterNode | undefined
   /**
    * Re-reads the config file and brings the accounts to it; an invalid file throws `ConfigError` (one line per
    * problem) and changes nothing.
@@ -59,7 +62,11 @@ export async function startOrchestrator(config: Config, options: OrchestratorOpt
   const usageFile = join(config.stateRoot, 'usage.json')
   const ledger = UsageLedger.load(usageFile, (problem, setAside) => log.error({ problem, setAside }, 'usage file was corrupt: set aside, starting from zero'),
     Date.now, declaredIn(() => config.accounts))
-  const dispatcher = new Dispatcher(config.dispatcher, config.accounts, { health: config.health, log, ledger })
+  // A fleet: src/cluster is loaded only when configured (node-redis, its timers and metrics), so a single instance
+  // pays nothing for it. The node starts connecting now; with Redis down it serves from local state (fail-open).
+  const cluster = config.cluster ? new (await import('./cluster/node.ts')).ClusterNode(config.cluster, log) : undefined
+  const dispatcher = new Dispatcher(config.dispatcher, config.accounts, { health: config.health, log, ledger, shared: cluster?.sharedFor })
+  const route = cluster?.bind(dispatcher)
   // from now on the names the running accounts declare (a reload replaces them)
   ledger.declared = declaredIn(() => dispatcher.accounts.map((a) => a.config))
   const saveUsage = (): void => {
@@ -91,8 +98,10 @@ export async function startOrchestrator(config: Config, options: OrchestratorOpt
   }
 
   const handle = createHandler(
-    { config, dispatcher, log, isClosing: () => closing, operations: { reload, retiring: (a) => reconciler.retiring(a) } },
-    createGuard(config.server, log))
+    { config, dispatcher, log, isClosing: () => closing, operations: { reload, retiring: (a) => reconciler.retiring(a) },
+      cluster: cluster && route ? { route, status: (limit) => cluster.status(limit), summary: () => cluster.summary() } : undefined },
+    // a peer forwarding a request names this node by its advertised host: served like the bind address
+    createGuard(config.cluster ? { ...config.server, allowedHosts: [...config.server.allowedHosts, new URL(config.cluster.advertiseUrl).hostname] } : config.server, log))
   const limits = config.server
   const server = createServer({
     maxHeaderSize: limits.maxHeaderBytes,
@@ -124,6 +133,8 @@ export async function startOrchestrator(config: Config, options: OrchestratorOpt
   async function close(graceMs = config.server.shutdownGraceMs): Promise<void> {
     closed ??= (async () => {
       closing = true
+      // out of the membership first: the other nodes stop forwarding here while what runs finishes
+      const left = cluster?.leave()
       reconciler.close()
       dispatcher.close()
       // The listener stays open while in-flight requests finish: a new request, on a new connection too, gets a 503 in
@@ -137,6 +148,8 @@ export async function startOrchestrator(config: Config, options: OrchestratorOpt
       clearInterval(usageSaver)
       saveUsage()
       unwatch()
+      await left
+      await cluster?.close()
       server.closeAllConnections()
       await serverClosed
       log.info('stopped')
@@ -144,5 +157,5 @@ export async function startOrchestrator(config: Config, options: OrchestratorOpt
     return closed
   }
 
-  return { url, config, dispatcher, server, log, reconciler, reload, close }
+  return { url, config, dispatcher, server, log, reconciler, cluster, reload, close }
 }

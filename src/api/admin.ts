@@ -16,6 +16,7 @@ import type { ReloadResult } from '../orchestrator.ts'
 import { WINDOWS, type UsageLedger, type UsageReport } from '../usage/ledger.ts'
 import type { QuotaRule } from '../usage/quota.ts'
 import type { AppDeps, AppEnv } from './app.ts'
+import type { ClusterSummary } from '../cluster/node.ts'
 import type { RouteKey, RouteTable } from './routes.ts'
 
 /** What the orchestrator lends the admin routes beyond the dispatcher. */
@@ -68,6 +69,8 @@ export interface StatusSnapshot {
   queued: number
   inFlight: number
   accounts: AccountStatus[]
+  /** a fleet's node: its shared state `ok`, or `degraded` (Redis unreachable: serving from local state) */
+  cluster?: ClusterSummary
 }
 
 export function accountStatus(account: AccountHandle, operations: Operations | undefined, now: number, ledger: UsageLedger, withUsage = false): AccountStatus {
@@ -119,14 +122,16 @@ export function accountStatus(account: AccountHandle, operations: Operations | u
   }
 }
 
-export function snapshot(dispatcher: Dispatcher, operations: Operations | undefined, withUsage = false): StatusSnapshot {
+export function snapshot(dispatcher: Dispatcher, operations: Operations | undefined, withUsage = false, cluster?: () => ClusterSummary): StatusSnapshot {
   const now = Date.now()
   let inFlight = dispatcher.queued
   const accounts = dispatcher.accounts.map((a) => {
     inFlight += a.assigned
     return accountStatus(a, operations, now, dispatcher.ledger, withUsage)
   })
-  return { t: now, queued: dispatcher.queued, inFlight, accounts }
+  const snap: StatusSnapshot = { t: now, queued: dispatcher.queued, inFlight, accounts }
+  if (cluster) snap.cluster = cluster()
+  return snap
 }
 
 const DASHBOARD = readFileSync(new URL('./dashboard.html', import.meta.url), 'utf8')
@@ -135,7 +140,8 @@ export function adminRoutes(deps: AppDeps): RouteTable {
   const { dispatcher, operations } = deps
   const routes: RouteTable = {}
   const on = (key: RouteKey, handler: Handler<AppEnv>): void => { routes[key] = { hono: handler } }
-  const events = new EventHub(() => snapshot(dispatcher, operations), deps.config.server.writeStallTimeoutMs)
+  const summary = deps.cluster ? () => deps.cluster!.summary() : undefined
+  const events = new EventHub(() => snapshot(dispatcher, operations, false, summary), deps.config.server.writeStallTimeoutMs)
 
   on('GET /readyz', (c) => {
     // "can take work": up with its session up, not cooling or ejected, within its quota (routable); or coming up on
@@ -148,7 +154,15 @@ export function adminRoutes(deps: AppDeps): RouteTable {
 
   on('GET /metrics', async (c) => c.body(await registry.metrics(), 200, { 'content-type': registry.contentType }))
 
-  on('GET /admin/accounts', (c) => c.json(snapshot(dispatcher, operations, true)))
+  on('GET /admin/accounts', (c) => c.json(snapshot(dispatcher, operations, true, summary)))
+
+  // a fleet's nodes, their accounts, and who holds which conversations and pending tool calls (docs/fleet.md)
+  on('GET /admin/cluster', async (c) => {
+    if (!deps.cluster) throw new OrchestratorError('AGYC_NOT_FOUND', 'this orchestrator is not part of a fleet (no `cluster` in its config)')
+    const asked = Number(c.req.query('limit') ?? 100)
+    const limit = Number.isInteger(asked) ? Math.min(1_000, Math.max(1, asked)) : 100
+    return c.json(await deps.cluster.status(limit))
+  })
 
   const find = (c: Context<AppEnv>): AccountHandle => {
     const id = c.req.param('id')

@@ -11,6 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import type { Config } from '../config/schema.ts'
 import type { Dispatcher } from '../dispatch/dispatcher.ts'
+import type { ClusterDeps } from '../cluster/node.ts'
 import { scrub } from '../config/secret.ts'
 import { OrchestratorError, codes, retryAfterOf, toOrchestratorError, type Code } from '../errors.ts'
 import { adminRoutes, type Operations } from './admin.ts'
@@ -31,6 +32,8 @@ export interface AppDeps {
   isClosing(): boolean
   /** reload and reload state, for the admin routes */
   operations?: Operations
+  /** a fleet (`cluster`): the router the front doors ask first, and /admin/cluster (src/cluster/node.ts) */
+  cluster?: ClusterDeps | undefined
 }
 
 /** Every route, once: the front doors on node's objects and the Hono routes (routes.ts). */

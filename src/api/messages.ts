@@ -31,7 +31,7 @@ export const DOORS = {
   responses: { path: '/v1/responses', kind: 'openai-responses', errors: openaiErrors, format: 'openai-responses' },
 } as const satisfies Record<string, Door>
 
-export function frontDoor({ dispatcher, config, log, isClosing }: AppDeps, bodies: BodyBudget, door: Door) {
+export function frontDoor({ dispatcher, config, log, isClosing, cluster }: AppDeps, bodies: BodyBudget, door: Door) {
   const PATH = door.path
   // the access lines carry only our own fields, never a secret: path redaction (≈ 9 µs a line, most of the line's
   // cost in the profile) is skipped for them, and a job's line is serialised by hand (access-line.ts)
@@ -54,11 +54,14 @@ export function frontDoor({ dispatcher, config, log, isClosing }: AppDeps, bodie
   async function accept(req: IncomingMessage, res: ServerResponse, requestId: string, receivedAt: number): Promise<void> {
     const { text, checked } = await readChecked(req, config.server, bodies, door.kind)
     const request = checked.request
-    const exchange = new Exchange(res, requestId, request.stream === true, dispatcher, accessLine, config.server.writeStallTimeoutMs, door.errors)
-    dispatcher.admit({
+    const admission = {
       requestId, receivedAt, request, body: checked.body ?? text, headers: req.headers, affinity: checked.affinity, continues: checked.continues,
       format: door.format, includeUsage: checked.includeUsage,
-    }, exchange) // throws the 4xx/529/503 to answer now
+    }
+    // a fleet: forwarded as the client sent it to the node that holds its conversation or tool call, or has room
+    if (cluster !== undefined && await cluster.route.take(req, res, admission, { path: PATH, body: text, errors: door.errors })) return
+    const exchange = new Exchange(res, requestId, request.stream === true, dispatcher, accessLine, config.server.writeStallTimeoutMs, door.errors)
+    dispatcher.admit(admission, exchange) // throws the 4xx/529/503 to answer now
     doorRequest(door.path)
   }
 

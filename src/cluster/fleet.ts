@@ -20,6 +20,8 @@ export interface FleetOptions {
   log?: Logger
   /** this node's accounts as they are now; called once per heartbeat */
   accounts: () => AccountRecord[]
+  /** after each heartbeat, done or not (Redis down): apply what was read (src/cluster/node.ts) */
+  afterBeat?: () => void
 }
 
 export class Fleet {
@@ -32,12 +34,15 @@ export class Fleet {
   readonly toolCalls: Directory
   readonly #config: ClusterConfig
   readonly #timer: NodeJS.Timeout
+  readonly #afterBeat: (() => void) | undefined
   #beating: Promise<void> | undefined
+  #left = false
   /** heartbeats completed, for tests and /metrics */
   heartbeats = 0
 
   constructor(config: ClusterConfig, options: FleetOptions) {
     this.#config = config
+    this.#afterBeat = options.afterBeat
     this.nodeId = config.nodeId
     this.store = new Store({ url: config.redis, keyPrefix: config.keyPrefix, commandTimeoutMs: config.commandTimeoutMs, log: options.log })
     this.membership = new Membership(this.store, config, options.accounts)
@@ -54,10 +59,14 @@ export class Fleet {
 
   /** One heartbeat; a call while one runs joins it instead of starting another. */
   beat(): Promise<void> {
+    if (this.#left) return Promise.resolve()
     this.#beating ??= Promise.all([
       this.membership.beat().then(() => this.membership.list()),
       this.cooldowns.refresh(),
-    ]).then(() => { this.heartbeats++ }).finally(() => { this.#beating = undefined })
+    ]).then(() => { this.heartbeats++ }).finally(() => {
+      this.#beating = undefined
+      this.#afterBeat?.()
+    })
     return this.#beating
   }
 
@@ -76,11 +85,18 @@ export class Fleet {
     return verifyRequest(this.#config.secret, request, header, { maxClockSkewMs: this.#config.maxClockSkewMs })
   }
 
-  /** Leaves the membership at once (best effort), stops the heartbeat and the connection. */
-  async close(): Promise<void> {
+  /** Stops the heartbeat and leaves the membership at once (best effort): peers stop sending work here (a drain). */
+  async leave(): Promise<void> {
+    if (this.#left) return
+    this.#left = true
     clearInterval(this.#timer)
     await this.#beating
     await this.membership.leave()
+  }
+
+  /** Leaves the membership (if not yet), stops the heartbeat and the connection. */
+  async close(): Promise<void> {
+    await this.leave()
     await this.store.close()
   }
 }

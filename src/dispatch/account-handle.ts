@@ -18,6 +18,7 @@ import { AccountLifecycle, type AccountState, type LifecycleHost } from './accou
 import type { Job } from './job.ts'
 import { ParkedCalls } from './tool-calls.ts'
 import type { LazyWorkers } from './parking.ts'
+import type { SharedAccount, SharedAccountFactory } from './shared.ts'
 
 export { backoffMs, type AccountState } from './account-lifecycle.ts'
 
@@ -46,6 +47,8 @@ export interface AccountOptions {
    * `"auto"` decides by the account's session kind (parking.ts). Absent: every worker starts with the account.
    */
   lazy?: LazyWorkers
+  /** a fleet (`cluster`): the account's budget, cooldowns and credential shared with the other nodes (shared.ts) */
+  shared?: SharedAccountFactory | undefined
 }
 
 export class AccountHandle implements AccountView, LifecycleHost {
@@ -71,6 +74,8 @@ export class AccountHandle implements AccountView, LifecycleHost {
   failovers = 0
   lastError: string | undefined
   readonly childPids = new Set<number>()
+  /** with a fleet: what this account shares with the other nodes (shared.ts); undefined otherwise */
+  readonly shared: SharedAccount | undefined
 
   readonly #log: Logger
   readonly #owner: AccountOwner
@@ -92,6 +97,7 @@ export class AccountHandle implements AccountView, LifecycleHost {
     this.outlier = new Outlier(options.health, options.now)
     this.quota = config.quota ? new Quota(config.id, config.quota, options.ledger, options.now) : undefined
     this.#life = new AccountLifecycle(this, config, options.health.heartbeatMs, this.#log, options.lazy)
+    this.shared = options.shared?.(this)
   }
 
   // ── what the lifecycle reads (LifecycleHost) ──
@@ -186,7 +192,10 @@ export class AccountHandle implements AccountView, LifecycleHost {
     this.assigned = 0
     // the worker is gone, and the CLIs parked on tool calls with it
     if (this.#parked.calls > 0) this.#owner.unparked(this.#parked.clear())
-    for (const job of jobs) this.#owner.failed(job, this, error)
+    for (const job of jobs) {
+      this.shared?.end(job, 0)
+      this.#owner.failed(job, this, error)
+    }
   }
 
   /** tool calls a live CLI of this account waits on (the tool bridge) */
@@ -223,7 +232,34 @@ export class AccountHandle implements AccountView, LifecycleHost {
     this.lastAssignedSeq = dispatchSeq
     this.outlier.onAssign()
     this.#pending.set(job.seq, job)
+    const reserved = this.shared?.reserve(job) // a fleet budget: one Redis round trip first (shared.ts)
+    if (reserved === undefined) this.#send(job)
+    else void reserved.then((waitMs) => this.#reserved(job, waitMs))
+  }
+
+  #send(job: Job): void {
     this.#life.send({ kind: 'run', id: job.seq, ...job.request, model: this.modelFor(job.model) })
+  }
+
+  /**
+   * The fleet's budget answered. The slot was held meanwhile (`assigned`), so local concurrency never overshoots.
+   * Refused: the account is out of quota until the budget has room, and the job goes back to the dispatcher, which
+   * places it elsewhere without counting an attempt (Dispatcher.failed).
+   */
+  #reserved(job: Job, waitMs: number): void {
+    if (this.#pending.get(job.seq) !== job) {
+      this.shared?.end(job, undefined) // cancelled while reserving: it never ran
+      return
+    }
+    if (waitMs <= 0) {
+      this.#send(job)
+      return
+    }
+    this.#take(job.seq)
+    this.quota?.refuse(Date.now() + waitMs)
+    this.#owner.failed(job, this, new OrchestratorError('AGYC_QUOTA_EXHAUSTED', `account "${this.id}" has used its fleet-wide budget`,
+      { retryAfterS: waitMs / 1000 }))
+    this.#owner.released(this)
   }
 
   /** Flow control (workers/run.ts): the job's client took `taken` characters of its stream; the worker may send more. */
@@ -236,6 +272,7 @@ export class AccountHandle implements AccountView, LifecycleHost {
     if (this.#pending.get(job.seq) !== job) return
     this.#pending.delete(job.seq)
     this.assigned--
+    this.shared?.end(job, 0)
     if (this.outlier.probing) this.outlier.onAbandon()
     this.#life.send({ kind: 'cancel', id: job.seq })
     this.#owner.released(this)
@@ -253,6 +290,7 @@ export class AccountHandle implements AccountView, LifecycleHost {
           const job = this.#take(event.id)
           if (event.parked !== undefined) this.#park(event.parked) // also when the client left meanwhile: the CLI waits
           if (job) {
+            this.shared?.end(job, event.usage.input_tokens + event.usage.output_tokens)
             this.#owner.finished(job, this, event.body, event.usage, event.model)
             this.#owner.released(this)
           }
@@ -265,6 +303,7 @@ export class AccountHandle implements AccountView, LifecycleHost {
           const job = this.#take(event.id)
           this.lastError = `${event.code}: ${event.message}`
           if (job) {
+            this.shared?.end(job, 0)
             this.#owner.failed(job, this, new OrchestratorError(event.code, event.message, { retryAfterS: event.retryAfterS }))
             this.#owner.released(this)
           }

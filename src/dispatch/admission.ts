@@ -48,8 +48,6 @@ export function admit(dispatcher: Dispatcher, admission: Admission, sink: JobSin
   const hint = routing?.strategyHint
   // `sticky` as a hint turns affinity on for this request with the default strategy behind it
   const strategy = hint === 'sticky' ? dispatcher.strategy() : strategyFor(dispatcher, hint)
-  // dispatcher.config, not the start-up config: a reload may have changed these
-  const sticky = routing?.sticky ?? (hint === 'sticky' || dispatcher.config.affinity.enabled)
   // a continuation goes to the account whose CLI waits on its tool calls, ahead of affinity and strategy
   const continues = admission.continues ?? toolResultIds(request)
   const continuesOn = continues.length > 0 ? dispatcher.toolCalls.holder(continues) : undefined
@@ -65,13 +63,24 @@ export function admit(dispatcher: Dispatcher, admission: Admission, sink: JobSin
     includeUsage: admission.includeUsage,
   }, {
     strategy,
-    affinity: sticky ? admission.affinity ?? affinityKey(headers, request) : undefined,
+    affinity: conversationKey(dispatcher, admission),
     candidates: dispatcher.candidatesFor(request.model),
     continues, continuesOn,
   }, sink, admission.receivedAt)
   dispatcher.submit(job)
   sink.accepted(job)
   return job
+}
+
+/**
+ * The request's conversation key when it is sticky (else `undefined`): the dispatcher's affinity table and a fleet's
+ * affinity directory (src/cluster/route.ts) key on the same value.
+ */
+export function conversationKey(dispatcher: Dispatcher, admission: Admission): AffinityKey | undefined {
+  const routing = admission.request.metadata?.routing
+  // dispatcher.config, not the start-up config: a reload may have changed these
+  const sticky = routing?.sticky ?? (routing?.strategyHint === 'sticky' || dispatcher.config.affinity.enabled)
+  return sticky ? admission.affinity ?? affinityKey(admission.headers, admission.request) : undefined
 }
 
 function strategyFor(dispatcher: Dispatcher, hint: string | undefined): Strategy {

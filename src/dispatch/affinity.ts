@@ -67,6 +67,8 @@ export class AffinityTable {
   readonly #now: () => number
   hits = 0
   misses = 0
+  /** a fleet (`cluster`): told where each sticky request went, to keep the shared directory (src/cluster/node.ts) */
+  onServed: ((key: string, account: string) => void) | undefined
 
   constructor(options: { maxEntries: number; ttlMs: number }, now: () => number = Date.now) {
     this.#max = options.maxEntries
@@ -99,6 +101,7 @@ export class AffinityTable {
     this.#map.delete(key)
     this.#map.set(key, { account, expires: this.#now() + this.#ttlMs })
     if (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value as string)
+    this.onServed?.(key, account)
   }
 
   /** A conversation whose account was removed: forget the homes pointing at it. */

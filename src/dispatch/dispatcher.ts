@@ -24,6 +24,7 @@ import { JobQueue } from './job-queue.ts'
 import { ToolCallDirectory } from './tool-calls.ts'
 import { admit, type Admission } from './admission.ts'
 import type { Job, JobSink } from './job.ts'
+import type { SharedAccountFactory } from './shared.ts'
 import { applyLiveSettings } from './live-settings.ts'
 import { startAccounts } from './start-ramp.ts'
 import { UsageLedger, countersOf } from '../usage/ledger.ts'
@@ -40,6 +41,8 @@ export interface DispatcherOptions {
   ledger?: UsageLedger
   log: Logger
   now?: () => number
+  /** a fleet (`cluster`): builds each account's shared half (src/dispatch/shared.ts) */
+  shared?: SharedAccountFactory | undefined
 }
 
 export class Dispatcher implements AccountOwner {
@@ -250,6 +253,10 @@ export class Dispatcher implements AccountOwner {
     if (!spec.localOrigin) this.ledger.record(account.id, account.modelFor(job.model), countersOf(undefined, true))
     judgeFailure(account, error, this.#log) // cooldown, ejection, or nothing (health/verdict.ts)
     if (job.state === 'settled') return
+    if (error.code === 'AGYC_QUOTA_EXHAUSTED') {
+      this.#refusedByFleet(job)
+      return
+    }
     if (this.#canFailover(job, error)) {
       account.failovers++
       metrics.failover(account.id)
@@ -264,6 +271,24 @@ export class Dispatcher implements AccountOwner {
     }
     this.#settle(job)
     job.sink.fail(error, account)
+  }
+
+  /**
+   * The fleet's shared budget refused the account before the job was sent (AccountHandle, shared.ts): the job never
+   * ran, so it spends no attempt and no retry budget. The account is out of quota now; another takes the job, or it
+   * waits, or, when no candidate is left, gets the 429 (AGYC_QUOTA_EXHAUSTED) a new request would get.
+   */
+  #refusedByFleet(job: Job): void {
+    job.attempts--
+    job.state = 'queued'
+    if (this.#place(job)) return
+    if (job.candidates.some((a) => a.routable || a.recovering)) {
+      this.#queue.unshift(job)
+      this.#queued(job)
+      return
+    }
+    this.#settle(job)
+    job.sink.fail(this.#noAccount(job), undefined)
   }
 
   #canFailover(job: Job, error: OrchestratorError): boolean {

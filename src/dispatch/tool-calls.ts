@@ -24,6 +24,8 @@ const MAX_ENTRIES = 100_000
 
 export class ToolCallDirectory<A> {
   readonly #byId = new Map<string, A>()
+  /** a fleet (`cluster`): told of ids parked (with their account) and gone (`undefined`), for the shared directory */
+  onChange: ((ids: readonly string[], account: A | undefined) => void) | undefined
 
   get size(): number { return this.#byId.size }
 
@@ -41,12 +43,14 @@ export class ToolCallDirectory<A> {
       if (this.#byId.size >= MAX_ENTRIES) this.#byId.delete(this.#byId.keys().next().value as string)
       this.#byId.set(id, account)
     }
+    this.onChange?.(ids, account)
   }
 
   /** the ids left the directory (continued, ended); returns how many were here */
   release(ids: readonly string[]): number {
     let n = 0
     for (const id of ids) if (this.#byId.delete(id)) n++
+    if (n > 0) this.onChange?.(ids, undefined)
     return n
   }
 
@@ -55,6 +59,7 @@ export class ToolCallDirectory<A> {
     const gone: string[] = []
     for (const [id, holder] of this.#byId) if (holder === account) gone.push(id)
     for (const id of gone) this.#byId.delete(id)
+    if (gone.length > 0) this.onChange?.(gone, undefined)
     return gone
   }
 

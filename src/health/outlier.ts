@@ -21,6 +21,11 @@ export class Outlier {
   readonly #now: () => number
   cooldownUntil = 0
   ejectedUntil = 0
+  /**
+   * A fleet (`cluster`): another node cooled or ejected the credential this account spends, until then (0: no). Set
+   * once per fleet heartbeat from Redis (src/cluster/accounts.ts), never by this account's own failures.
+   */
+  sharedUntil = 0
   ejections = 0
   cooldowns = 0
   consecutive = 0
@@ -34,9 +39,9 @@ export class Outlier {
 
   /** Whether the account may be handed a request now; cheap on the hot path (two comparisons when healthy). */
   admits(): boolean {
-    if (this.cooldownUntil === 0 && this.ejectedUntil === 0) return true
+    if (this.cooldownUntil === 0 && this.ejectedUntil === 0 && this.sharedUntil === 0) return true
     const now = this.#now()
-    if (now < this.cooldownUntil) return false
+    if (now < this.cooldownUntil || now < this.sharedUntil) return false
     if (this.ejectedUntil === 0) return true
     return now >= this.ejectedUntil && !this.probing
   }
@@ -44,13 +49,13 @@ export class Outlier {
   state(): OutlierState {
     const now = this.#now()
     if (this.ejectedUntil !== 0) return now < this.ejectedUntil ? 'ejected' : 'half-open'
-    return now < this.cooldownUntil ? 'cooling' : 'ok'
+    return now < this.cooldownUntil || now < this.sharedUntil ? 'cooling' : 'ok'
   }
 
   /** When the account can take work again (0: now). */
   recoversAt(): number {
     const now = this.#now()
-    const at = Math.max(this.cooldownUntil, this.ejectedUntil)
+    const at = Math.max(this.cooldownUntil, this.ejectedUntil, this.sharedUntil)
     return at > now ? at : 0
   }
 

@@ -27,17 +27,24 @@ export interface JudgedAccount {
   readonly health: HealthStats
   /** a failure while the session is down was counted once, for the outage */
   readonly sessionUp: boolean
+  /** a fleet (`cluster`): the verdict is published for the account's credential (src/dispatch/shared.ts) */
+  readonly shared?: { publish(kind: 'cooldown' | 'ejected', ms: number, reason: string): void } | undefined
 }
 
 export function judgeFailure(account: JudgedAccount, error: OrchestratorError, log: Logger): void {
   const spec = specOf(error.code)
   if (THROTTLE.has(error.code)) {
     account.outlier.recordThrottle(error.retryAfterS)
+    // the same key on another node would hear the same answer: cool the credential fleet-wide
+    if (account.shared && account.outlier.cooldownUntil > Date.now()) account.shared.publish('cooldown', account.outlier.cooldownUntil - Date.now(), error.code)
     metrics.cooldown(account.id)
     log.warn({ account: account.id, code: error.code, retryAfterS: error.retryAfterS }, 'account cooling down')
   } else if (!spec.localOrigin && (spec.status >= 500 || ACCOUNT_FAULT.has(error.code)) && error.code !== 'AGYC_WORKER_DIED' && account.sessionUp) {
     account.health.recordFailure()
     if (account.outlier.recordFailure()) {
+      // published like a cooldown: the other nodes keep the credential out for the ejection time, without a probe of
+      // their own; this node's probe comes after the entry expired
+      account.shared?.publish('ejected', account.outlier.ejectedUntil - Date.now(), error.code)
       metrics.ejection(account.id)
       log.warn({ account: account.id, ejections: account.outlier.ejections }, 'account ejected')
     }

@@ -24,6 +24,8 @@ export class Quota {
   readonly #ledger: UsageLedger
   readonly #now: () => number
   readonly #cache: Cached[]
+  /** a fleet's shared budget refused this account until then (epoch ms; 0: never): src/cluster/accounts.ts */
+  #refusedUntil = 0
 
   constructor(account: string, rules: readonly QuotaRule[], ledger: UsageLedger, now: () => number = Date.now) {
     this.#account = account
@@ -48,6 +50,7 @@ export class Quota {
   /** May one more request go to the account, with `inFlight` already handed to it? */
   admits(inFlight: number): boolean {
     const now = this.#now()
+    if (this.#refusedUntil !== 0 && now < this.#refusedUntil) return false
     for (let i = 0; i < this.rules.length; i++) {
       const rule = this.rules[i]
       const used = this.#used(i, now)
@@ -60,6 +63,7 @@ export class Quota {
   /** The share of the tightest budget still left, in [0, 1] (the `quota` strategy prefers the most). */
   left(inFlight: number): number {
     const now = this.#now()
+    if (this.#refusedUntil !== 0 && now < this.#refusedUntil) return 0
     let left = 1
     for (let i = 0; i < this.rules.length; i++) {
       const rule = this.rules[i]
@@ -73,7 +77,7 @@ export class Quota {
   /** When the first exhausted budget has room again (0: none is exhausted). */
   resetsAt(inFlight: number): number {
     const now = this.#now()
-    let soonest = Number.POSITIVE_INFINITY
+    let soonest = this.#refusedUntil > now ? this.#refusedUntil : Number.POSITIVE_INFINITY
     for (let i = 0; i < this.rules.length; i++) {
       const rule = this.rules[i]
       const used = this.#used(i, now)
@@ -82,6 +86,14 @@ export class Quota {
       if (out && used.resetsAt < soonest) soonest = used.resetsAt
     }
     return Number.isFinite(soonest) ? soonest : 0
+  }
+
+  /**
+   * The budget shared by the fleet's nodes (counted in Redis, src/cluster/quota.ts) has no room until `until`: the
+   * local count cannot know what the other nodes spent, so the account takes nothing more until then.
+   */
+  refuse(until: number): void {
+    this.#refusedUntil = Math.max(this.#refusedUntil, until)
   }
 
   /** An answer finished: the next check re-reads the window (a bucket walk, only on this account's answers). */
