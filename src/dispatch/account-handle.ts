@@ -9,47 +9,20 @@ import { OrchestratorError } from '../errors.ts'
 import { Outlier } from '../health/outlier.ts'
 import { HealthStats, combine, scoreParts, type ScoreParts } from '../health/score.ts'
 import { metrics } from '../metrics.ts'
-import { assertNever, type Heartbeat, type Usage, type WorkerStats } from '../protocol/messages.ts'
+import { assertNever, type Heartbeat, type WorkerStats } from '../protocol/messages.ts'
 import { decodeFromWorkerBatch } from '../protocol/wire.ts'
 import type { AccountView } from '../strategies/types.ts'
-import type { UsageLedger } from '../usage/ledger.ts'
 import { Quota } from '../usage/quota.ts'
 import { AccountLifecycle, type AccountState, type LifecycleHost } from './account-lifecycle.ts'
 import type { Job } from './job.ts'
 import { ParkedCalls } from './tool-calls.ts'
-import type { LazyWorkers } from './parking.ts'
-import type { SharedAccount, SharedAccountFactory } from './shared.ts'
+import type { SharedAccount } from './shared.ts'
 
 export { backoffMs, type AccountState } from './account-lifecycle.ts'
 
-export interface AccountOwner {
-  /** a slot of `account` freed, or the account came up: hand it queued work */
-  released(account: AccountHandle): void
-  /** the account answered the job; `body` is the JSON message of a non-streamed request */
-  finished(job: Job, account: AccountHandle, body: string | undefined, usage: Usage, model: string): void
-  /** the account could not answer the job: the owner fails it over or fails it */
-  failed(job: Job, account: AccountHandle, error: OrchestratorError): void
-  /** the account's session failed for good (until an operator resets it): waiting jobs it was their hope for are answered */
-  lost(account: AccountHandle): void
-  /** the tool bridge: a live CLI of the account waits on these tool_use ids (parked), or no longer does (unparked) */
-  parked(account: AccountHandle, ids: readonly string[]): void
-  unparked(ids: readonly string[]): void
-}
+import type { AccountOptions, AccountOwner } from './account-owner.ts'
 
-export interface AccountOptions {
-  health: HealthConfig
-  ledger: UsageLedger
-  log: Logger
-  owner: AccountOwner
-  now?: () => number
-  /**
-   * `dispatcher.lazyWorkers`: the worker starts at the account's first request, and stops after `idleMs` without one;
-   * `"auto"` decides by the account's session kind (parking.ts). Absent: every worker starts with the account.
-   */
-  lazy?: LazyWorkers
-  /** a fleet (`cluster`): the account's budget, cooldowns and credential shared with the other nodes (shared.ts) */
-  shared?: SharedAccountFactory | undefined
-}
+export type { AccountOptions, AccountOwner }
 
 export class AccountHandle implements AccountView, LifecycleHost {
   readonly id: string

@@ -10,7 +10,7 @@
  */
 import type { Logger } from 'pino'
 import type { AccountConfig, DispatcherConfig, HealthConfig, StrategyName } from '../config/schema.ts'
-import { OrchestratorError, specOf, type Code } from '../errors.ts'
+import { OrchestratorError, specOf } from '../errors.ts'
 import type { Usage } from '../protocol/messages.ts'
 import { RetryBudget } from '../health/retry-budget.ts'
 import { judgeFailure } from '../health/verdict.ts'
@@ -21,6 +21,7 @@ import { AccountHandle, type AccountOptions, type AccountOwner } from './account
 import { AccountTable } from './account-table.ts'
 import { AffinityTable } from './affinity.ts'
 import { JobQueue } from './job-queue.ts'
+import { failoverWorthy, homeOf, leastQueued, noAccount } from './placement.ts'
 import { ToolCallDirectory } from './tool-calls.ts'
 import { admit, type Admission } from './admission.ts'
 import type { Job, JobSink } from './job.ts'
@@ -28,12 +29,6 @@ import type { SharedAccountFactory } from './shared.ts'
 import { applyLiveSettings } from './live-settings.ts'
 import { startAccounts } from './start-ramp.ts'
 import { UsageLedger, countersOf } from '../usage/ledger.ts'
-
-/** Failures another account may well not have: worth one more attempt elsewhere. */
-const RETRYABLE = new Set<Code>([
-  'AGYC_UPSTREAM_FAILED', 'AGYC_UPSTREAM_RATE_LIMITED', 'AGYC_UPSTREAM_OVERLOADED', 'AGYC_UPSTREAM_AUTH',
-  'AGYC_WORKER_DIED', 'AGYC_INTERNAL',
-])
 
 export interface DispatcherOptions {
   health: HealthConfig
@@ -124,7 +119,7 @@ export class Dispatcher implements AccountOwner {
   /** Places the job or queues it; throws the 529/503 to answer at once. */
   submit(job: Job): void {
     if (this.#closing) throw new OrchestratorError('AGYC_SHUTTING_DOWN', 'the orchestrator is shutting down')
-    if (!job.candidates.some((a) => a.routable || a.recovering)) throw this.#noAccount(job)
+    if (!job.candidates.some((a) => a.routable || a.recovering)) throw noAccount(job)
     job.timer = setTimeout(this.#expire, this.#config.requestTimeoutMs, job)
     this.#budget.recordRequest(job.receivedAt)
     if (this.#queue.size === 0 && this.#place(job)) return
@@ -142,24 +137,6 @@ export class Dispatcher implements AccountOwner {
       clearTimeout(job.timer)
       job.timer = setTimeout(this.#expire, this.#config.queueTimeoutMs, job)
     }
-  }
-
-  /** Every candidate is cooling, ejected, drained or stopped: 529 with the soonest recovery as retry-after. */
-  #noAccount(job: Job): OrchestratorError {
-    const up = job.candidates.filter((a) => a.state === 'up' && a.sessionUp && a.outlier.admits())
-    if (up.length > 0 && up.every((a) => a.quota && !a.quota.admits(a.assigned))) {
-      const resetsAt = Math.min(...up.map((a) => a.quota!.resetsAt(a.assigned)))
-      return new OrchestratorError('AGYC_QUOTA_EXHAUSTED', `every account that serves "${job.model}" has used its budget`,
-        { retryAfterS: (resetsAt - Date.now()) / 1000 })
-    }
-    let soonest = Number.POSITIVE_INFINITY
-    for (const a of job.candidates) {
-      const at = a.outlier.recoversAt()
-      if (a.state === 'up' && at > 0 && at < soonest) soonest = at
-    }
-    const retryAfterS = Number.isFinite(soonest) ? (soonest - Date.now()) / 1000 : undefined
-    const why = job.candidates.slice(0, 5).map((a) => `${a.id}: ${a.unavailableReason()}`).join('; ')
-    return new OrchestratorError('AGYC_NO_ACCOUNT', `no account can serve "${job.model}" now (${why})`, { retryAfterS })
   }
 
   /** The client went away: free whatever the job holds. */
@@ -185,33 +162,12 @@ export class Dispatcher implements AccountOwner {
       return true
     }
     const affinity = job.affinity
-    const home = affinity?.follow ? this.#home(affinity.key, job) : undefined
-    const account = home ?? job.strategy.pick(job.candidates) ?? this.#leastQueued(job.candidates)
+    const home = affinity?.follow ? homeOf(affinity.key, job, this.affinity, this.#table, this.#config.accountQueueSize) : undefined
+    const account = home ?? job.strategy.pick(job.candidates) ?? leastQueued(job.candidates, this.#config.accountQueueSize)
     if (!account) return false
     if (affinity) this.affinity.served(affinity.key, account.id, account === home, affinity.follow)
     this.#assign(job, account)
     return true
-  }
-
-  /**
-   * The conversation's home account while it can take the request: up, not cooling or ejected, with a free slot or
-   * room in its worker queue (a short wait there costs less than a cold prompt cache elsewhere).
-   */
-  #home(key: string, job: Job): AccountHandle | undefined {
-    const id = this.affinity.home(key)
-    const home = id === undefined ? undefined : this.#table.get(id)
-    if (!home || !home.routable || home.assigned >= home.maxConcurrency + this.#config.accountQueueSize) return undefined
-    return job.candidates.includes(home) ? home : undefined
-  }
-
-  /** Every account is busy: the one with the shortest worker queue that still has room. */
-  #leastQueued(candidates: readonly AccountHandle[]): AccountHandle | undefined {
-    const room = this.#config.accountQueueSize
-    let best: AccountHandle | undefined
-    for (const a of candidates) {
-      if (a.routable && a.assigned - a.maxConcurrency < room && (!best || a.assigned - a.maxConcurrency < best.assigned - best.maxConcurrency)) best = a
-    }
-    return best
   }
 
   #assign(job: Job, account: AccountHandle): void {
@@ -288,14 +244,11 @@ export class Dispatcher implements AccountOwner {
       return
     }
     this.#settle(job)
-    job.sink.fail(this.#noAccount(job), undefined)
+    job.sink.fail(noAccount(job), undefined)
   }
 
   #canFailover(job: Job, error: OrchestratorError): boolean {
-    if (!RETRYABLE.has(error.code) || job.sink.committed || job.attempts >= this.#config.maxAttempts || this.#closing) return false
-    const account = job.account
-    if (!job.candidates.some((a) => a !== account && (a.routable || a.recovering))) return false
-    return this.#budget.tryRetry() // last: it spends the budget
+    return !this.#closing && failoverWorthy(job, error, this.#config.maxAttempts) && this.#budget.tryRetry() // last: it spends the budget
   }
 
   #settle(job: Job): void {
@@ -340,7 +293,7 @@ export class Dispatcher implements AccountOwner {
       if (job.candidates.some((a) => a.routable || a.recovering)) continue
       this.#queue.remove(job)
       this.#settle(job)
-      job.sink.fail(this.#noAccount(job), undefined)
+      job.sink.fail(noAccount(job), undefined)
     }
   }
 
