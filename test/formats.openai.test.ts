@@ -155,3 +155,11 @@ test('responses stream: events in the API order, function_call_arguments deltas 
   assert.deepEqual(completed.response.output.map((o: any) => o.type), ['message', 'function_call', 'function_call'])
   assert.equal(completed.response.usage.input_tokens_details.cached_tokens, 90)
 })
+
+test('a text chunk is the same JSON whether built whole or from its pre-serialised parts', () => {
+  const stream = new ChatStream('msg_9', 'model "quoted"', false)
+  const [first, chunk] = chunks(stream.text('he said "hi"\n'))
+  assert.equal(first.choices[0].delta.role, 'assistant')
+  assert.deepEqual(chunk, { id: 'chatcmpl-msg_9', object: 'chat.completion.chunk', created: chunk.created, model: 'model "quoted"',
+    choices: [{ index: 0, delta: { content: 'he said "hi"\n' }, logprobs: null, finish_reason: null }] })
+})

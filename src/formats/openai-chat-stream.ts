@@ -39,6 +39,13 @@ export class ChatStream {
     return line({ id: this.#id, object: 'chat.completion.chunk', created: this.#created, model: this.#model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })
   }
 
+  /** a text delta's chunk: the same bytes as #chunk({content}), its fixed parts serialised once per stream */
+  #textPrefix: string | undefined
+  #textChunk(text: string): string {
+    this.#textPrefix ??= `data: {"id":${JSON.stringify(this.#id)},"object":"chat.completion.chunk","created":${this.#created},"model":${JSON.stringify(this.#model)},"choices":[{"index":0,"delta":{"content":`
+    return `${this.#textPrefix}${JSON.stringify(text)}},"logprobs":null,"finish_reason":null}]}\n\n`
+  }
+
   /** the first chunk, with the role */
   #open(): string {
     if (this.#opened) return ''
@@ -47,7 +54,7 @@ export class ChatStream {
   }
 
   text(delta: string): string {
-    return this.#open() + this.#chunk({ content: delta })
+    return this.#open() + this.#textChunk(delta)
   }
 
   /** The calls of a session that answers in one piece (the tool bridge): each as one chunk, arguments whole. */
@@ -62,6 +69,7 @@ export class ChatStream {
     switch (event.type) {
       case 'message_start':
         if (event.message?.model) this.#model = event.message.model
+        this.#textPrefix = undefined
         this.#usage = { ...event.message?.usage }
         return this.#open()
       case 'content_block_start': {
