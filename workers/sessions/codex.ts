@@ -8,6 +8,7 @@ import { OrchestratorError, type Code } from '../../src/errors.ts'
 import { CODEX_KEY_VAR, writeSettings } from '../../src/config/presets.ts'
 import { appendText, createAgentServerSession, type AgentProtocol, type TurnContext } from './agent/agent-server.ts'
 import { cliError, resetFromText } from './agent/cli-errors.ts'
+import { fields, stringOf, type RpcParams } from './agent/json-rpc.ts'
 import { presetSpec, unavailableSession } from './agent/preset.ts'
 import { summariseTool } from './agent/tool-summary.ts'
 import type { Completion, Session, SessionContext } from './types.ts'
@@ -52,6 +53,13 @@ export function codexError(error: TurnError | undefined): OrchestratorError {
   return new OrchestratorError(code, `codex: ${message}`, retryAfterS === undefined ? undefined : { retryAfterS })
 }
 
+/** a turn's `error` as Codex sends it (an object, else none) */
+export function turnError(value: unknown): TurnError | undefined {
+  if (value === null || typeof value !== 'object') return undefined
+  const error = fields(value)
+  return { message: stringOf(error.message), codexErrorInfo: error.codexErrorInfo }
+}
+
 interface Running {
   readonly context: TurnContext
   turnId?: string
@@ -64,15 +72,15 @@ interface Running {
 }
 
 /** the agent's own actions, by item type, as one line each */
-function describeItem(item: Record<string, any>): string | undefined {
+function describeItem(item: RpcParams): string | undefined {
   switch (item.type) {
     case 'commandExecution': return summariseTool('shell', item.command)
-    case 'fileChange': return summariseTool('apply_patch', (item.changes ?? []).map((c: { path?: string }) => c.path))
+    case 'fileChange': return summariseTool('apply_patch', Array.isArray(item.changes) ? item.changes.map((c) => fields(c).path) : [])
     case 'mcpToolCall': return summariseTool(`${item.server}.${item.tool}`, item.arguments)
     case 'dynamicToolCall': return summariseTool(String(item.tool ?? 'tool'), item.arguments)
     case 'webSearch': return summariseTool('web_search', item.query)
     case 'imageGeneration': case 'imageView': case 'collabAgentToolCall': case 'subAgentActivity':
-      return summariseTool(item.type, undefined)
+      return summariseTool(String(item.type), undefined)
     default: return undefined // messages, reasoning, plans, compaction: not actions
   }
 }
@@ -128,17 +136,18 @@ function appServer(config: CodexConfig): AgentProtocol {
       }
     },
     notification(method, params) {
-      const run = threads.get(params?.threadId)
+      const threadId = stringOf(params.threadId)
+      const run = threadId === undefined ? undefined : threads.get(threadId)
       if (!run) return
       run.context.touch()
       switch (method) {
         case 'item/agentMessage/delta':
-          if (run.item !== undefined && run.item !== params.itemId) run.paragraph = true
-          run.item = params.itemId
+          if (run.item !== undefined && run.item !== stringOf(params.itemId)) run.paragraph = true
+          run.item = stringOf(params.itemId)
           if (typeof params.delta === 'string') appendText(run, params.delta)
           return
         case 'item/started': {
-          const line = describeItem(params.item ?? {})
+          const line = describeItem(fields(params.item))
           if (!line) return
           run.paragraph = true
           appendText(run, line)
@@ -147,24 +156,25 @@ function appServer(config: CodexConfig): AgentProtocol {
         }
         case 'thread/tokenUsage/updated': {
           // the thread is this request's alone: its total is the request's usage
-          const t = params.tokenUsage?.total ?? {}
+          const t = fields(fields(params.tokenUsage).total)
           if (typeof t.inputTokens === 'number' && typeof t.outputTokens === 'number') {
-            run.usage = { input_tokens: t.inputTokens, output_tokens: t.outputTokens, cache_read_input_tokens: t.cachedInputTokens ?? 0 }
+            const cached = typeof t.cachedInputTokens === 'number' ? t.cachedInputTokens : 0
+            run.usage = { input_tokens: t.inputTokens, output_tokens: t.outputTokens, cache_read_input_tokens: cached }
           }
           return
         }
         case 'error':
-          if (!params.willRetry) run.error = params.error
+          if (!params.willRetry) run.error = turnError(params.error)
           return
         case 'turn/completed': {
-          const turn = params.turn ?? {}
+          const turn = fields(params.turn)
           if (turn.status === 'completed') {
             run.context.answer.event({ type: 'message_delta', delta: { stop_reason: 'end_turn' }, ...(run.usage ? { usage: run.usage } : {}) })
             run.settle(run.context.answer.completion())
           } else if (turn.status === 'interrupted') {
             run.settle(new OrchestratorError('AGYC_CANCELLED', 'the request was cancelled'))
           } else {
-            run.settle(codexError(turn.error ?? run.error))
+            run.settle(codexError(turnError(turn.error) ?? run.error))
           }
           return
         }

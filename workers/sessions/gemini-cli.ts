@@ -11,9 +11,10 @@ import { loggedIn, writeSettings } from '../../src/config/presets.ts'
 import { writePrivateFile } from '../../src/config/state-dir.ts'
 import { appendText, createAgentServerSession, type AgentProtocol, type TurnContext } from './agent/agent-server.ts'
 import { cliError } from './agent/cli-errors.ts'
-import { RpcError, type JsonRpcPeer } from './agent/json-rpc.ts'
+import { fields, RpcError, stringOf, type JsonRpcPeer } from './agent/json-rpc.ts'
 import { presetSpec, unavailableSession } from './agent/preset.ts'
 import { summariseTool } from './agent/tool-summary.ts'
+import { permissionOptions } from './bridge/gemini-acp.ts'
 import type { Session, SessionContext } from './types.ts'
 
 type GeminiConfig = Extract<SessionContext['account']['session'], { kind: 'gemini-cli' }>
@@ -131,14 +132,17 @@ function acp(config: GeminiConfig, stateDir: string): AgentProtocol {
     },
     notification(method, params) {
       if (method !== 'session/update') return
-      const run = sessions.get(params?.sessionId)
+      const sessionId = stringOf(params.sessionId)
+      const run = sessionId === undefined ? undefined : sessions.get(sessionId)
       if (!run) return
       run.context.touch()
-      const update = params.update ?? {}
+      const update = fields(params.update)
       switch (update.sessionUpdate) {
-        case 'agent_message_chunk':
-          if (update.content?.type === 'text' && typeof update.content.text === 'string') appendText(run, update.content.text)
+        case 'agent_message_chunk': {
+          const content = fields(update.content)
+          if (content.type === 'text' && typeof content.text === 'string') appendText(run, content.text)
           return
+        }
         case 'tool_call':
           run.paragraph = true
           appendText(run, summariseTool(String(update.kind ?? 'tool'), update.title ?? update.rawInput))
@@ -151,7 +155,7 @@ function acp(config: GeminiConfig, stateDir: string): AgentProtocol {
     request(method, params) {
       if (method === 'session/request_permission') {
         // nobody is there to approve: refuse once, the agent carries on without the tool
-        const options = (params?.options ?? []) as { optionId: string; kind?: string }[]
+        const options = permissionOptions(params)
         const reject = options.find((o) => o.kind === 'reject_once') ?? options.find((o) => o.kind?.startsWith('reject'))
         return { outcome: reject ? { outcome: 'selected', optionId: reject.optionId } : { outcome: 'cancelled' } }
       }

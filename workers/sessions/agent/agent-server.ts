@@ -11,7 +11,7 @@ import type { RestartPolicy } from '../process/supervisor.ts'
 import { Supervisor } from '../process/supervisor.ts'
 import { Answer } from '../answer.ts'
 import { createLauncher, logStderr, type Child, type ChildSpec } from '../process/child.ts'
-import { JsonRpcPeer } from './json-rpc.ts'
+import { JsonRpcPeer, type RpcParams } from './json-rpc.ts'
 import { renderPrompt } from './transcript.ts'
 import type { Completion, Session, SessionContext, SessionOutput, SessionRequest } from '../types.ts'
 
@@ -52,8 +52,8 @@ export interface AgentProtocol {
   readonly tagged: boolean
   handshake(peer: JsonRpcPeer): Promise<void>
   turn(context: TurnContext): Turn
-  notification(method: string, params: any): void
-  request(method: string, params: any): unknown
+  notification(method: string, params: RpcParams): void
+  request(method: string, params: RpcParams): unknown
 }
 
 export interface AgentServerOptions {

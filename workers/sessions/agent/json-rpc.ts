@@ -17,10 +17,26 @@ export class RpcError extends Error {
   }
 }
 
+/**
+ * A message's params as handlers see them: by-name params (an object); none, or by-position params (an array), read
+ * as `{}`. The fields are the CLI's own and unchecked: a handler narrows each one it reads (`fields`, `typeof`).
+ */
+export type RpcParams = Readonly<Record<string, unknown>>
+
+/** an object's fields, or none: reads nested params without trusting their shape */
+export function fields(value: unknown): RpcParams {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? value as RpcParams : {}
+}
+
+/** a string, or undefined for anything else */
+export function stringOf(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined
+}
+
 export interface RpcHandlers {
-  notification(method: string, params: any): void
+  notification(method: string, params: RpcParams): void
   /** a request from the child; what it returns (or resolves to) is the result, a throw the error */
-  request(method: string, params: any): unknown
+  request(method: string, params: RpcParams): unknown
   /** a stdout line that is not JSON-RPC: logged, not fatal (CLIs print the odd warning there) */
   stray(line: string): void
 }
@@ -31,7 +47,7 @@ export class JsonRpcPeer {
   readonly #child: Child
   readonly #tagged: boolean
   readonly #handlers: RpcHandlers
-  readonly #pending = new Map<number, { resolve(value: any): void; reject(err: Error): void }>()
+  readonly #pending = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>()
   #nextId = 1
   #closed: string | undefined
 
@@ -47,11 +63,12 @@ export class JsonRpcPeer {
     void child.closed.then(({ code, signal }) => this.close(child.describeExit(code, signal)))
   }
 
-  request<T = any>(method: string, params: unknown): Promise<T> {
+  /** `T`: the result's shape as the CLI's protocol documents it for `method` (not checked here); unknown unless named */
+  request<T = unknown>(method: string, params: unknown): Promise<T> {
     if (this.#closed) return Promise.reject(new RpcError(this.#closed))
     const id = this.#nextId++
     return new Promise<T>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject })
+      this.#pending.set(id, { resolve: (value) => resolve(value as T), reject })
       this.#send({ id, method, params })
     })
   }
@@ -85,12 +102,12 @@ export class JsonRpcPeer {
     }
     if (typeof message.method === 'string') {
       if (message.id === undefined || message.id === null) {
-        this.#handlers.notification(message.method, message.params)
+        this.#handlers.notification(message.method, fields(message.params))
         return
       }
       const id = message.id
       Promise.resolve()
-        .then(() => this.#handlers.request(message.method as string, message.params))
+        .then(() => this.#handlers.request(message.method as string, fields(message.params)))
         .then(
           (result) => this.#send({ id, result: result ?? null }),
           (err: unknown) => this.#send({ id, error: { code: -32601, message: err instanceof Error ? err.message : String(err) } }),

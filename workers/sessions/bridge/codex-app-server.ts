@@ -6,12 +6,12 @@
  * a `thread/start`, not a CLI start.
  */
 import type { Child, Launcher } from '../process/child.ts'
-import { JsonRpcPeer } from '../agent/json-rpc.ts'
+import { JsonRpcPeer, type RpcParams } from '../agent/json-rpc.ts'
 
 export interface ThreadListener {
-  notification(method: string, params: Record<string, any>): void
+  notification(method: string, params: RpcParams): void
   /** a request of the server about this thread; what it returns (or resolves to) is the answer */
-  request(method: string, params: Record<string, any>): unknown
+  request(method: string, params: RpcParams): unknown
   /** the server went away: nothing more will come */
   closed(reason: string): void
 }
@@ -35,9 +35,9 @@ export class CodexAppServer {
   private constructor(child: Child, options: CodexAppServerOptions) {
     this.child = child
     this.peer = new JsonRpcPeer(child, false, {
-      notification: (method, params) => this.#threads.get(params?.threadId)?.notification(method, params),
+      notification: (method, params) => this.#listener(params.threadId)?.notification(method, params),
       request: (method, params) => {
-        const listener = this.#threads.get(params?.threadId)
+        const listener = this.#listener(params.threadId)
         if (listener) return listener.request(method, params)
         // not a bridged thread's (or one already closed): nobody may approve anything
         if (method === 'item/commandExecution/requestApproval' || method === 'item/fileChange/requestApproval') return { decision: 'decline' }
@@ -86,6 +86,11 @@ export class CodexAppServer {
   async stop(): Promise<void> {
     this.#close('the codex app-server is stopping')
     await this.child.kill()
+  }
+
+  /** the listener on the thread the server named (an id that is not a string names none) */
+  #listener(threadId: unknown): ThreadListener | undefined {
+    return typeof threadId === 'string' ? this.#threads.get(threadId) : undefined
   }
 
   #close(reason: string): void {

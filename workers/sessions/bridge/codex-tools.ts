@@ -13,7 +13,8 @@
  * holds it back until the calls are answered.)
  */
 import { OrchestratorError } from '../../../src/errors.ts'
-import { codexError } from '../codex.ts'
+import { fields, stringOf, type RpcParams } from '../agent/json-rpc.ts'
+import { codexError, turnError } from '../codex.ts'
 import type { CodexAppServer } from './codex-app-server.ts'
 import { PendingCalls, StepChannel } from './pending.ts'
 import {
@@ -170,7 +171,7 @@ export class CodexToolBridge implements ToolBridge {
     await this.#server.peer.request('thread/unsubscribe', { threadId: this.#threadId }).catch(() => {})
   }
 
-  #onRequest(method: string, params: Record<string, any>): unknown {
+  #onRequest(method: string, params: RpcParams): unknown {
     if (method !== 'item/tool/call') throw new Error(`method ${method} is not offered by this client`)
     const call: ToolCall = { id: mintToolUseId(), name: String(params.tool), input: params.arguments ?? {} }
     if (this.#closed !== undefined) return toContentItems({ content: 'This conversation is closed.', is_error: true })
@@ -180,33 +181,33 @@ export class CodexToolBridge implements ToolBridge {
     return answer
   }
 
-  #onNotification(method: string, params: Record<string, any>): void {
+  #onNotification(method: string, params: RpcParams): void {
     switch (method) {
       case 'turn/started':
-        if (this.#turnId === '') this.#turnId = params.turn?.id
+        if (this.#turnId === '') this.#turnId = stringOf(fields(params.turn).id)
         return
       case 'item/agentMessage/delta':
         if (typeof params.delta !== 'string') return
         // two messages of one turn (say, before and after a tool call Codex made itself) stay two paragraphs
-        if (this.#item !== undefined && this.#item !== params.itemId) this.#step.text('\n\n')
-        this.#item = params.itemId
+        if (this.#item !== undefined && this.#item !== stringOf(params.itemId)) this.#step.text('\n\n')
+        this.#item = stringOf(params.itemId)
         this.#step.text(params.delta)
         return
       case 'rawResponseItem/completed': {
-        const item = params.item ?? {}
-        if (item.type === 'function_call' && this.#toolNames.has(item.name)) this.#expected.push(String(item.call_id))
+        const item = fields(params.item)
+        if (item.type === 'function_call' && typeof item.name === 'string' && this.#toolNames.has(item.name)) this.#expected.push(String(item.call_id))
         return
       }
       case 'rawResponse/completed':
-        if (params.usage && typeof params.usage.inputTokens === 'number') this.#usage = addUsage(this.#usage, params.usage)
+        if (typeof fields(params.usage).inputTokens === 'number') this.#usage = addUsage(this.#usage, fields(params.usage))
         this.#responseOver = true
         this.#settleCallsWhenComplete()
         return
       case 'error':
-        if (!params.willRetry) this.#turnError = params.error
+        if (!params.willRetry) this.#turnError = turnError(params.error)
         return
       case 'turn/completed':
-        this.#onTurnCompleted(params.turn ?? {})
+        this.#onTurnCompleted(fields(params.turn))
         return
       default:
         return
@@ -232,7 +233,7 @@ export class CodexToolBridge implements ToolBridge {
     this.#step.settle({ kind: 'tool_use', calls, ...(usage ? { usage } : {}), ...(this.#model ? { model: this.#model } : {}) })
   }
 
-  #onTurnCompleted(turn: { status?: string; error?: TurnError }): void {
+  #onTurnCompleted(turn: RpcParams): void {
     this.#turnId = undefined
     this.#item = undefined
     this.#expected = []
@@ -245,17 +246,19 @@ export class CodexToolBridge implements ToolBridge {
     } else if (turn.status === 'interrupted') {
       this.#step.settle(new OrchestratorError('AGYC_CANCELLED', 'codex: the turn was interrupted'))
     } else {
-      this.#step.settle(codexError(turn.error ?? this.#turnError))
+      this.#step.settle(codexError(turnError(turn.error) ?? this.#turnError))
     }
     this.#turnError = undefined
   }
 }
 
-function addUsage(sum: StepUsage | undefined, last: { inputTokens: number; outputTokens?: number; cachedInputTokens?: number }): StepUsage {
+/** adds one model response's counts (Codex's `rawResponse/completed` usage; a count it leaves out is 0) */
+function addUsage(sum: StepUsage | undefined, last: RpcParams): StepUsage {
+  const count = (value: unknown): number => (typeof value === 'number' ? value : 0)
   return {
-    input_tokens: (sum?.input_tokens ?? 0) + last.inputTokens,
-    output_tokens: (sum?.output_tokens ?? 0) + (last.outputTokens ?? 0),
-    cache_read_input_tokens: (sum?.cache_read_input_tokens ?? 0) + (last.cachedInputTokens ?? 0),
+    input_tokens: (sum?.input_tokens ?? 0) + count(last.inputTokens),
+    output_tokens: (sum?.output_tokens ?? 0) + count(last.outputTokens),
+    cache_read_input_tokens: (sum?.cache_read_input_tokens ?? 0) + count(last.cachedInputTokens),
   }
 }
 

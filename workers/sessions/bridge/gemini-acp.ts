@@ -8,12 +8,12 @@
  * worker for the four methods used here, and the peer is already what the agent-mode preset speaks.
  */
 import type { Child, Launcher } from '../process/child.ts'
-import { JsonRpcPeer } from '../agent/json-rpc.ts'
+import { fields, JsonRpcPeer, stringOf, type RpcParams } from '../agent/json-rpc.ts'
 
 export interface AcpSessionListener {
-  update(update: Record<string, any>): void
+  update(update: RpcParams): void
   /** a request of the agent about this session (a permission prompt); what it returns is the answer */
-  request(method: string, params: Record<string, any>): unknown
+  request(method: string, params: RpcParams): unknown
   closed(reason: string): void
 }
 
@@ -37,10 +37,10 @@ export class GeminiAcp {
     this.child = child
     this.peer = new JsonRpcPeer(child, true, {
       notification: (method, params) => {
-        if (method === 'session/update') this.#sessions.get(params?.sessionId)?.update(params.update ?? {})
+        if (method === 'session/update') this.#listener(params.sessionId)?.update(fields(params.update))
       },
       request: (method, params) => {
-        const listener = this.#sessions.get(params?.sessionId)
+        const listener = this.#listener(params.sessionId)
         if (listener) return listener.request(method, params)
         if (method === 'session/request_permission') return { outcome: { outcome: 'cancelled' } }
         throw new Error(`method ${method} is not offered by this client`)
@@ -85,6 +85,11 @@ export class GeminiAcp {
     await this.child.kill()
   }
 
+  /** the listener on the session the agent named (an id that is not a string names none) */
+  #listener(sessionId: unknown): AcpSessionListener | undefined {
+    return typeof sessionId === 'string' ? this.#sessions.get(sessionId) : undefined
+  }
+
   #close(reason: string): void {
     if (this.#closed !== undefined) return
     this.#closed = reason
@@ -92,4 +97,16 @@ export class GeminiAcp {
     for (const listener of this.#sessions.values()) listener.closed(reason)
     this.#sessions.clear()
   }
+}
+
+export interface PermissionOption { readonly optionId: string; readonly kind?: string }
+
+/** the choices of a `session/request_permission`, those with an id (the answer names one) */
+export function permissionOptions(params: RpcParams): PermissionOption[] {
+  if (!Array.isArray(params.options)) return []
+  return params.options.flatMap((value: unknown) => {
+    const option = fields(value)
+    const optionId = stringOf(option.optionId)
+    return optionId === undefined ? [] : [{ optionId, kind: stringOf(option.kind) }]
+  })
 }

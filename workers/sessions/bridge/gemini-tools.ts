@@ -11,8 +11,8 @@
  */
 import { OrchestratorError } from '../../../src/errors.ts'
 import { cliError } from '../agent/cli-errors.ts'
-import { RpcError } from '../agent/json-rpc.ts'
-import type { GeminiAcp } from './gemini-acp.ts'
+import { fields, RpcError, type RpcParams } from '../agent/json-rpc.ts'
+import { permissionOptions, type GeminiAcp } from './gemini-acp.ts'
 import type { ClientToolServer, ToolRoute } from './gemini-mcp.ts'
 import { PendingCalls, StepChannel } from './pending.ts'
 import { mintToolUseId, type ClientTool, type Prompt, type Step, type TextSink, type ToolBridge, type ToolResult } from './types.ts'
@@ -61,7 +61,8 @@ export class GeminiToolBridge implements ToolBridge {
     this.#calls = calls
     this.#unlisten = acp.listen(sessionId, {
       update: (update) => {
-        if (update.sessionUpdate === 'agent_message_chunk' && update.content?.type === 'text' && typeof update.content.text === 'string') this.#step.text(update.content.text)
+        const content = fields(update.content)
+        if (update.sessionUpdate === 'agent_message_chunk' && content.type === 'text' && typeof content.text === 'string') this.#step.text(content.text)
       },
       request: (method, params) => this.#onRequest(method, params),
       closed: (reason) => void this.#end(new OrchestratorError('AGYC_UPSTREAM_FAILED', `gemini-cli: ${reason}`)),
@@ -150,11 +151,11 @@ export class GeminiToolBridge implements ToolBridge {
     return answer
   }
 
-  #onRequest(method: string, params: Record<string, any>): unknown {
+  #onRequest(method: string, params: RpcParams): unknown {
     if (method !== 'session/request_permission') throw new Error(`method ${method} is not offered by this client`)
-    const toolCall = params.toolCall ?? {}
+    const toolCall = fields(params.toolCall)
     const ours = String(toolCall.toolCallId ?? '').startsWith(`mcp_${MCP_SERVER_NAME}_`)
-    const options = (params.options ?? []) as { optionId: string; kind?: string }[]
+    const options = permissionOptions(params)
     // our own server's tools: allowed for the whole session, so later calls skip the prompt; anything else refused
     const chosen = ours
       ? options.find((o) => o.optionId === 'proceed_always_server') ?? options.find((o) => o.kind === 'allow_always') ?? options.find((o) => o.kind === 'allow_once')
