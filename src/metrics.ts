@@ -13,6 +13,7 @@
  */
 import { Counter, Gauge, Registry } from 'prom-client'
 import { LatencyWindow, timeline } from './health/latency.ts'
+import { FastHistogram, Series } from './metrics/histogram.ts'
 
 export { LatencyWindow, timeline, type TimelinePoint } from './health/latency.ts'
 
@@ -46,67 +47,6 @@ export interface MetricsSource {
 
 const sources = new Set<MetricsSource>()
 const byAccount = new Map<string, AccountMetrics>()
-
-// seconds; covers a cached 5 ms answer up to Claude Code's 600 s deadline
-const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
-
-/**
- * A histogram that counts into a Float64Array (one bucket search, no allocation) and is formatted by prom-client at
- * scrape time. One `Series` per label set, made once and kept by its owner.
- */
-class Series {
-  readonly labels: Record<string, string>
-  readonly counts = new Float64Array(LATENCY_BUCKETS.length + 1)
-  sum = 0
-  count = 0
-  constructor(labels: Record<string, string>) {
-    this.labels = labels
-  }
-
-  observe(seconds: number): void {
-    let b = 0
-    while (b < LATENCY_BUCKETS.length && seconds > LATENCY_BUCKETS[b]) b++
-    this.counts[b]++
-    this.sum += seconds
-    this.count++
-  }
-}
-
-interface HistogramValue { metricName: string; labels: Record<string, string>; value: number }
-
-class FastHistogram {
-  readonly name: string
-  readonly help: string
-  readonly type = 'histogram'
-  readonly aggregator = 'sum'
-  readonly #series: () => Iterable<Series>
-
-  constructor(name: string, help: string, series: () => Iterable<Series>) {
-    this.name = name
-    this.help = help
-    this.#series = series
-    // registerMetric is prom-client's public hook for metrics it does not build itself
-    registry.registerMetric(this as never)
-  }
-
-  /** the shape prom-client's own metrics return from `get()`, which the registry formats */
-  get(): { name: string; help: string; type: 'histogram'; aggregator: 'sum'; values: HistogramValue[] } {
-    const values: HistogramValue[] = []
-    for (const s of this.#series()) {
-      let cumulative = 0
-      for (let b = 0; b <= LATENCY_BUCKETS.length; b++) {
-        cumulative += s.counts[b]
-        const le = b < LATENCY_BUCKETS.length ? String(LATENCY_BUCKETS[b]) : '+Inf'
-        values.push({ metricName: `${this.name}_bucket`, labels: { ...s.labels, le }, value: cumulative })
-      }
-      values.push({ metricName: `${this.name}_sum`, labels: s.labels, value: s.sum })
-      values.push({ metricName: `${this.name}_count`, labels: s.labels, value: s.count })
-    }
-    return { name: this.name, help: this.help, type: 'histogram', aggregator: 'sum', values }
-  }
-
-  reset(): void {}
-}
 
 interface RequestCell { status: number; strategy: string; n: number }
 
@@ -399,8 +339,8 @@ gauge('agyc_account_quota_left', "Share of the account's tightest quota budget l
   for (const a of liveAccounts()) if (a.quota) g.set({ account: a.id }, a.quota.left(a.assigned))
 })
 
-new FastHistogram('agyc_queue_wait_seconds', 'Time from arrival until an account took the request', () => [queueWait])
-new FastHistogram('agyc_time_to_first_byte_seconds', 'Time from arrival until the first byte of the answer, by account',
+new FastHistogram(registry, 'agyc_queue_wait_seconds', 'Time from arrival until an account took the request', () => [queueWait])
+new FastHistogram(registry, 'agyc_time_to_first_byte_seconds', 'Time from arrival until the first byte of the answer, by account',
   () => [...byAccount.values()].map((m) => m.ttfb))
-new FastHistogram('agyc_request_duration_seconds', 'Time from arrival until the answer ended, by account',
+new FastHistogram(registry, 'agyc_request_duration_seconds', 'Time from arrival until the answer ended, by account',
   () => [...byAccount.values()].map((m) => m.duration))
