@@ -83,7 +83,7 @@ test('a whole message with text and tool calls: content and tool_calls both, arg
 
 test('a request: roles, tool calls and their results, stop sequences, tool_choice and reasoning effort map over', () => {
   const out = chatToMessages({
-    model: 'm', max_completion_tokens: 100, stop: 'END', reasoning_effort: 'low', user: 'u1', parallel_tool_calls: false,
+    model: 'm', max_completion_tokens: 100, stop: 'END', user: 'u1', parallel_tool_calls: false,
     tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } } }], tool_choice: 'required',
     messages: [
       { role: 'system', content: 'sys' }, { role: 'developer', content: 'dev' },
@@ -95,8 +95,7 @@ test('a request: roles, tool calls and their results, stop sequences, tool_choic
   assert.equal(out.system, 'sys\n\ndev')
   assert.deepEqual(out.stop_sequences, ['END'], 'stop is carried as stop_sequences')
   assert.deepEqual(out.tool_choice, { type: 'any', disable_parallel_tool_use: true })
-  assert.deepEqual(out.thinking, { type: 'enabled', budget_tokens: 2048 })
-  assert.ok(out.max_tokens > 2048, 'max_tokens leaves room beyond the thinking budget')
+  assert.equal(out.max_tokens, 100, 'max_completion_tokens is the max_tokens')
   assert.deepEqual(out.metadata, { user_id: 'u1' })
   assert.equal(out.messages[0].content[1].source.type, 'base64')
   assert.deepEqual(out.messages[1].content.map((b: any) => b.id), ['c1', 'c2'], 'one tool_use per call, none duplicated')
@@ -162,4 +161,23 @@ test('a text chunk is the same JSON whether built whole or from its pre-serialis
   assert.equal(first.choices[0].delta.role, 'assistant')
   assert.deepEqual(chunk, { id: 'chatcmpl-msg_9', object: 'chat.completion.chunk', created: chunk.created, model: 'model "quoted"',
     choices: [{ index: 0, delta: { content: 'he said "hi"\n' }, logprobs: null, finish_reason: null }] })
+})
+
+test('thinking only where Messages takes it: not beside a forced tool nor after an assistant tool call without thinking; sampling clamped or left out', () => {
+  const plain = chatToMessages({ model: 'm', reasoning_effort: 'high', temperature: 1.5, top_p: 0.5, messages: [{ role: 'user', content: 'hi' }] }) as any
+  assert.deepEqual(plain.thinking, { type: 'enabled', budget_tokens: 24576 })
+  assert.ok(plain.max_tokens > 24576, 'max_tokens leaves room beyond the thinking budget')
+  assert.equal(plain.temperature, undefined, 'no temperature beside thinking')
+  assert.equal(plain.top_p, undefined)
+  const loop = chatToMessages({ model: 'm', reasoning_effort: 'low', messages: [
+    { role: 'user', content: 'go' }, { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{}' } }] },
+    { role: 'tool', tool_call_id: 'c1', content: 'done' }] }) as any
+  assert.equal(loop.thinking, undefined, 'a tool loop whose assistant turns carry no thinking cannot turn it on')
+  const forced = chatToMessages({ model: 'm', reasoning_effort: 'low', tool_choice: 'required', tools: [{ type: 'function', function: { name: 'f' } }], messages: [{ role: 'user', content: 'go' }] }) as any
+  assert.equal(forced.thinking, undefined)
+  const hot = chatToMessages({ model: 'm', temperature: 1.7, messages: [{ role: 'user', content: 'hi' }] }) as any
+  assert.equal(hot.temperature, 1, 'temperature clamped to what Messages takes')
+  const codex = responsesToMessages({ model: 'm', reasoning: { effort: 'medium' }, tools: [{ type: 'function', name: 'shell' }], input: [
+    { role: 'user', content: 'ls' }, { type: 'function_call', call_id: 'k', name: 'shell', arguments: '{}' }, { type: 'function_call_output', call_id: 'k', output: 'a' }] }) as any
+  assert.equal(codex.thinking, undefined, 'Codex\'s tool loop with reasoning on is served without thinking rather than refused')
 })

@@ -123,12 +123,26 @@ export function toolChoiceToMessages(choice: unknown, parallel: unknown, param =
   return out
 }
 
-/** max_tokens with thinking: the budget is within it, so it grows to leave the answer room (docs/api.md). */
-export function thinkingFor(effort: unknown, maxTokens: number | undefined, param: string): { thinking?: Json; maxTokens?: number } {
+/**
+ * Thinking for a reasoning effort, where Messages allows it: the budget is within max_tokens, so that grows to leave
+ * the answer room (docs/api.md). Left off when an earlier assistant turn called a tool without a thinking block (a
+ * client that cannot send thinking back: Messages refuses thinking on such a conversation), and when a tool is forced.
+ */
+export function thinkingFor(effort: unknown, maxTokens: number | undefined, param: string,
+  turns: readonly { role: string; content: Json[] }[] = [], forced = false): { thinking?: Json; maxTokens?: number } {
   if (effort === undefined || effort === null || effort === 'none') return { maxTokens }
   const budget = typeof effort === 'string' ? REASONING_BUDGET[effort] : undefined
   if (budget === undefined) throw new FormatError(param, `expected one of none, ${Object.keys(REASONING_BUDGET).join(', ')}`)
+  const unthought = turns.some((t) => t.role === 'assistant' && t.content.some((b) => b.type === 'tool_use') && !t.content.some((b) => b.type === 'thinking'))
+  if (unthought || forced) return { maxTokens }
   return { thinking: { type: 'enabled', budget_tokens: budget }, maxTokens: Math.max(maxTokens ?? 0, budget + 1024) }
+}
+
+/** Sampling as Messages takes it: temperature at most 1, and none of it beside thinking (which refuses both). */
+export function sampling(out: Json, temperature: unknown, topP: unknown): void {
+  if (out.thinking !== undefined) return
+  if (typeof temperature === 'number') out.temperature = Math.min(1, temperature)
+  if (typeof topP === 'number') out.top_p = topP
 }
 
 /** A Chat Completions request as the Anthropic Messages request the orchestrator runs. */
@@ -186,19 +200,19 @@ export function chatToMessages(body: Json): Json {
 
   const maxTokens = typeof body.max_completion_tokens === 'number' ? body.max_completion_tokens
     : typeof body.max_tokens === 'number' ? body.max_tokens : undefined
-  const { thinking, maxTokens: withThinking } = thinkingFor(body.reasoning_effort, maxTokens, 'reasoning_effort')
+  const choice = toolChoiceToMessages(body.tool_choice, body.parallel_tool_calls)
+  const forced = choice?.type === 'any' || choice?.type === 'tool'
+  const { thinking, maxTokens: withThinking } = thinkingFor(body.reasoning_effort, maxTokens, 'reasoning_effort', turns, forced)
   const out: Json = { model: body.model, messages: turns }
   if (withThinking !== undefined) out.max_tokens = withThinking
   if (thinking) out.thinking = thinking
   if (system.length > 0) out.system = system.join('\n\n')
   if (body.stream === true) out.stream = true
-  if (typeof body.temperature === 'number') out.temperature = body.temperature
-  if (typeof body.top_p === 'number') out.top_p = body.top_p
+  sampling(out, body.temperature, body.top_p)
   if (typeof body.stop === 'string') out.stop_sequences = [body.stop]
   else if (Array.isArray(body.stop)) out.stop_sequences = body.stop
   const tools = toolsToMessages(body.tools)
   if (tools) out.tools = tools
-  const choice = toolChoiceToMessages(body.tool_choice, body.parallel_tool_calls)
   if (choice) out.tool_choice = choice
   if (typeof body.user === 'string' && body.user !== '') out.metadata = { user_id: body.user }
   return out
