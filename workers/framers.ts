@@ -41,6 +41,9 @@ function message(run: Framed, completion: Completion, accountId: string) {
   }
 }
 
+/** a completion as the Messages API writes it whole */
+type WholeMessage = ReturnType<typeof message>
+
 function textOf(completion: Completion): string {
   let text = ''
   for (const block of completion.content as Block[]) if (block.type === 'text') text += block.text ?? ''
@@ -95,55 +98,28 @@ export class AnthropicFramer implements Framer {
   }
 }
 
-/** Chat Completions: `chat.completion` whole, `chat.completion.chunk` lines and `[DONE]` streamed. */
-export class ChatFramer implements Framer {
-  readonly #run: Framed
-  readonly #stream: ChatStream
-  #streamedText = false
-
-  constructor(run: Framed, includeUsage: boolean) {
-    this.#run = run
-    this.#stream = new ChatStream(run.messageId, run.model, includeUsage)
-  }
-
-  text(delta: string): string {
-    this.#streamedText = true
-    return this.#stream.text(delta)
-  }
-
-  raw(events: string): string {
-    let out = ''
-    for (const event of parseSseEvents(events)) out += this.#stream.event(event)
-    return out
-  }
-
-  tail(completion: Completion, passthrough: boolean): string {
-    if (passthrough) return ''
-    let out = ''
-    if (!this.#streamedText) {
-      const text = textOf(completion)
-      if (text) out += this.#stream.text(text)
-    }
-    for (const block of completion.content as Block[]) {
-      if (block.type === 'tool_use') out += this.#stream.toolCall(block.id ?? '', block.name ?? '', block.input)
-    }
-    return out + this.#stream.end(completion.stopReason, completion.usage)
-  }
-
-  whole(completion: Completion, accountId: string): string {
-    return JSON.stringify(messageToChat(message(this.#run, completion, accountId)))
-  }
+/** What an OpenAI stream writer (Chat Completions' or Responses') takes: text, Anthropic events, whole tool calls, the end. */
+interface OpenAIStream {
+  text(delta: string): string
+  event(event: ReturnType<typeof parseSseEvents>[number]): string
+  toolCall(id: string, name: string, input: unknown): string
+  end(stopReason: string | null, usage: Completion['usage']): string
 }
 
-/** Responses: a `response` object whole, its typed events streamed. */
-export class ResponsesFramer implements Framer {
+/**
+ * An OpenAI format: Chat Completions (`chat.completion`, or its chunks and `[DONE]`) or Responses (a `response`, or
+ * its typed events). The stream writer does the format; this is the plumbing both share.
+ */
+export class OpenAIFramer implements Framer {
   readonly #run: Framed
-  readonly #stream: ResponsesStream
+  readonly #stream: OpenAIStream
+  readonly #whole: (whole: WholeMessage) => object
   #streamedText = false
 
-  constructor(run: Framed) {
+  constructor(run: Framed, stream: OpenAIStream, whole: (whole: WholeMessage) => object) {
     this.#run = run
-    this.#stream = new ResponsesStream(run.messageId, run.model)
+    this.#stream = stream
+    this.#whole = whole
   }
 
   text(delta: string): string {
@@ -171,14 +147,14 @@ export class ResponsesFramer implements Framer {
   }
 
   whole(completion: Completion, accountId: string): string {
-    return JSON.stringify(messageToResponse(message(this.#run, completion, accountId)))
+    return JSON.stringify(this.#whole(message(this.#run, completion, accountId)))
   }
 }
 
 export function framerFor(run: Framed, format: string | undefined, includeUsage: boolean): Framer {
   switch (format) {
-    case 'openai-chat': return new ChatFramer(run, includeUsage)
-    case 'openai-responses': return new ResponsesFramer(run)
+    case 'openai-chat': return new OpenAIFramer(run, new ChatStream(run.messageId, run.model, includeUsage), messageToChat)
+    case 'openai-responses': return new OpenAIFramer(run, new ResponsesStream(run.messageId, run.model), messageToResponse)
     default: return new AnthropicFramer(run)
   }
 }

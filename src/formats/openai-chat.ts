@@ -145,6 +145,20 @@ export function sampling(out: Json, temperature: unknown, topP: unknown): void {
   if (typeof topP === 'number') out.top_p = topP
 }
 
+/** What both OpenAI doors build the same way: model, turns, system, max_tokens and thinking, stream, sampling. */
+export function messagesRequest(body: Json, turns: { role: string; content: Json[] }[], system: readonly string[], maxTokens: number | undefined,
+  effort: unknown, effortParam: string, choice: Json | undefined): Json {
+  const forced = choice?.type === 'any' || choice?.type === 'tool'
+  const { thinking, maxTokens: withThinking } = thinkingFor(effort, maxTokens, effortParam, turns, forced)
+  const out: Json = { model: body.model, messages: turns }
+  if (withThinking !== undefined) out.max_tokens = withThinking
+  if (thinking) out.thinking = thinking
+  if (system.length > 0) out.system = system.join('\n\n')
+  if (body.stream === true) out.stream = true
+  sampling(out, body.temperature, body.top_p)
+  return out
+}
+
 /** A Chat Completions request as the Anthropic Messages request the orchestrator runs. */
 export function chatToMessages(body: Json): Json {
   for (const [param, refused] of UNEXPRESSIBLE) {
@@ -201,14 +215,7 @@ export function chatToMessages(body: Json): Json {
   const maxTokens = typeof body.max_completion_tokens === 'number' ? body.max_completion_tokens
     : typeof body.max_tokens === 'number' ? body.max_tokens : undefined
   const choice = toolChoiceToMessages(body.tool_choice, body.parallel_tool_calls)
-  const forced = choice?.type === 'any' || choice?.type === 'tool'
-  const { thinking, maxTokens: withThinking } = thinkingFor(body.reasoning_effort, maxTokens, 'reasoning_effort', turns, forced)
-  const out: Json = { model: body.model, messages: turns }
-  if (withThinking !== undefined) out.max_tokens = withThinking
-  if (thinking) out.thinking = thinking
-  if (system.length > 0) out.system = system.join('\n\n')
-  if (body.stream === true) out.stream = true
-  sampling(out, body.temperature, body.top_p)
+  const out = messagesRequest(body, turns, system, maxTokens, body.reasoning_effort, 'reasoning_effort', choice)
   if (typeof body.stop === 'string') out.stop_sequences = [body.stop]
   else if (Array.isArray(body.stop)) out.stop_sequences = body.stop
   const tools = toolsToMessages(body.tools)

@@ -5,7 +5,7 @@
  * another provider's model. Tools other than `function` (web_search, local_shell, custom…) are left out of what the
  * model is offered, never refused, so a client that always sends them (Codex) still works (docs/api.md).
  */
-import { FormatError, imageSource, parseArguments, sampling, thinkingFor, toolChoiceToMessages, toolsToMessages, type AnthropicUsage } from './openai-chat.ts'
+import { FormatError, imageSource, messagesRequest, parseArguments, toolChoiceToMessages, toolsToMessages, type AnthropicUsage } from './openai-chat.ts'
 
 type Json = Record<string, unknown>
 const isObject = (x: unknown): x is Json => typeof x === 'object' && x !== null && !Array.isArray(x)
@@ -85,14 +85,7 @@ export function responsesToMessages(body: Json): Json {
   const tools = toolsToMessages(functionTools)
   const choice = tools && tools.length > 0 ? toolChoiceToMessages(isObject(body.tool_choice) && body.tool_choice.type === 'function'
     ? { type: 'function', function: { name: body.tool_choice.name } } : body.tool_choice, body.parallel_tool_calls) : undefined
-  const forced = choice?.type === 'any' || choice?.type === 'tool'
-  const { thinking, maxTokens: withThinking } = thinkingFor(effort, maxTokens, 'reasoning.effort', turns, forced)
-  const out: Json = { model: body.model, messages: turns }
-  if (withThinking !== undefined) out.max_tokens = withThinking
-  if (thinking) out.thinking = thinking
-  if (system.length > 0) out.system = system.join('\n\n')
-  if (body.stream === true) out.stream = true
-  sampling(out, body.temperature, body.top_p)
+  const out = messagesRequest(body, turns, system, maxTokens, effort, 'reasoning.effort', choice)
   if (tools && tools.length > 0) {
     out.tools = tools
     if (choice) out.tool_choice = choice
