@@ -179,6 +179,20 @@ const presetFields = {
   idleTimeoutMs: positiveInt(300_000),
 }
 
+/**
+ * The tool bridge (docs/agent-clis.md, "The client's tools"): whose tools the CLI runs. "auto": the client's when the
+ * request declares any (`tools`), else the agent's own; "client": always the client's (none offered when it declares
+ * none); "agent": always the agent's own, the request's `tools` ignored.
+ */
+const bridgeFields = {
+  tools: z.enum(['auto', 'client', 'agent'], { error: 'expected "auto", "client" or "agent"' }).default('auto'),
+  /**
+   * how long a CLI waits, parked, for the client's tool_result; then the call gets an error result and the
+   * conversation ends (Gemini CLI cuts a call at 10 min itself: its bridge waits at most 9 min 45 s)
+   */
+  toolResultTimeoutMs: positiveInt(600_000),
+}
+
 /** Claude Code: a process per request, started ahead (its stream-json input mode is one conversation per process). */
 const ClaudeCodeSession = z.strictObject({
   kind: z.literal('claude-code'),
@@ -196,6 +210,7 @@ const ClaudeCodeSession = z.strictObject({
 const GeminiCliSession = z.strictObject({
   kind: z.literal('gemini-cli'),
   ...presetFields,
+  ...bridgeFields,
   /** without `-m` Gemini CLI routes through a classifier call first (and retries it for a minute) */
   model: z.string().min(1).default('gemini-2.5-flash'),
   startTimeoutMs: positiveInt(60_000),
@@ -207,6 +222,7 @@ const GeminiCliSession = z.strictObject({
 const CodexSession = z.strictObject({
   kind: z.literal('codex'),
   ...presetFields,
+  ...bridgeFields,
   startTimeoutMs: positiveInt(30_000),
   maxLineBytes: positiveInt(16 * 1024 * 1024),
   restart: Restart.default(Restart.parse({})),
