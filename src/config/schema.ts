@@ -197,6 +197,7 @@ const bridgeFields = {
 const ClaudeCodeSession = z.strictObject({
   kind: z.literal('claude-code'),
   ...presetFields,
+  ...bridgeFields,
   /** sent as `Authorization: Bearer` (ANTHROPIC_AUTH_TOKEN) instead of an API key */
   authToken: CredentialFromEnv.optional(),
   /** processes started ahead, each waiting for its one request */

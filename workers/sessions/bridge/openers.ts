@@ -1,12 +1,15 @@
 /**
- * How each preset opens a bridged conversation on the CLI it already runs (shared-cli.ts): Codex a thread with the
- * client's tools as `dynamicTools` (codex-tools.ts), Gemini CLI an ACP session with our MCP server (gemini-tools.ts).
- * The bridge modules are loaded on the first bridged request: an account that only ever runs its agent's own tools
+ * How each preset opens a bridged conversation: Codex a thread with the client's tools as `dynamicTools`
+ * (codex-tools.ts) and Gemini CLI an ACP session with our MCP server (gemini-tools.ts), both on the CLI the account
+ * already runs (shared-cli.ts); Claude Code a process of its own (claude-tools.ts: its stream-json mode is one
+ * conversation per process), its built-ins off and our in-process MCP server declared. The bridge modules are loaded on the first bridged request: an account that only ever runs its agent's own tools
  * does not pay for them (nor for the MCP SDK and the zod it brings, gemini-mcp.ts).
  */
 import { OrchestratorError } from '../../../src/errors.ts'
 import { cliError } from '../agent/cli-errors.ts'
 import { RpcError } from '../agent/json-rpc.ts'
+import { createLauncher, logStderr, type ChildSpec, type Launcher } from '../process/child.ts'
+import type { SessionContext } from '../types.ts'
 import type { ThreadListener } from './codex-app-server.ts'
 import type { BridgePreset } from './conversations.ts'
 import type { AcpSessionListener } from './gemini-acp.ts'
@@ -14,10 +17,10 @@ import type { ClientToolServer } from './gemini-mcp.ts'
 import type { SharedCli } from './shared-cli.ts'
 
 /**
- * Codex's own instructions (17.7 KB) describe shell and patch tools a bridged thread does not have: they are
- * replaced, by the client's system text when it sends one, else by this line.
+ * The CLIs' own instructions (Codex 17.7 KB, Claude Code 5.8 KB) describe built-in tools a bridged conversation does
+ * not have: they are replaced, by the client's system text when it sends one, else by this line.
  */
-const CODEX_PLAIN_INSTRUCTIONS = 'You are a helpful assistant.'
+const PLAIN_INSTRUCTIONS = 'You are a helpful assistant.'
 
 function notUp(what: string, why: string): OrchestratorError {
   return new OrchestratorError('AGYC_UPSTREAM_FAILED', `${what} is not up (${why})`)
@@ -37,7 +40,7 @@ export function codexBridge(shared: SharedCli<ThreadListener>, config: CodexBrid
       const host = shared.host()
       if (typeof host === 'string') throw notUp('codex', host)
       const { CodexToolBridge } = await import('./codex-tools.ts')
-      const instructions = [system ?? CODEX_PLAIN_INSTRUCTIONS, config.systemPrompt].filter((s) => s !== undefined && s !== '').join('\n\n')
+      const instructions = [system ?? PLAIN_INSTRUCTIONS, config.systemPrompt].filter((s) => s !== undefined && s !== '').join('\n\n')
       try {
         return await CodexToolBridge.open(host, { tools, system: instructions, model: config.model, cwd, toolResultTimeoutMs, onClosed })
       } catch (err) {
@@ -78,6 +81,36 @@ export function geminiBridge(shared: SharedCli<AcpSessionListener>, cwd: string)
       const started = await server?.catch(() => undefined)
       server = undefined
       await started?.stop()
+    },
+  }
+}
+
+export interface ClaudeBridgeConfig {
+  readonly model?: string | undefined
+  readonly systemPrompt?: string | undefined
+  readonly extraArgs: readonly string[]
+  readonly maxOutputBytes: number
+}
+
+/** a cold Claude Code takes ~0.6 s to answer `initialize` on a quiet machine, seconds on a loaded one */
+const CLAUDE_START_TIMEOUT_MS = 60_000
+
+/** `spec`: the account's preset spec, its environment with CLAUDE_BRIDGE_ENV (the tools keep their own names) */
+export function claudeBridge(context: SessionContext, config: ClaudeBridgeConfig, spec: ChildSpec): BridgePreset {
+  let launcher: Launcher | undefined
+  return {
+    what: 'claude-code',
+    systemApart: true,
+    async open({ tools, system, toolResultTimeoutMs, onClosed }) {
+      const [{ ClaudeToolBridge }, { claudeBridgeArgs }] = await Promise.all([import('./claude-tools.ts'), import('./claude-mcp.ts')])
+      launcher ??= createLauncher(context, spec)
+      const child = launcher.spawn(claudeBridgeArgs({ model: config.model, extraArgs: config.extraArgs }), 'claude-code')
+      logStderr(context, child)
+      return ClaudeToolBridge.open(child, {
+        tools, system: system ?? PLAIN_INSTRUCTIONS, ...(config.systemPrompt ? { appendSystem: config.systemPrompt } : {}),
+        toolResultTimeoutMs, startTimeoutMs: CLAUDE_START_TIMEOUT_MS, maxLineBytes: config.maxOutputBytes, onClosed,
+        log: (msg, fields) => context.emit({ kind: 'log', level: 'warn', msg, fields }),
+      })
     },
   }
 }
