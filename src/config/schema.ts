@@ -181,8 +181,8 @@ const presetFields = {
 
 /**
  * The tool bridge (docs/agent-clis.md, "The client's tools"): whose tools the CLI runs. "auto": the client's when the
- * request declares any (`tools`), else the agent's own; "client": always the client's (none offered when it declares
- * none); "agent": always the agent's own, the request's `tools` ignored.
+ * request declares any (`tools`) or answers tool calls, else the agent's own; "client": always the client's (none
+ * offered when it declares none); "agent": always the agent's own, the request's `tools` ignored.
  */
 const bridgeFields = {
   tools: z.enum(['auto', 'client', 'agent'], { error: 'expected "auto", "client" or "agent"' }).default('auto'),

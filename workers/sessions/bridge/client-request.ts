@@ -13,10 +13,17 @@ function refuse(path: string, why: string): never {
   throw new OrchestratorError('AGYC_INVALID_REQUEST', `${path}: ${why}`)
 }
 
-/** "client": the request runs through the bridge; "agent": the CLI's own tools, as before the bridge */
+/**
+ * "client": the request runs through the bridge; "agent": the CLI's own tools, as before the bridge. "auto" picks the
+ * bridge when the request declares tools, or answers tool calls (a client's tool loop, even one that dropped its
+ * `tools`: the agent's own tools would run in the orchestrator's sandbox, not where the client works).
+ */
 export function bridgeMode(setting: ToolsSetting, request: MessagesRequest): 'client' | 'agent' {
   if (setting !== 'auto') return setting
-  return Array.isArray(request.tools) && request.tools.length > 0 ? 'client' : 'agent'
+  if (Array.isArray(request.tools) && request.tools.length > 0) return 'client'
+  const last = request.messages?.at(-1)
+  const answersCalls = last?.role === 'user' && Array.isArray(last.content) && (last.content as { type?: unknown }[]).some((b) => b?.type === 'tool_result')
+  return answersCalls ? 'client' : 'agent'
 }
 
 /**

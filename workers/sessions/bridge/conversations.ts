@@ -54,6 +54,11 @@ interface Conversation {
   closed: boolean
 }
 
+/** closes in the background: what the CLI answers to the interrupt is of no use to anyone, its failure neither */
+function close(conversation: Conversation, reason: string): void {
+  conversation.bridge.close(reason).catch(() => {})
+}
+
 /** how long closing every conversation at shutdown may take before the CLI is stopped anyway */
 const CLOSE_ALL_GRACE_MS = 3_000
 
@@ -86,7 +91,7 @@ export class BridgeConversations {
       const exact = conversation !== undefined && conversation.parked.length === next.ids.length && next.ids.every((id) => this.#byCall.get(id) === conversation)
       if (conversation && (!exact || choice === 'none')) {
         // the client answered part of it, or wants no more tools: that CLI turn cannot give what it asks
-        void conversation.bridge.close('the client continued the conversation without it')
+        close(conversation, 'the client continued the conversation without it')
       } else if (conversation) {
         for (const id of next.ids) this.#byCall.delete(id)
         conversation.parked = []
@@ -113,7 +118,7 @@ export class BridgeConversations {
   async #step(conversation: Conversation, req: SessionRequest, out: SessionOutput, run: (onText: TextSink) => Promise<Step>): Promise<Completion> {
     const what = this.#preset.what
     if (req.signal.aborted) {
-      void conversation.bridge.close('the client went away')
+      close(conversation, 'the client went away')
       throw new OrchestratorError('AGYC_CANCELLED', 'the request was cancelled')
     }
     let text = ''
@@ -135,7 +140,7 @@ export class BridgeConversations {
       if (req.signal.aborted) throw new OrchestratorError('AGYC_CANCELLED', 'the request was cancelled')
     } catch (err) {
       // the CLI's turn stops with the request (a client that left, a silent CLI); its conversation is no use after
-      void conversation.bridge.close(err instanceof OrchestratorError && err.code === 'AGYC_CANCELLED' ? 'the client went away' : (err as Error).message)
+      close(conversation, err instanceof OrchestratorError && err.code === 'AGYC_CANCELLED' ? 'the client went away' : (err as Error).message)
       throw err
     } finally {
       clearTimeout(idle)
@@ -143,7 +148,7 @@ export class BridgeConversations {
     }
     const content: object[] = text ? [{ type: 'text', text }] : []
     if (step.kind === 'end') {
-      void conversation.bridge.close('the turn ended')
+      close(conversation, 'the turn ended')
       if (content.length === 0) content.push({ type: 'text', text: '' })
       return { content, stopReason: step.stopReason, usage: this.#usage(step, req, text), ...this.#model(step) }
     }
