@@ -177,19 +177,9 @@ const presetFields = {
   systemPrompt: z.string().optional(),
   /** longest silence from the CLI while a request runs, then AGYC_UPSTREAM_TIMEOUT */
   idleTimeoutMs: positiveInt(300_000),
-}
-
-/**
- * The tool bridge (docs/agent-clis.md, "The client's tools"): whose tools the CLI runs. "auto": the client's when the
- * request declares any (`tools`) or answers tool calls, else the agent's own; "client": always the client's (none
- * offered when it declares none); "agent": always the agent's own, the request's `tools` ignored.
- */
-const bridgeFields = {
+  /** whose tools the CLI runs: "auto" the client's when the request declares or answers some (docs/agent-clis.md) */
   tools: z.enum(['auto', 'client', 'agent'], { error: 'expected "auto", "client" or "agent"' }).default('auto'),
-  /**
-   * how long a CLI waits, parked, for the client's tool_result; then the call gets an error result and the
-   * conversation ends (Gemini CLI cuts a call at 10 min itself: its bridge waits at most 9 min 45 s)
-   */
+  /** how long a CLI waits, parked, for the client's tool_result (Gemini CLI's bridge: at most 9 min 45 s) */
   toolResultTimeoutMs: positiveInt(600_000),
 }
 
@@ -197,7 +187,6 @@ const bridgeFields = {
 const ClaudeCodeSession = z.strictObject({
   kind: z.literal('claude-code'),
   ...presetFields,
-  ...bridgeFields,
   /** sent as `Authorization: Bearer` (ANTHROPIC_AUTH_TOKEN) instead of an API key */
   authToken: CredentialFromEnv.optional(),
   /** processes started ahead, each waiting for its one request */
@@ -211,7 +200,6 @@ const ClaudeCodeSession = z.strictObject({
 const GeminiCliSession = z.strictObject({
   kind: z.literal('gemini-cli'),
   ...presetFields,
-  ...bridgeFields,
   /** without `-m` Gemini CLI routes through a classifier call first (and retries it for a minute) */
   model: z.string().min(1).default('gemini-2.5-flash'),
   startTimeoutMs: positiveInt(60_000),
@@ -223,7 +211,6 @@ const GeminiCliSession = z.strictObject({
 const CodexSession = z.strictObject({
   kind: z.literal('codex'),
   ...presetFields,
-  ...bridgeFields,
   startTimeoutMs: positiveInt(30_000),
   maxLineBytes: positiveInt(16 * 1024 * 1024),
   restart: Restart.default(Restart.parse({})),
