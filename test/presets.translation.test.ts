@@ -4,7 +4,8 @@ import { test } from 'node:test'
 import { OrchestratorError } from '../src/errors.ts'
 import { cliError, resetFromText } from '../workers/sessions/agent/cli-errors.ts'
 import { codexError } from '../workers/sessions/codex.ts'
-import { renderPrompt } from '../workers/sessions/agent/transcript.ts'
+import { renderConversation, renderPrompt } from '../workers/sessions/agent/transcript.ts'
+import { continuation } from '../workers/sessions/bridge/client-request.ts'
 
 const refusal = (fn: () => unknown): OrchestratorError => {
   try {
@@ -33,7 +34,8 @@ test('a single user turn is the prompt as it is; system and earlier turns become
 test('what a CLI cannot take is refused as the client\'s 400, naming the place', () => {
   const cases: [Record<string, unknown>, RegExp][] = [
     [{ messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }, { type: 'image', source: {} }] }] }, /^messages\.0\.content\.1: /],
-    [{ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'n', input: {} }] }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't' }] }] }, /^messages\.1\.content\.0: /],
+    [{ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: [{ type: 'server_tool_use', id: 't', name: 'web_search', input: {} }] }, { role: 'user', content: 'y' }] }, /^messages\.1\.content\.0: /],
+    [{ messages: [{ role: 'user', content: [{ type: 'document', source: {} }, { type: 'text', text: 'x' }] }] }, /^messages\.0\.content\.0: /],
     [{ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: 'prefill' }] }, /^messages\.1\.role: /],
     [{ messages: [{ role: 'user', content: '  ' }] }, /^messages\.0\.content: /],
     [{ messages: [{ role: 'user', content: 'x' }], tool_choice: { type: 'any' } }, /^tool_choice: /],
@@ -44,6 +46,45 @@ test('what a CLI cannot take is refused as the client\'s 400, naming the place',
     assert.equal(err.code, 'AGYC_INVALID_REQUEST')
     assert.match(err.message, where)
   }
+})
+
+test('earlier tool calls and results become tagged text; images go apart to a CLI that takes them', () => {
+  const png = { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' }
+  const request = {
+    system: 'Be brief.',
+    messages: [
+      { role: 'user', content: [{ type: 'text', text: 'Weather in Paris? See' }, { type: 'image', source: png }] },
+      { role: 'assistant', content: [{ type: 'text', text: 'Checking.' }, { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Paris' } }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', is_error: true, content: [{ type: 'text', text: 'timeout' }, { type: 'image', source: png }] }] },
+    ],
+  }
+  const transcript = '<transcript>\n<user>\nWeather in Paris? See\n<image n="1"/>\n</user>\n<assistant>\nChecking.\n<tool_use id="toolu_1" name="get_weather">\n{"city":"Paris"}\n</tool_use>\n</assistant>\n</transcript>'
+  const last = '<tool_result id="toolu_1" error>\ntimeout\n<image n="2"/>\n</tool_result>'
+  const bridged = renderConversation(request, 'cli', { images: true, systemApart: true })
+  assert.equal(bridged.prompt.text, `${transcript}\n\n${last}`, 'the system text is left to the CLI')
+  assert.equal(bridged.system, 'Be brief.')
+  assert.deepEqual(bridged.prompt.images, [{ media_type: 'image/png', data: png.data }, { media_type: 'image/png', data: png.data }])
+  const textOnly = refusal(() => renderConversation(request, 'cli'))
+  assert.match(textOnly.message, /^messages\.0\.content\.1: /, 'without images allowed (agent mode) an image is refused')
+  const agentMode = renderPrompt({ messages: [request.messages[1], { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'sunny' }] }] }, 'cli')
+  assert.equal(agentMode, '<transcript>\n<assistant>\nChecking.\n<tool_use id="toolu_1" name="get_weather">\n{"city":"Paris"}\n</tool_use>\n</assistant>\n</transcript>\n\n<tool_result id="toolu_1">\nsunny\n</tool_result>')
+})
+
+test('a continuation: the last user turn\'s results by id, with what the client added beside them on the last one', () => {
+  const next = continuation({
+    messages: [{ role: 'user', content: [
+      { type: 'tool_result', tool_use_id: 'toolu_a', content: 'sunny' },
+      { type: 'tool_result', tool_use_id: 'toolu_b', is_error: true, content: [{ type: 'text', text: 'EACCES' }] },
+      { type: 'text', text: 'note from the user' },
+    ] }],
+  }, 'cli')
+  assert.deepEqual(next?.ids, ['toolu_a', 'toolu_b'])
+  assert.deepEqual(next?.results.get('toolu_a'), { content: [{ type: 'text', text: 'sunny' }], is_error: false })
+  assert.deepEqual(next?.results.get('toolu_b'), { content: [{ type: 'text', text: 'EACCES' }, { type: 'text', text: 'note from the user' }], is_error: true })
+  assert.equal(continuation({ messages: [{ role: 'user', content: 'hi' }] }, 'cli'), undefined)
+  const err = refusal(() => continuation({ messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't', content: [{ type: 'document', source: {} }] }] }] }, 'cli'))
+  assert.equal(err.code, 'AGYC_INVALID_REQUEST')
+  assert.match(err.message, /^messages\.0\.content\.0\.content\.0: /)
 })
 
 test('reset times are read in the forms the CLIs print them', () => {

@@ -177,6 +177,10 @@ const presetFields = {
   systemPrompt: z.string().optional(),
   /** longest silence from the CLI while a request runs, then AGYC_UPSTREAM_TIMEOUT */
   idleTimeoutMs: positiveInt(300_000),
+  /** whose tools the CLI runs: "auto" the client's when the request declares or answers some (docs/agent-clis.md) */
+  tools: z.enum(['auto', 'client', 'agent'], { error: 'expected "auto", "client" or "agent"' }).default('auto'),
+  /** how long a CLI waits, parked, for the client's tool_result (Gemini CLI's bridge: at most 9 min 45 s) */
+  toolResultTimeoutMs: positiveInt(600_000),
 }
 
 /** Claude Code: a process per request, started ahead (its stream-json input mode is one conversation per process). */

@@ -16,6 +16,10 @@ import { createExecSession, type ExecConfig, type ExecReader } from './exec.ts'
 import { presetSpec, unavailableSession } from './agent/preset.ts'
 import { renderPrompt } from './agent/transcript.ts'
 import { summariseTool } from './agent/tool-summary.ts'
+import { withToolBridge } from './bridge/bridged-session.ts'
+import { CLAUDE_BRIDGE_ENV } from './bridge/claude-mcp.ts'
+import { BridgeConversations } from './bridge/conversations.ts'
+import { claudeBridge } from './bridge/openers.ts'
 import type { Session, SessionContext } from './types.ts'
 
 type ClaudeCodeConfig = Extract<SessionContext['account']['session'], { kind: 'claude-code' }>
@@ -33,13 +37,15 @@ export function createClaudeCodeSession(context: SessionContext): Session {
     ANTHROPIC_AUTH_TOKEN: config.authToken,
     // its own retry loop would hide a 429 from our failover for seconds (agent-clis.md)
     CLAUDE_CODE_MAX_RETRIES: String(config.maxRetries),
+    // for bridged conversations (the client's tools under their own names); it touches nothing else
+    ...(config.tools !== 'agent' ? CLAUDE_BRIDGE_ENV : {}),
   })
   if (typeof spec === 'string') return unavailableSession(context, spec)
   const exec: ExecConfig = {
     kind: 'exec', command: spec.command, args: [...spec.args], env: { ...spec.env }, killGraceMs: spec.killGraceMs, input: 'prompt', output: 'events',
     idleTimeoutMs: config.idleTimeoutMs, maxOutputBytes: config.maxOutputBytes, prewarm: config.prewarm,
   }
-  return createExecSession(context, {
+  const agent = createExecSession(context, {
     config: exec,
     workDir: spec.workDir,
     what: 'claude-code',
@@ -48,6 +54,12 @@ export function createClaudeCodeSession(context: SessionContext): Session {
       reader: (answer) => claudeReader(answer, context),
     },
   })
+  if (config.tools === 'agent') return agent
+  // a bridged conversation is a process of its own, started when the conversation opens (bridge/claude-tools.ts)
+  const conversations = new BridgeConversations(claudeBridge(context, config, spec), {
+    toolResultTimeoutMs: config.toolResultTimeoutMs, idleTimeoutMs: config.idleTimeoutMs, model: config.model, emit: (event) => context.emit(event),
+  })
+  return withToolBridge(agent, { setting: config.tools, conversations })
 }
 
 interface StreamJson {

@@ -4,13 +4,20 @@
  * one `turn/start`. Text arrives as `item/agentMessage/delta`, token counts as `thread/tokenUsage/updated`, and the
  * turn ends with `turn/completed` (status completed, failed with its error, or interrupted).
  */
+import { join } from 'node:path'
 import { OrchestratorError, type Code } from '../../src/errors.ts'
 import { CODEX_KEY_VAR, writeSettings } from '../../src/config/presets.ts'
+import { privateDir } from '../../src/config/state-dir.ts'
 import { appendText, createAgentServerSession, type AgentProtocol, type TurnContext } from './agent/agent-server.ts'
 import { cliError, resetFromText } from './agent/cli-errors.ts'
 import { fields, stringOf, type RpcParams } from './agent/json-rpc.ts'
 import { presetSpec, unavailableSession } from './agent/preset.ts'
 import { summariseTool } from './agent/tool-summary.ts'
+import { withToolBridge } from './bridge/bridged-session.ts'
+import type { ThreadListener } from './bridge/codex-app-server.ts'
+import { BridgeConversations } from './bridge/conversations.ts'
+import { codexBridge } from './bridge/openers.ts'
+import { SharedCli } from './bridge/shared-cli.ts'
 import type { Completion, Session, SessionContext } from './types.ts'
 import { codeForStatus } from './upstream-errors.ts'
 
@@ -20,17 +27,33 @@ export function createCodexSession(context: SessionContext): Session {
   const config = context.account.session as CodexConfig
   const spec = presetSpec(context, config, ['app-server'], { [CODEX_KEY_VAR]: config.apiKey })
   if (typeof spec === 'string') return unavailableSession(context, spec)
-  return createAgentServerSession(context, {
+  const stateDir = context.account.stateDir
+  // the tool bridge's threads run on the same app-server, each with its own config (bridge/codex-tools.ts)
+  const bridged = new SharedCli<ThreadListener>()
+  const agent = createAgentServerSession(context, {
     what: 'codex',
     spec,
-    protocol: appServer(config),
+    protocol: appServer(config, bridged),
     startTimeoutMs: config.startTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
     maxLineBytes: config.maxLineBytes,
     restart: config.restart,
-    prepare: () => writeSettings(config, context.account.stateDir),
+    prepare: () => {
+      writeSettings(config, stateDir)
+      privateDir(stateDir, BRIDGE_DIR)
+    },
+    upstream: bridged,
   })
+  if (config.tools === 'agent') return agent
+  const preset = codexBridge(bridged, config, join(stateDir, BRIDGE_DIR))
+  const conversations = new BridgeConversations(preset, {
+    toolResultTimeoutMs: config.toolResultTimeoutMs, idleTimeoutMs: config.idleTimeoutMs, model: config.model, emit: (event) => context.emit(event),
+  })
+  return withToolBridge(agent, { setting: config.tools, conversations })
 }
+
+/** the working directory of bridged threads, apart from the agent's `work/` (nothing runs there) */
+const BRIDGE_DIR = 'bridge'
 
 interface TurnError { message?: string; codexErrorInfo?: unknown }
 
@@ -85,14 +108,14 @@ function describeItem(item: RpcParams): string | undefined {
   }
 }
 
-function appServer(config: CodexConfig): AgentProtocol {
+function appServer(config: CodexConfig, bridged: SharedCli<ThreadListener>): AgentProtocol {
   const threads = new Map<string, Running>()
-
 
   return {
     tagged: false,
     async handshake(peer) {
-      await peer.request('initialize', { clientInfo: { name: 'agyc', title: 'AGYC Orchestrator', version: '0.1.0' } })
+      // the experimental API: without it thread/start ignores a bridged thread's dynamicTools (agent mode needs none)
+      await peer.request('initialize', { clientInfo: { name: 'agyc', title: 'AGYC Orchestrator', version: '0.1.0' }, capabilities: { experimentalApi: true } })
       peer.notify('initialized', {})
     },
     turn(context) {
@@ -137,6 +160,8 @@ function appServer(config: CodexConfig): AgentProtocol {
     },
     notification(method, params) {
       const threadId = stringOf(params.threadId)
+      const listener = bridged.listener(threadId)
+      if (listener) return listener.notification(method, params)
       const run = threadId === undefined ? undefined : threads.get(threadId)
       if (!run) return
       run.context.touch()
@@ -182,7 +207,11 @@ function appServer(config: CodexConfig): AgentProtocol {
           return
       }
     },
-    request(method) {
+    request(method, params) {
+      const listener = bridged.listener(params.threadId)
+      if (listener) return listener.request(method, params)
+      // a bridged thread already closed: its call has nowhere to go
+      if (method === 'item/tool/call') return { contentItems: [{ type: 'inputText', text: 'This conversation is closed.' }], success: false }
       // nobody is there to approve (and approval_policy is "never"): decline whatever is asked
       if (method === 'item/commandExecution/requestApproval' || method === 'item/fileChange/requestApproval') return { decision: 'decline' }
       if (method === 'execCommandApproval' || method === 'applyPatchApproval') return { decision: 'denied' }

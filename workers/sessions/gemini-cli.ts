@@ -15,6 +15,13 @@ import { fields, RpcError, stringOf, type JsonRpcPeer } from './agent/json-rpc.t
 import { presetSpec, unavailableSession } from './agent/preset.ts'
 import { summariseTool } from './agent/tool-summary.ts'
 import { permissionOptions } from './bridge/gemini-acp.ts'
+import { withToolBridge } from './bridge/bridged-session.ts'
+import { BridgeConversations } from './bridge/conversations.ts'
+import type { AcpSessionListener } from './bridge/gemini-acp.ts'
+import { prepareBridgeWorkspace } from './bridge/gemini-settings.ts'
+import { MCP_SERVER_NAME } from './bridge/gemini-tools.ts'
+import { geminiBridge } from './bridge/openers.ts'
+import { SharedCli } from './bridge/shared-cli.ts'
 import type { Session, SessionContext } from './types.ts'
 
 type GeminiConfig = Extract<SessionContext['account']['session'], { kind: 'gemini-cli' }>
@@ -37,10 +44,12 @@ export function createGeminiCliSession(context: SessionContext): Session {
   if (authMethod(config, stateDir) === 'oauth-personal' && !loggedIn('gemini-cli', stateDir) && !keyInEnv) {
     return unavailableSession(context, `gemini-cli is not logged in (no login in ${stateDir}) and has no apiKey: run "agyc accounts login ${id}", then reset the account (POST /admin/accounts/${id}/reset) or restart the orchestrator`)
   }
-  return createAgentServerSession(context, {
+  // the tool bridge's ACP sessions run on the same process, in a folder whose settings turn the built-ins off
+  const bridged = new SharedCli<AcpSessionListener>()
+  const agent = createAgentServerSession(context, {
     what: 'gemini-cli',
     spec,
-    protocol: acp(config, stateDir),
+    protocol: acp(config, stateDir, bridged),
     startTimeoutMs: config.startTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
     maxLineBytes: config.maxLineBytes,
@@ -48,9 +57,20 @@ export function createGeminiCliSession(context: SessionContext): Session {
     prepare() {
       writeSettings(config, stateDir)
       if (config.systemPrompt !== undefined) writeMemory(stateDir, config.systemPrompt)
+      if (config.tools !== 'agent') prepareBridgeWorkspace(stateDir, MCP_SERVER_NAME, BRIDGE_DIR)
     },
+    upstream: bridged,
   })
+  if (config.tools === 'agent') return agent
+  const preset = geminiBridge(bridged, join(stateDir, BRIDGE_DIR))
+  const conversations = new BridgeConversations(preset, {
+    toolResultTimeoutMs: config.toolResultTimeoutMs, idleTimeoutMs: config.idleTimeoutMs, model: config.model, emit: (event) => context.emit(event),
+  })
+  return withToolBridge(agent, { setting: config.tools, conversations, stop: () => preset.stop() })
 }
+
+/** the working directory of bridged sessions, apart from the agent's `work/` */
+const BRIDGE_DIR = 'bridge'
 
 /** the account's system prompt becomes its global memory file, which Gemini CLI adds to its own system prompt */
 function writeMemory(stateDir: string, text: string): void {
@@ -74,9 +94,8 @@ interface Running {
   paragraph: boolean
 }
 
-function acp(config: GeminiConfig, stateDir: string): AgentProtocol {
+function acp(config: GeminiConfig, stateDir: string, bridged: SharedCli<AcpSessionListener>): AgentProtocol {
   const sessions = new Map<string, Running>()
-
 
   return {
     tagged: true,
@@ -133,6 +152,8 @@ function acp(config: GeminiConfig, stateDir: string): AgentProtocol {
     notification(method, params) {
       if (method !== 'session/update') return
       const sessionId = stringOf(params.sessionId)
+      const listener = bridged.listener(sessionId)
+      if (listener) return listener.update(fields(params.update))
       const run = sessionId === undefined ? undefined : sessions.get(sessionId)
       if (!run) return
       run.context.touch()
@@ -153,6 +174,8 @@ function acp(config: GeminiConfig, stateDir: string): AgentProtocol {
       }
     },
     request(method, params) {
+      const listener = bridged.listener(params.sessionId)
+      if (listener) return listener.request(method, params)
       if (method === 'session/request_permission') {
         // nobody is there to approve: refuse once, the agent carries on without the tool
         const options = permissionOptions(params)

@@ -66,6 +66,8 @@ export interface AgentServerOptions {
   restart: RestartPolicy
   /** writes the CLI's settings into the state directory before each start */
   prepare(): void
+  /** the tool bridge shares the CLI (bridge/shared-cli.ts): told when a handshaken peer is up, and when it is gone */
+  readonly upstream?: { up(peer: JsonRpcPeer): void; down(reason: string): void }
 }
 
 export function createAgentServerSession(context: SessionContext, options: AgentServerOptions): Session {
@@ -92,10 +94,12 @@ export function createAgentServerSession(context: SessionContext, options: Agent
       clearTimeout(timer)
     }
     peer = fresh
+    options.upstream?.up(fresh)
   }
 
   function exited(reason: string): void {
     peer = undefined
+    options.upstream?.down(reason)
     for (const fail of [...inFlight]) fail(new OrchestratorError('AGYC_UPSTREAM_FAILED', reason))
   }
 

@@ -16,6 +16,12 @@ export interface ThreadListener {
   closed(reason: string): void
 }
 
+/** What a bridge needs of the server: its peer, and the traffic of its own thread (this class, or a preset's shared CLI). */
+export interface CodexThreads {
+  readonly peer: JsonRpcPeer
+  listen(threadId: string, listener: ThreadListener): () => void
+}
+
 export interface CodexAppServerOptions {
   /** after `app-server`: e.g. `-c key=value` overrides; the bridge itself needs none (its thread config does it) */
   readonly extraArgs?: readonly string[]
@@ -26,7 +32,7 @@ export interface CodexAppServerOptions {
   readonly log?: (msg: string, line: string) => void
 }
 
-export class CodexAppServer {
+export class CodexAppServer implements CodexThreads {
   readonly child: Child
   readonly peer: JsonRpcPeer
   readonly #threads = new Map<string, ThreadListener>()

@@ -15,7 +15,7 @@
 import { OrchestratorError } from '../../../src/errors.ts'
 import { fields, stringOf, type RpcParams } from '../agent/json-rpc.ts'
 import { codexError, turnError } from '../codex.ts'
-import type { CodexAppServer } from './codex-app-server.ts'
+import type { CodexThreads } from './codex-app-server.ts'
 import { PendingCalls, StepChannel } from './pending.ts'
 import {
   mintToolUseId, resultImages, resultText,
@@ -65,7 +65,7 @@ export interface CodexBridgeOptions {
 interface TurnError { message?: string; codexErrorInfo?: unknown }
 
 export class CodexToolBridge implements ToolBridge {
-  readonly #server: CodexAppServer
+  readonly #server: CodexThreads
   readonly #threadId: string
   readonly #model: string | undefined
   readonly #options: CodexBridgeOptions
@@ -85,7 +85,7 @@ export class CodexToolBridge implements ToolBridge {
   /** why the bridge ended; every later call fails with it */
   #closed: OrchestratorError | undefined
 
-  private constructor(server: CodexAppServer, threadId: string, model: string | undefined, options: CodexBridgeOptions) {
+  private constructor(server: CodexThreads, threadId: string, model: string | undefined, options: CodexBridgeOptions) {
     this.#server = server
     this.#threadId = threadId
     this.#model = model
@@ -102,7 +102,7 @@ export class CodexToolBridge implements ToolBridge {
   }
 
   /** starts the thread: the client's tools offered, Codex's own off */
-  static async open(server: CodexAppServer, options: CodexBridgeOptions): Promise<CodexToolBridge> {
+  static async open(server: CodexThreads, options: CodexBridgeOptions): Promise<CodexToolBridge> {
     const started = await server.peer.request<{ thread: { id: string; model?: string } }>('thread/start', {
       ephemeral: true,
       // the only way to know that a model response is over while its calls are pending (see above)

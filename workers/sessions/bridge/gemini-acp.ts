@@ -17,6 +17,12 @@ export interface AcpSessionListener {
   closed(reason: string): void
 }
 
+/** What a bridge needs of the CLI: its peer, and the traffic of its own session (this class, or a preset's shared CLI). */
+export interface AcpSessions {
+  readonly peer: JsonRpcPeer
+  listen(sessionId: string, listener: AcpSessionListener): () => void
+}
+
 export interface GeminiAcpOptions {
   readonly model: string
   /** ACP auth method: `gemini-api-key`, `oauth-personal`, … (what the account's settings chose) */
@@ -27,7 +33,7 @@ export interface GeminiAcpOptions {
   readonly log?: (msg: string, line: string) => void
 }
 
-export class GeminiAcp {
+export class GeminiAcp implements AcpSessions {
   readonly child: Child
   readonly peer: JsonRpcPeer
   readonly #sessions = new Map<string, AcpSessionListener>()

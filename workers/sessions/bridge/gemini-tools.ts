@@ -12,7 +12,7 @@
 import { OrchestratorError } from '../../../src/errors.ts'
 import { cliError } from '../agent/cli-errors.ts'
 import { fields, RpcError, type RpcParams } from '../agent/json-rpc.ts'
-import { permissionOptions, type GeminiAcp } from './gemini-acp.ts'
+import { permissionOptions, type AcpSessions } from './gemini-acp.ts'
 import type { ClientToolServer, ToolRoute } from './gemini-mcp.ts'
 import { PendingCalls, StepChannel } from './pending.ts'
 import { mintToolUseId, type ClientTool, type Prompt, type Step, type TextSink, type ToolBridge, type ToolResult } from './types.ts'
@@ -43,7 +43,7 @@ interface PromptResult {
 const STOP_REASONS: Record<string, 'end_turn' | 'max_tokens' | 'refusal'> = { end_turn: 'end_turn', max_tokens: 'max_tokens', refusal: 'refusal', max_turn_requests: 'end_turn' }
 
 export class GeminiToolBridge implements ToolBridge {
-  readonly #acp: GeminiAcp
+  readonly #acp: AcpSessions
   readonly #route: ToolRoute
   readonly #sessionId: string
   readonly #options: GeminiBridgeOptions
@@ -53,7 +53,7 @@ export class GeminiToolBridge implements ToolBridge {
   #prompting = false
   #closed: OrchestratorError | undefined
 
-  private constructor(acp: GeminiAcp, route: ToolRoute, sessionId: string, options: GeminiBridgeOptions, calls: PendingCalls) {
+  private constructor(acp: AcpSessions, route: ToolRoute, sessionId: string, options: GeminiBridgeOptions, calls: PendingCalls) {
     this.#acp = acp
     this.#route = route
     this.#sessionId = sessionId
@@ -69,7 +69,7 @@ export class GeminiToolBridge implements ToolBridge {
     })
   }
 
-  static async open(acp: GeminiAcp, server: ClientToolServer, options: GeminiBridgeOptions): Promise<GeminiToolBridge> {
+  static async open(acp: AcpSessions, server: ClientToolServer, options: GeminiBridgeOptions): Promise<GeminiToolBridge> {
     const timeoutMs = Math.min(options.toolResultTimeoutMs, GEMINI_MAX_TOOL_WAIT_MS)
     // the calls arrive through the MCP server before the bridge exists: they find it through this holder
     let bridge: GeminiToolBridge | undefined
