@@ -140,6 +140,10 @@ export class AccountHost implements RunHost {
     const run = this.#running.get(id)
     if (run) {
       this.#stats.cancelled++
+      // an answer that ended on parked tool calls but was held for a stalled client: the main thread must still learn
+      // that a CLI waits on them (it holds their slot until they end)
+      const held = run.doneWhileHeld
+      if (held?.kind === 'done' && held.parked !== undefined) this.post({ ...held, body: undefined })
       run.abort()
       this.#release(run) // the slot is free at once; the session stops its work on the signal
       return

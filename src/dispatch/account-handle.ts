@@ -173,6 +173,8 @@ export class AccountHandle implements AccountView, LifecycleHost {
 
   /** tool calls a live CLI of this account waits on (the tool bridge) */
   get parkedCalls(): number { return this.#parked.calls }
+  /** conversations parked on tool calls, each holding one slot (`assigned`) */
+  get parkedConversations(): number { return this.#parked.conversations }
 
   /** A conversation's answer ended on tool calls its CLI now waits on: it keeps a slot until continued or ended. */
   #park(ids: readonly string[]): void {

@@ -302,9 +302,10 @@ export class Dispatcher implements AccountOwner {
     this.#closing = true
   }
 
+  /** requests accepted and not answered yet (a conversation parked on tool calls holds a slot, but is no request) */
   get inFlight(): number {
     let n = this.#queue.size
-    for (const a of this.accounts) n += a.assigned
+    for (const a of this.accounts) n += a.assigned - a.parkedConversations
     return n
   }
 
