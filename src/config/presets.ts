@@ -1,5 +1,5 @@
 /**
- * What the orchestrator knows about each agent CLI outside a request (agent-clis.md): its executable and npm package,
+ * What the orchestrator knows about each agent CLI outside a request (docs/agent-clis.md): its executable and npm package,
  * where it keeps its login inside an account's state directory, the variables that keep it local and quiet, the
  * settings files it needs written, and its own interactive login. The account's session
  * (`workers/sessions/{claude-code,gemini-cli,codex}.ts`), `agyc accounts login` and `agyc validate` share it.
@@ -29,7 +29,7 @@ export const presets: Record<PresetKind, Preset> = {
     binary: 'claude',
     npmPackage: '@anthropic-ai/claude-code',
     stateEnv: (dir) => ({ CLAUDE_CONFIG_DIR: join(dir, '.claude') }),
-    // without these it looked up api.anthropic.com 5 times per run (agent-clis.md)
+    // without these it looked up api.anthropic.com 5 times per run (docs/agent-clis.md)
     quietEnv: { CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1', DISABLE_TELEMETRY: '1', DISABLE_AUTOUPDATER: '1', DISABLE_ERROR_REPORTING: '1' },
     loginFiles: ['.claude/.credentials.json'],
     loginArgs: ['auth', 'login'],
@@ -117,7 +117,7 @@ export function writeSettings(session: PresetConfig, stateDir: string): void {
       for (const key of path.slice(0, -1)) node = (node[key] = node[key] && typeof node[key] === 'object' ? node[key] : {})
       node[path.at(-1)!] = value
     }
-    // with GOOGLE_GEMINI_BASE_URL alone it picks the "gateway" auth, which headless mode refuses (agent-clis.md)
+    // with GOOGLE_GEMINI_BASE_URL alone it picks the "gateway" auth, which headless mode refuses (docs/agent-clis.md)
     if (session.apiKey) set(['security', 'auth', 'selectedType'], 'gemini-api-key')
     set(['privacy', 'usageStatisticsEnabled'], false)
     // by default it retries a 429 for minutes; the orchestrator fails over instead
@@ -143,7 +143,7 @@ function codexToml(session: Extract<PresetConfig, { kind: 'codex' }>): string {
   ]
   if (session.model) lines.push(`model = ${q(session.model)}`)
   if (session.baseUrl || session.apiKey) {
-    // a custom provider: OPENAI_BASE_URL is not read, the built-in one tries WebSockets first (agent-clis.md), and
+    // a custom provider: OPENAI_BASE_URL is not read, the built-in one tries WebSockets first (docs/agent-clis.md), and
     // only a custom provider takes retry caps. Without either, the CLI's own login and provider are used as they are.
     const baseUrl = session.baseUrl ?? 'https://api.openai.com/v1'
     lines.push('model_provider = "agyc"', '', '[model_providers.agyc]', 'name = "agyc"', `base_url = ${q(baseUrl)}`, 'wire_api = "responses"')

@@ -1,7 +1,7 @@
 /**
  * An account's state directory: absolute (config/load.ts resolved it), created if missing, mode 0700, and checked to
  * be a real directory we own. Its `tmp/` becomes the child's TMPDIR: agent CLIs put per-user files there
- * (agent-clis.md).
+ * (docs/agent-clis.md).
  *
  * The config loader refuses a symbolic link it finds on the way at load time; one planted after that (between load
  * and the account's start, or before a restart) must not be followed either. So each level is created with a plain

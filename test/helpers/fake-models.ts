@@ -1,5 +1,5 @@
 /**
- * A fake model server for the real agent CLIs (agent-clis.md, last section): one node:http server on 127.0.0.1 that
+ * A fake model server for the real agent CLIs (docs/agent-clis.md, last section): one node:http server on 127.0.0.1 that
  * answers Claude Code (`POST /v1/messages`, SSE or JSON), Gemini CLI (`POST /v1beta/models/M:streamGenerateContent`)
  * and Codex (`POST /v1/responses`). It records every request, and fails the requests of one API key on demand (429
  * with each provider's own error body), so a test can aim a rate limit at exactly one account.

@@ -1,5 +1,5 @@
 /**
- * `claude-code`: Claude Code as an account (agent-clis.md). A process per request, started ahead of time (`prewarm`),
+ * `claude-code`: Claude Code as an account (docs/agent-clis.md). A process per request, started ahead of time (`prewarm`),
  * because its stream-json input mode is one conversation per process: each request gets a fresh process and so an
  * independent conversation. It runs
  *
@@ -35,7 +35,7 @@ export function createClaudeCodeSession(context: SessionContext): Session {
     ANTHROPIC_BASE_URL: config.baseUrl,
     ANTHROPIC_API_KEY: config.apiKey,
     ANTHROPIC_AUTH_TOKEN: config.authToken,
-    // its own retry loop would hide a 429 from our failover for seconds (agent-clis.md)
+    // its own retry loop would hide a 429 from our failover for seconds (docs/agent-clis.md)
     CLAUDE_CODE_MAX_RETRIES: String(config.maxRetries),
     // for bridged conversations (the client's tools under their own names); it touches nothing else
     ...(config.tools !== 'agent' ? CLAUDE_BRIDGE_ENV : {}),

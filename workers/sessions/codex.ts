@@ -1,5 +1,5 @@
 /**
- * `codex`: Codex as an account (agent-clis.md). One long-lived `codex app-server` per account, speaking JSON-RPC over
+ * `codex`: Codex as an account (docs/agent-clis.md). One long-lived `codex app-server` per account, speaking JSON-RPC over
  * stdio without the `"jsonrpc"` field: `initialize` + `initialized`, then per request an ephemeral `thread/start` and
  * one `turn/start`. Text arrives as `item/agentMessage/delta`, token counts as `thread/tokenUsage/updated`, and the
  * turn ends with `turn/completed` (status completed, failed with its error, or interrupted).

@@ -3,7 +3,7 @@
  * `{requestFile}` filled in, each inside its own argv element (no shell ever sees them). The child gets its input on
  * stdin and then EOF, answers on stdout, and exits 0. Cancel, timeout and stop kill its whole process group.
  * `prewarm: N` keeps N children started ahead, blocked on stdin until a request arrives (a real agent CLI takes
- * seconds to start; agent-clis.md).
+ * seconds to start; docs/agent-clis.md).
  */
 import { randomBytes } from 'node:crypto'
 import { rmSync } from 'node:fs'

@@ -1,5 +1,5 @@
 /**
- * `gemini-cli`: Gemini CLI as an account (agent-clis.md). One long-lived `gemini --acp -m MODEL` per account, speaking
+ * `gemini-cli`: Gemini CLI as an account (docs/agent-clis.md). One long-lived `gemini --acp -m MODEL` per account, speaking
  * the Agent Client Protocol (JSON-RPC 2.0 over stdio): `initialize`, `authenticate`, then per request a fresh
  * `session/new` and one `session/prompt`. Text arrives as `session/update` notifications (`agent_message_chunk`), the
  * prompt's answer carries the stop reason and the CLI's token counts (`_meta.quota.token_count`).

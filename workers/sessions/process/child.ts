@@ -1,7 +1,7 @@
 /**
  * Child processes as every session kind spawns them: an argv (never a shell), the account's state directory as cwd,
  * an allowlisted environment, its own process group, its PID reported to the main thread at once (a child outlives the
- * worker thread that spawned it: architecture-findings §2), and stopped by group: SIGTERM, then SIGKILL.
+ * worker thread that spawned it: docs/session-kinds.md, "Process hygiene"), and stopped by group: SIGTERM, then SIGKILL.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { dirname } from 'node:path'
