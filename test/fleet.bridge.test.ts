@@ -140,6 +140,8 @@ test('a tool call parked by node A\'s Codex is continued on A when the tool_resu
   await eventually(() => served(a).length === 2, 'A logged both requests', 5_000)
   assert.deepEqual(served(a).map((l) => [l.account, l.status, l.continues]), [['A-codex', 200, undefined], ['A-codex', 200, use.id]],
     'A served the first request and continued the call on the same account')
+  // the reason matters: the conversation's affinity entry also names A and would send a follow-up there; the tool-call
+  // directory comes first (src/cluster/route.ts)
   await eventually(() => linesOf(c).some((l) => l.msg === 'request forwarded'), 'C logged the forward', 5_000)
   const forwarded = linesOf(c).filter((l) => l.msg === 'request forwarded')
   assert.deepEqual(forwarded.map((l) => [l.forwardedTo, l.reason, l.outcome, l.status]), [['A', 'tool-call', 'answered', 200]])
