@@ -116,13 +116,10 @@ export class Exchange implements JobSink {
       clearTimeout(this.#pinger)
       if (!res.headersSent) this.#head(this.job?.account)
     }
+    this.#taken += text.length // in node's buffer: told to the worker now, or once it drains
     if (!res.write(text)) {
       if (this.#stallTimer === undefined) this.#stalled()
-      this.#taken += text.length // taken into node's buffer; told to the worker once it drains
-    } else {
-      this.#taken += text.length
-      if (this.#taken - this.#acked >= ACK_EVERY) this.#ack()
-    }
+    } else if (this.#taken - this.#acked >= ACK_EVERY) this.#ack()
   }
 
   /** tells the worker how much the client took, renewing its credit (one message per ACK_EVERY characters) */
@@ -164,10 +161,7 @@ export class Exchange implements JobSink {
 
   /** The answer is written whole; one the client does not read is dropped after the same stall limit. */
   #ended(): void {
-    if (this.res.writableNeedDrain && this.#stallTimer === undefined) {
-      this.#stallTimer = setTimeout(this.#cut, this.#writeStallMs)
-      this.res.once('drain', this.#drained)
-    }
+    if (this.res.writableNeedDrain && this.#stallTimer === undefined) this.#stalled()
   }
 
   done(body: string | undefined, account: AccountHandle): void {
