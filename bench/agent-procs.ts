@@ -58,13 +58,26 @@ export async function startOrchestrator(dir: string, name: string, config: Recor
   }
 }
 
-/** Every account's CLI up: state `up`, a worker, its session up and its child alive (Claude Code: the prewarmed one). */
+/**
+ * Every account's CLI up: state `up`, a worker, its session up and its long-lived child alive. Claude Code's session
+ * runs a process per request and reports no child (`childAlive: null`): its prewarmed processes are counted in the
+ * tree instead (`claude -p --input-format stream-json`), one per Claude Code account.
+ */
 export async function untilReady(orch: RunningOrchestrator, ms: number): Promise<void> {
   await waitFor(async () => {
     if (orch.proc.child.exitCode !== null) throw new Error('the orchestrator exited before its accounts were ready')
     const { accounts } = await (await fetch(`${orch.url}/admin/accounts`)).json() as { accounts: AccountRow[] }
-    return accounts.every((a) => a.state === 'up' && !a.parked && a.health.session === 'up' && a.health.childAlive === true) || undefined
+    const claude = accounts.filter((a) => a.id.startsWith('claude-code')).length
+    const up = accounts.every((a) => a.state === 'up' && !a.parked && a.health.session === 'up' && a.health.childAlive !== false)
+    return (up && prewarmedClaude(orch.pids()) >= claude) || undefined
   }, 'every account up', ms)
+}
+
+function prewarmedClaude(pids: readonly number[]): number {
+  return pids.filter((pid) => {
+    const argv = readText(`/proc/${pid}/cmdline`).split('\0')
+    return /claude/.test(argv[0] ?? '') && argv.includes('--input-format')
+  }).length
 }
 
 export function isAlive(pid: number): boolean {
