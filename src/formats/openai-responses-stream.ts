@@ -6,7 +6,7 @@
  * Fed text deltas and a final completion, or the Anthropic events of an upstream that frames its own stream.
  */
 import type { AnthropicUsage } from './openai-chat.ts'
-import { functionCallItem, messageItem, responseObject } from './openai-responses.ts'
+import { functionCallItem, messageItem, messageItemId, responseObject } from './openai-responses.ts'
 
 interface Event {
   type?: string
@@ -50,7 +50,7 @@ export class ResponsesStream {
     return this.#event('response.created', { response: shell }) + this.#event('response.in_progress', { response: shell })
   }
 
-  get #itemId(): string { return `msg_${this.#id}` }
+  get #itemId(): string { return messageItemId(this.#id) }
 
   text(delta: string): string {
     let out = this.#start()

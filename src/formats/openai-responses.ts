@@ -108,8 +108,11 @@ export function responseUsage(usage: AnthropicUsage | undefined): Json {
 export const functionCallItem = (id: string, name: string, args: string, status: string): Json =>
   ({ type: 'function_call', id: `fc_${id}`, call_id: id, name, arguments: args, status })
 
+/** the output message item's id: the answer's own `msg_…` id */
+export const messageItemId = (id: string): string => (id.startsWith('msg_') ? id : `msg_${id}`)
+
 export const messageItem = (id: string, text: string, status: string): Json =>
-  ({ type: 'message', id: `msg_${id}`, status, role: 'assistant', content: text === '' && status === 'in_progress' ? [] : [{ type: 'output_text', text, annotations: [] }] })
+  ({ type: 'message', id: messageItemId(id), status, role: 'assistant', content: text === '' && status === 'in_progress' ? [] : [{ type: 'output_text', text, annotations: [] }] })
 
 /** The response object (whole, or the shell a stream's first and last events carry). */
 export function responseObject(id: string, model: string, status: string, output: Json[], usage: AnthropicUsage | undefined,
