@@ -11,7 +11,7 @@
  */
 import { createHash, hash } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
-import { textOf, type MessagesRequest } from '../protocol/anthropic.ts'
+import { textEnds, textLength, textOf, type MessagesRequest } from '../protocol/anthropic.ts'
 
 export interface AffinityKey {
   readonly key: string
@@ -30,8 +30,7 @@ export function affinityKey(headers: IncomingHttpHeaders, request: MessagesReque
   if (typeof userId === 'string' && userId !== '') return { key: fixed('u', userId), follow: true }
   const messages = request.messages ?? []
   const first = messages.find((m) => m.role === 'user')
-  const system = typeof request.system === 'string' ? request.system : textOf(request.system)
-  const key = `c:${createHash('sha1').update(sample(system)).update('\0').update(sample(textOf(first?.content))).digest('base64url')}`
+  const key = `c:${createHash('sha1').update(sample(request.system)).update('\0').update(sample(first?.content)).digest('base64url')}`
   return { key, follow: messages.length > 1 }
 }
 
@@ -40,11 +39,14 @@ const SAMPLE_CHARS = 2048
 
 /**
  * The same text gives the same sample turn after turn; two conversations whose system prompt and first user turn
- * agree in length and in their first and last 2 K characters share a key, and so only a routing preference.
+ * agree in length and in their first and last 2 K characters share a key, and so only a routing preference. A long
+ * text is sampled without being joined first (anthropic.ts, textEnds: a million blocks took ~150 ms that way).
  */
-function sample(text: string): string {
-  if (text.length <= 2 * SAMPLE_CHARS) return text
-  return `${text.slice(0, SAMPLE_CHARS)}\0${text.length}\0${text.slice(-SAMPLE_CHARS)}`
+function sample(content: unknown): string {
+  const length = textLength(content)
+  if (length <= 2 * SAMPLE_CHARS) return textOf(content)
+  const { head, tail } = textEnds(content, SAMPLE_CHARS)
+  return `${head}\0${length}\0${tail}`
 }
 
 /** the longest key the table holds as given: `affinityKey`'s are 29 characters; anything longer is hashed first */
