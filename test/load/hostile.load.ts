@@ -23,7 +23,7 @@
  *   are held to the bound; the multi-second stalls of the issue would still fail it many times over.
  * - RSS: 2.5 GB. Every thread that handled a 27 MiB body (the check thread, each account worker that ran one, the
  *   main thread) grows its V8 heap to 250–450 MB and keeps it committed; live heaps after a major GC are 5–90 MB each
- *   (--trace-gc): nothing leaks, the growth is heap kept for reuse, ~1.7–1.9 GB over baseline with four accounts and
+ *   (--trace-gc): nothing leaks, the growth is heap kept for reuse, ~1.7–2.0 GB over baseline with four accounts and
  *   levelling off over the windows. Without (d) it is ~0.5–0.7 GB, mostly the stalled streams' answers.
  * (c) uses 8 MB streams, not 2 MB: on loopback up to 4–6 MB of an answer fits into the two sockets' kernel buffers
  * (measured: such a stream ends with a 200 and the orchestrator holds nothing of it), so only a longer one stalls.
