@@ -39,8 +39,8 @@ import { test, type TestContext } from 'node:test'
 import Anthropic from '@anthropic-ai/sdk'
 import { Pool } from 'undici'
 import { eventually, freePort } from '../helpers/orchestrator.ts'
+import { ROOT } from '../helpers/process.ts'
 
-const ROOT = new URL('../../', import.meta.url).pathname
 const MB = 1024 * 1024
 const MODEL = 'claude-test-1'
 const ACCOUNTS = ['m1', 'm2', 'm3', 'm4']
