@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Context } from 'hono'
-import { OrchestratorError, codes, toOrchestratorError } from '../errors.ts'
+import { OrchestratorError, codes, specOf, toOrchestratorError } from '../errors.ts'
 import { accessLineWriter } from './access-line.ts'
 import { anthropicErrors, nextRequestId, openaiErrors, sendError, settledLocally, type ErrorShape } from './answer.ts'
 import type { BodyBudget } from './body-budget.ts'
@@ -69,7 +69,8 @@ export function frontDoor({ dispatcher, config, log, isClosing, cluster }: AppDe
   function refuse(req: IncomingMessage, res: ServerResponse, requestId: string, receivedAt: number, err: unknown, extra?: Record<string, string>): void {
     const error = toOrchestratorError(err)
     const status = codes[error.code].status
-    if (status >= 500 && error.code !== 'AGYC_SHUTTING_DOWN' && error.code !== 'AGYC_NOT_READY') log.error({ err, code: error.code, reqId: requestId }, 'request failed')
+    // an overload refusal of ours (529, 503) is protection working: its access line says it, no error log with a stack
+    if (status >= 500 && !specOf(error.code).localOrigin) log.error({ err, code: error.code, reqId: requestId }, 'request failed')
     if (res.headersSent) res.destroy() // not reached: nothing is written before a job exists; never a second answer
     else sendError(res, requestId, error, extra, door.errors)
     settledLocally(accessLog, { reqId: requestId, method: req.method, path: PATH, status, code: error.code, durationMs: Date.now() - receivedAt })
