@@ -5,6 +5,7 @@
  * `item/tool/call`) to whoever listens on that thread. One process serves many threads: a bridged conversation costs
  * a `thread/start`, not a CLI start.
  */
+import { handshake } from './handshake.ts'
 import type { Child, Launcher } from '../process/child.ts'
 import { JsonRpcPeer, type RpcParams } from '../agent/json-rpc.ts'
 
@@ -59,23 +60,12 @@ export class CodexAppServer implements CodexThreads {
   static async start(launcher: Launcher, options: CodexAppServerOptions): Promise<CodexAppServer> {
     const child = launcher.spawn(['app-server', ...(options.extraArgs ?? [])], 'codex')
     const server = new CodexAppServer(child, options)
-    let timer: NodeJS.Timeout | undefined
-    try {
-      await Promise.race([
-        server.peer.request('initialize', {
-          clientInfo: { name: options.clientName ?? 'agyc', title: 'AGYC Orchestrator', version: '0.1.0' },
-          capabilities: { experimentalApi: true },
-        }),
-        new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`codex: no handshake within ${options.startTimeoutMs} ms`)), options.startTimeoutMs) }),
-      ])
-      server.peer.notify('initialized', {})
-      return server
-    } catch (err) {
-      await child.kill()
-      throw err
-    } finally {
-      clearTimeout(timer)
-    }
+    await handshake(child, 'codex', options.startTimeoutMs, () => server.peer.request('initialize', {
+      clientInfo: { name: options.clientName ?? 'agyc', title: 'AGYC Orchestrator', version: '0.1.0' },
+      capabilities: { experimentalApi: true },
+    }))
+    server.peer.notify('initialized', {})
+    return server
   }
 
   get alive(): boolean {

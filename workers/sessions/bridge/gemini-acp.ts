@@ -7,6 +7,7 @@
  * Our own JSON-RPC peer, not `@agentclientprotocol/sdk`: the SDK brings zod and its own MCP server package into the
  * worker for the four methods used here, and the peer is already what the agent-mode preset speaks.
  */
+import { handshake } from './handshake.ts'
 import type { Child, Launcher } from '../process/child.ts'
 import { fields, JsonRpcPeer, stringOf, type RpcParams } from '../agent/json-rpc.ts'
 
@@ -59,22 +60,11 @@ export class GeminiAcp implements AcpSessions {
   static async start(launcher: Launcher, options: GeminiAcpOptions): Promise<GeminiAcp> {
     const child = launcher.spawn(['--acp', '-m', options.model, ...(options.extraArgs ?? [])], 'gemini-cli')
     const acp = new GeminiAcp(child, options)
-    let timer: NodeJS.Timeout | undefined
-    try {
-      await Promise.race([
-        (async () => {
-          await acp.peer.request('initialize', { protocolVersion: 1, clientCapabilities: { fs: { readTextFile: false, writeTextFile: false }, terminal: false } })
-          await acp.peer.request('authenticate', { methodId: options.authMethod })
-        })(),
-        new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`gemini-cli: no handshake within ${options.startTimeoutMs} ms`)), options.startTimeoutMs) }),
-      ])
-      return acp
-    } catch (err) {
-      await child.kill()
-      throw err
-    } finally {
-      clearTimeout(timer)
-    }
+    await handshake(child, 'gemini-cli', options.startTimeoutMs, async () => {
+      await acp.peer.request('initialize', { protocolVersion: 1, clientCapabilities: { fs: { readTextFile: false, writeTextFile: false }, terminal: false } })
+      await acp.peer.request('authenticate', { methodId: options.authMethod })
+    })
+    return acp
   }
 
   get alive(): boolean {
