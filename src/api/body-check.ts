@@ -14,7 +14,7 @@ import { readBody } from './body.ts'
 import { checkRequest, type Checked, type CheckKind, type CheckTask } from './request-check.ts'
 
 /** from this size on, a body is checked off the main thread (docs/performance.md, "Figures behind the code") */
-export const LARGE_BODY_CHARS = 1024 * 1024
+export const LARGE_BODY_CHARS = 256 * 1024
 
 let pool: Piscina | undefined
 

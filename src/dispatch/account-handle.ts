@@ -16,6 +16,7 @@ import { Quota } from '../usage/quota.ts'
 import { AccountLifecycle, type AccountState, type LifecycleHost } from './account-lifecycle.ts'
 import type { Job } from './job.ts'
 import { ParkedCalls } from './tool-calls.ts'
+import { ParseWindow } from './parse-window.ts'
 import type { SharedAccount } from './shared.ts'
 
 export { backoffMs, type AccountState } from './account-lifecycle.ts'
@@ -58,6 +59,8 @@ export class AccountHandle implements AccountView, LifecycleHost {
   #seq = 0
   /** the tool bridge: conversations whose CLI waits on the client's tool results, each holding a slot (`assigned`) */
   readonly #parked = new ParkedCalls()
+  /** while its worker parses a large body it was handed (parse-window.ts) */
+  readonly parsing = new ParseWindow()
 
   constructor(config: AccountConfig, options: AccountOptions) {
     this.id = config.id
@@ -78,10 +81,10 @@ export class AccountHandle implements AccountView, LifecycleHost {
   get seq(): number { return this.#seq }
   released(): void { this.#owner.released(this) }
 
-  /** up, not cooling or ejected, with a free slot now: what strategies look for */
+  /** up, not cooling or ejected, with a free slot now, not busy parsing a large body: what strategies look for */
   get available(): boolean {
     return this.state === 'up' && this.#life.admits && this.sessionUp && this.assigned < this.maxConcurrency && this.outlier.admits()
-      && (this.quota === undefined || this.quota.admits(this.assigned))
+      && (this.quota === undefined || this.quota.admits(this.assigned)) && !this.parsing.busy
   }
 
   /**
@@ -213,6 +216,7 @@ export class AccountHandle implements AccountView, LifecycleHost {
   }
 
   #send(job: Job): void {
+    this.parsing.opened(job.request.body.length)
     this.#life.send({ kind: 'run', id: job.seq, ...job.request, model: this.modelFor(job.model) })
   }
 

@@ -10,6 +10,8 @@ import type { HealthStats } from './score.ts'
 export interface Watched {
   readonly state: string
   readonly lastHeartbeatAt: number
+  /** a worker parsing a large body it was handed misses heartbeats until then without blame (parse-window.ts) */
+  readonly parsing: { readonly graceUntil: number }
   readonly health: HealthStats
   terminate(reason: string): void
   rescore(now: number, fleetLatencyMs: number): void
@@ -43,7 +45,7 @@ export class Watchdog {
     let latencySum = 0
     let latencyCount = 0
     for (const a of this.#accounts) {
-      if ((a.state === 'up' || a.state === 'draining') && now - a.lastHeartbeatAt > limit) {
+      if ((a.state === 'up' || a.state === 'draining') && now - a.lastHeartbeatAt > limit && now > a.parsing.graceUntil) {
         a.terminate(`no heartbeat for ${now - a.lastHeartbeatAt} ms`)
       }
       if (a.health.latencyEwmaMs > 0) {

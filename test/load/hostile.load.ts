@@ -12,15 +12,14 @@
  *       budget, 96 MiB by default, admits three and answers the rest 529 at once: by design).
  * Pass: every normal request succeeds; /metrics stays under 1 MB and a scrape at rest takes under 100 ms, also after a
  * restart on the same usage.json; every stalled reader is cut; RSS grows at most RSS_BOUND_MB over the calm baseline;
- * the normal p99 in hostile windows stays within P99_FACTOR × calm. Two bounds are wider than the issue hoped, for
- * reasons measured on a shared 2-core machine (the figures are printed on every run):
- * - p99: 4×, not 2×. On the accounts that ran no 27 MiB body in the window it was 1.8–2.2× calm on a quiet machine
- *   (calm ~57 ms), up to 3.9× on a busy one; on the accounts that ran one, 2.4–4.7×. Why: the hostile requests take
- *   CPU the normal ones had (cores busy, printed: the normal throughput falls by 30–45 %); each admitted 27 MiB body
- *   holds the main thread for ~70–100 ms (joining and decoding its bytes, copying the text to the check thread and
- *   then to the account's worker: src/api/body.ts, body-check.ts); and the account's worker parses it again
- *   (~150–250 ms), which the requests waiting on that account wait for. Only the accounts that ran no 27 MiB body
- *   are held to the bound; the multi-second stalls of the issue would still fail it many times over.
+ * the normal p99 in hostile windows stays within P99_FACTOR × calm (all normal requests, whichever account served them).
+ * Measured on a shared 2-core machine (printed on every run): 1.5–1.7× calm (calm ~60–67 ms p99), the accounts that ran
+ * a 27 MiB body no worse than the others. What keeps it there: bodies of 256 KiB or more are parsed on the check thread
+ * (the 1 MB user ids no longer hold the main thread), and while an account's worker parses a 27 MiB body (~200 ms)
+ * round-robin sends the other requests elsewhere (src/dispatch/parse-window.ts). Before both: 2.4–3.7× on the accounts
+ * that ran one. What is left is CPU: the hostile requests take ~0.35 of a core the normal ones had, and this test's
+ * own clients need one core of the two (the normal throughput falls by 20–30 %).
+ * One bound is wider than the issue hoped, for reasons measured:
  * - RSS: 2.5 GB. Every thread that handled a 27 MiB body (the check thread, each account worker that ran one, the
  *   main thread) grows its V8 heap to 250–450 MB and keeps it committed; live heaps after a major GC are 5–90 MB each
  *   (--trace-gc): nothing leaks, the growth is heap kept for reuse, ~1.7–2.0 GB over baseline with four accounts and
@@ -63,8 +62,8 @@ const BIG_SENDERS = 8
 const RSS_BOUND_MB = 2_500
 const METRICS_MAX_BYTES = 1_000_000
 const SCRAPE_MAX_MS = 100
-/** normal p99 in hostile windows on the accounts running no 27 MiB body, as a multiple of calm's (see the header) */
-const P99_FACTOR = 4
+/** normal p99 in hostile windows, as a multiple of calm's (the issue's bound) */
+const P99_FACTOR = 2
 
 type Phase = 'warmup' | 'calm' | 'hostile'
 interface Outcome { ok: boolean; ms: number; phase: Phase; window: number; sameWindow: boolean; account: string | null; error?: string }
@@ -353,7 +352,7 @@ test('hostile clients cannot exhaust the orchestrator or stall normal traffic', 
     `normal requests ${outcomes.length} (calm ${answered('calm').length}, hostile ${hostileAll.length}), failed ${failed.length}`)
   t.diagnostic(`normal p99: calm ${calm.toFixed(1)} ms; hostile ${hostile.toFixed(1)} ms on the accounts running no 27 MiB body, ` +
     `${hostileOnBig.toFixed(1)} ms on those running one (${[...bigOn.values()].map((s) => [...s].sort().join('+')).join(' / ')}), ` +
-    `${p99(hostileAll.map((o) => o.ms)).toFixed(1)} ms all together`)
+    `${p99(hostileAll.map((o) => o.ms)).toFixed(1)} ms all together (${(p99(hostileAll.map((o) => o.ms)) / calm).toFixed(2)}×)`)
   const cores = (p: 'calm' | 'hostile') => Object.entries(cpuIn[p]).map(([kind, sec]) => `${kind} ${(sec / wallIn[p]).toFixed(2)}`).join(', ')
   t.diagnostic(`normal requests/s: calm ${(answered('calm').length / wallIn.calm).toFixed(0)}, hostile ${(hostileAll.length / wallIn.hostile).toFixed(0)}; ` +
     `cores busy in calm windows: ${cores('calm')}; in hostile windows: ${cores('hostile')}`)
@@ -366,7 +365,8 @@ test('hostile clients cannot exhaust the orchestrator or stall normal traffic', 
 
   assert.equal(failed.length, 0, `every normal request succeeds: ${failed.slice(0, 3).map((f) => f.error).join(' | ')}`)
   assert.ok(answered('calm').length > 500 && hostileAll.length > 500, 'enough normal traffic in both kinds of window')
-  assert.ok(hostile <= P99_FACTOR * calm, `normal p99 ${hostile.toFixed(1)} ms under hostile clients stays within ${P99_FACTOR}× calm ${calm.toFixed(1)} ms`)
+  const hostileP99 = p99(hostileAll.map((o) => o.ms))
+  assert.ok(hostileP99 <= P99_FACTOR * calm, `normal p99 ${hostileP99.toFixed(1)} ms under hostile clients stays within ${P99_FACTOR}× calm ${calm.toFixed(1)} ms`)
   assert.equal(got.a.get('200'), MODEL_NAMES, 'every distinct model name was served')
   assert.equal((got.b.get('200') ?? 0) + (got.b.get('529') ?? 0), USER_IDS, 'every 1 MB user id was served (or told to retry)')
   assert.equal(got.c.get('200'), STALLED, 'every stalled reader got its status line')
