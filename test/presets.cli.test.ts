@@ -177,9 +177,10 @@ test('agent CLI presets through the orchestrator, with the real CLIs', { timeout
   })
 
   await t.test('what a CLI cannot take is refused with a 400 naming the block', async () => {
-    const image: Anthropic.ImageBlockParam = { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } }
+    // (base64 images are passed: test/presets.images.test.ts)
+    const document: Anthropic.DocumentBlockParam = { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'a memo' } }
     for (const kind of KINDS) {
-      const err = await apiError(client.messages.create(ask(kind, [{ type: 'text', text: 'what is this?' }, image])))
+      const err = await apiError(client.messages.create(ask(kind, [{ type: 'text', text: 'what is this?' }, document])))
       assert.equal(err.status, 400, kind)
       assert.equal((err.error as { error?: { type?: string } })?.error?.type, 'invalid_request_error', kind)
       assert.match(err.message, /messages\.0\.content\.1/, `${kind}: the refusal names the block`)

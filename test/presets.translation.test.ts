@@ -18,7 +18,7 @@ const refusal = (fn: () => unknown): OrchestratorError => {
 }
 
 test('a single user turn is the prompt as it is; system and earlier turns become a tagged transcript', () => {
-  assert.equal(renderPrompt({ messages: [{ role: 'user', content: '-p $(x)' }] }, 'cli'), '-p $(x)')
+  assert.deepEqual(renderPrompt({ messages: [{ role: 'user', content: '-p $(x)' }] }, 'cli'), { text: '-p $(x)' })
   const prompt = renderPrompt({
     system: [{ type: 'text', text: 'Be brief.' }],
     messages: [
@@ -27,7 +27,7 @@ test('a single user turn is the prompt as it is; system and earlier turns become
       { role: 'user', content: [{ type: 'text', text: 'q2' }, { type: 'text', text: 'more' }] },
       { role: 'system', content: 'per-turn note' },
     ],
-  }, 'cli')
+  }, 'cli').text
   assert.equal(prompt, '<system>\nBe brief.\n\nper-turn note\n</system>\n\n<transcript>\n<user>\nq1\n</user>\n<assistant>\na1\n</assistant>\n</transcript>\n\nq2\nmore')
 })
 
@@ -65,9 +65,14 @@ test('earlier tool calls and results become tagged text; images go apart to a CL
   assert.equal(bridged.system, 'Be brief.')
   assert.deepEqual(bridged.prompt.images, [{ media_type: 'image/png', data: png.data }, { media_type: 'image/png', data: png.data }])
   const textOnly = refusal(() => renderConversation(request, 'cli'))
-  assert.match(textOnly.message, /^messages\.0\.content\.1: /, 'without images allowed (agent mode) an image is refused')
-  const agentMode = renderPrompt({ messages: [request.messages[1], { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'sunny' }] }] }, 'cli')
-  assert.equal(agentMode, '<transcript>\n<assistant>\nChecking.\n<tool_use id="toolu_1" name="get_weather">\n{"city":"Paris"}\n</tool_use>\n</assistant>\n</transcript>\n\n<tool_result id="toolu_1">\nsunny\n</tool_result>')
+  assert.match(textOnly.message, /^messages\.0\.content\.1: /, 'without images allowed (a text-only CLI) an image is refused')
+  const refused = refusal(() => renderPrompt(request, 'cli', { noImages: 'cli did not offer image input' }))
+  assert.equal(refused.message, 'messages.0.content.1: cli did not offer image input', 'the reason the CLI gave is the refusal')
+  const agentMode = renderPrompt(request, 'cli', { images: true })
+  assert.equal(agentMode.text, `<system>\nBe brief.\n</system>\n\n${transcript}\n\n${last}`, 'agent mode: the same prompt, the system text inside it')
+  assert.deepEqual(agentMode.images, bridged.prompt.images, 'agent mode: the same images')
+  const history = renderPrompt({ messages: [request.messages[1], { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'sunny' }] }] }, 'cli')
+  assert.equal(history.text, '<transcript>\n<assistant>\nChecking.\n<tool_use id="toolu_1" name="get_weather">\n{"city":"Paris"}\n</tool_use>\n</assistant>\n</transcript>\n\n<tool_result id="toolu_1">\nsunny\n</tool_result>')
 })
 
 test('a continuation: the last user turn\'s results by id, with what the client added beside them on the last one', () => {

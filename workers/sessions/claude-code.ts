@@ -6,14 +6,16 @@
  *     claude -p --input-format stream-json --output-format stream-json --verbose --include-partial-messages
  *            --no-session-persistence [--model M] [--append-system-prompt S] [extraArgs…]
  *
- * and waits on stdin; the request arrives as one `{"type":"user",…}` line, then EOF, so the process ends after its
- * answer. A prompt never becomes an argument (a prompt starting with `-` would be read as a flag).
+ * and waits on stdin; the request arrives as one `{"type":"user",…}` line (the prompt's text, and the request's base64
+ * images as image blocks), then EOF, so the process ends after its answer. A prompt never becomes an argument (a
+ * prompt starting with `-` would be read as a flag).
  */
 import { OrchestratorError } from '../../src/errors.ts'
 import type { Answer } from './answer.ts'
 import { cliError } from './agent/cli-errors.ts'
 import { createExecSession, type ExecConfig, type ExecReader } from './exec.ts'
 import { presetSpec, unavailableSession } from './agent/preset.ts'
+import { claudeContent } from './agent/prompt-input.ts'
 import { renderPrompt } from './agent/transcript.ts'
 import { summariseTool } from './agent/tool-summary.ts'
 import { withToolBridge } from './bridge/bridged-session.ts'
@@ -50,7 +52,10 @@ export function createClaudeCodeSession(context: SessionContext): Session {
     workDir: spec.workDir,
     what: 'claude-code',
     dialect: {
-      input: (req) => `${JSON.stringify({ type: 'user', message: { role: 'user', content: renderPrompt(req.request, 'claude-code') } })}\n`,
+      input: (req) => {
+        const content = claudeContent(renderPrompt(req.request, 'claude-code', { images: true }))
+        return `${JSON.stringify({ type: 'user', message: { role: 'user', content } })}\n`
+      },
       reader: (answer) => claudeReader(answer, context),
     },
   })

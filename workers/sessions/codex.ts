@@ -12,6 +12,7 @@ import { appendText, createAgentServerSession, type AgentProtocol, type TurnCont
 import { cliError, resetFromText } from './agent/cli-errors.ts'
 import { fields, stringOf, type RpcParams } from './agent/json-rpc.ts'
 import { presetSpec, unavailableSession } from './agent/preset.ts'
+import { codexInput } from './agent/prompt-input.ts'
 import { summariseTool } from './agent/tool-summary.ts'
 import { withToolBridge } from './bridge/bridged-session.ts'
 import type { ThreadListener } from './bridge/codex-app-server.ts'
@@ -140,7 +141,7 @@ function appServer(config: CodexConfig, bridged: SharedCli<ThreadListener>): Age
         threads.set(threadId, run)
         try {
           context.touch()
-          const turn = await context.peer.request<{ turn: { id: string } }>('turn/start', { threadId, input: [{ type: 'text', text: context.prompt, text_elements: [] }] })
+          const turn = await context.peer.request<{ turn: { id: string } }>('turn/start', { threadId, input: codexInput(context.prompt) })
           turnId = run.turnId = turn.turn.id
           if (cancelled) context.peer.request('turn/interrupt', { threadId, turnId }).catch(() => {})
           return await promise

@@ -13,6 +13,7 @@ import { appendText, createAgentServerSession, type AgentProtocol, type TurnCont
 import { cliError } from './agent/cli-errors.ts'
 import { fields, RpcError, stringOf, type JsonRpcPeer } from './agent/json-rpc.ts'
 import { presetSpec, unavailableSession } from './agent/preset.ts'
+import { acpPrompt } from './agent/prompt-input.ts'
 import { summariseTool } from './agent/tool-summary.ts'
 import { permissionOptions } from './bridge/gemini-acp.ts'
 import { withToolBridge } from './bridge/bridged-session.ts'
@@ -96,16 +97,25 @@ interface Running {
 
 function acp(config: GeminiConfig, stateDir: string, bridged: SharedCli<AcpSessionListener>): AgentProtocol {
   const sessions = new Map<string, Running>()
+  // what the process said at `initialize` (a restart asks again): ACP lets an agent refuse images in a prompt. Unknown
+  // before the first handshake, when no request can reach the agent anyway (it is not up: that is the answer then)
+  let images: boolean | undefined
 
   return {
     tagged: true,
     async handshake(peer: JsonRpcPeer) {
-      await peer.request('initialize', { protocolVersion: 1, clientCapabilities: { fs: { readTextFile: false, writeTextFile: false }, terminal: false } })
+      const init = await peer.request<{ agentCapabilities?: { promptCapabilities?: { image?: unknown } } }>('initialize', {
+        protocolVersion: 1, clientCapabilities: { fs: { readTextFile: false, writeTextFile: false }, terminal: false },
+      })
+      images = init?.agentCapabilities?.promptCapabilities?.image === true
       try {
         await peer.request('authenticate', { methodId: authMethod(config, stateDir) })
       } catch (err) {
         throw new Error(`gemini-cli could not authenticate (log in with "agyc accounts login", or set apiKey): ${(err as Error).message}`)
       }
+    },
+    imagesRefused() {
+      return images !== false ? undefined : 'gemini-cli cannot take this image: its agent did not offer image input (promptCapabilities.image) when it started'
     },
     turn(context) {
       let sessionId: string | undefined
@@ -119,7 +129,7 @@ function acp(config: GeminiConfig, stateDir: string, bridged: SharedCli<AcpSessi
           sessions.set(sessionId, run)
           context.touch()
           const result = await context.peer.request<{ stopReason?: string; _meta?: { quota?: { token_count?: { input_tokens?: number; output_tokens?: number }; model_usage?: { model?: string }[] } } }>(
-            'session/prompt', { sessionId, prompt: [{ type: 'text', text: context.prompt }] })
+            'session/prompt', { sessionId, prompt: acpPrompt(context.prompt) })
           if (result.stopReason === 'cancelled') throw new OrchestratorError('AGYC_CANCELLED', 'the request was cancelled')
           const quota = result._meta?.quota
           const model = quota?.model_usage?.[0]?.model ?? config.model

@@ -13,6 +13,7 @@ import { Answer } from '../answer.ts'
 import { createLauncher, logStderr, type Child, type ChildSpec } from '../process/child.ts'
 import { JsonRpcPeer, type RpcParams } from './json-rpc.ts'
 import { renderPrompt } from './transcript.ts'
+import type { Prompt } from '../bridge/types.ts'
 import type { Completion, Session, SessionContext, SessionOutput, SessionRequest } from '../types.ts'
 
 export interface Turn {
@@ -38,7 +39,8 @@ export function appendText(run: TextState, piece: string): void {
 
 export interface TurnContext {
   readonly peer: JsonRpcPeer
-  readonly prompt: string
+  /** the conversation as one prompt, with the request's base64 images when the CLI takes them */
+  readonly prompt: Prompt
   readonly answer: Answer
   readonly request: SessionRequest
   /** the working directory the CLI runs in */
@@ -51,6 +53,11 @@ export interface AgentProtocol {
   /** `"jsonrpc":"2.0"` on every message */
   readonly tagged: boolean
   handshake(peer: JsonRpcPeer): Promise<void>
+  /**
+   * Why the CLI cannot take an image with a prompt now (an agent that did not offer it at its handshake), or
+   * undefined when it can: then the request's base64 images go with the prompt.
+   */
+  imagesRefused?(): string | undefined
   turn(context: TurnContext): Turn
   notification(method: string, params: RpcParams): void
   request(method: string, params: RpcParams): unknown
@@ -104,9 +111,10 @@ export function createAgentServerSession(context: SessionContext, options: Agent
   }
 
   function run(req: SessionRequest, out: SessionOutput): Promise<Completion> {
-    let prompt: string
+    let prompt: Prompt
     try {
-      prompt = renderPrompt(req.request, what)
+      const refused = protocol.imagesRefused?.()
+      prompt = renderPrompt(req.request, what, refused === undefined ? { images: true } : { noImages: refused })
     } catch (err) {
       return Promise.reject(err)
     }

@@ -29,9 +29,10 @@
  * Text blocks are joined by newlines; thinking blocks of earlier assistant turns are left out (they are the model's
  * scratch work, not the conversation). Tool calls and their results are history the CLI has no live session for
  * (another account's, an expired one's, a restart's): they become tagged text (`error` marks an `is_error` result).
- * Images go to CLIs that take them (the tool bridge: `images: true`), each marked where it was (`<image n="1"/>`),
- * and are refused otherwise. Any other block (document, server tool blocks…) cannot be given to a CLI: the request
- * is refused with a 400 naming the block, never passed on with a piece missing.
+ * Base64 images go to CLIs that take them (`images: true`: all three presets, in agent mode and through the tool
+ * bridge), each marked where it was (`<image n="1"/>`), and are refused otherwise; an image by URL or file id is
+ * refused everywhere (nothing here fetches it). Any other block (document, server tool blocks…) cannot be given to a
+ * CLI: the request is refused with a 400 naming the block, never passed on with a piece missing.
  */
 import { OrchestratorError } from '../../../src/errors.ts'
 import type { MessagesRequest } from '../../../src/protocol/anthropic.ts'
@@ -42,6 +43,8 @@ interface Block { type?: unknown; text?: unknown; id?: unknown; name?: unknown; 
 export interface RenderOptions {
   /** base64 images go with the prompt, marked in the text where they were; without it they are refused */
   readonly images?: boolean
+  /** why images are refused when `images` is off (a CLI that said so at its handshake); default: it takes text only */
+  readonly noImages?: string
   /** the CLI takes the system text apart (the caller passes `system` on): the prompt leaves it out */
   readonly systemApart?: boolean
 }
@@ -91,7 +94,7 @@ class Renderer {
   }
 
   #image(block: Block, path: string): string {
-    if (!this.#options.images) refuse(path, `a "image" block cannot be given to ${this.#what}, which takes text only`)
+    if (!this.#options.images) refuse(path, this.#options.noImages ?? `a "image" block cannot be given to ${this.#what}, which takes text only`)
     const source = block.source as { type?: unknown; media_type?: unknown; data?: unknown } | undefined
     if (source?.type !== 'base64' || typeof source.media_type !== 'string' || typeof source.data !== 'string') {
       refuse(path, `${this.#what} takes images as base64 data only (an image by URL or file id is not fetched)`)
@@ -139,9 +142,12 @@ export function renderConversation(request: MessagesRequest, what: string, optio
   return { prompt: render.images.length > 0 ? { text, images: render.images } : { text }, system: systemText }
 }
 
-/** The agent's own tools run (agent mode): text only, and no way to make the agent call a tool of the request's. */
-export function renderPrompt(request: MessagesRequest, what: string): string {
+/**
+ * The agent's own tools run (agent mode): the same prompt as for a bridged conversation (its images with it when the
+ * CLI takes them), the system text inside it, and no way to make the agent call a tool of the request's.
+ */
+export function renderPrompt(request: MessagesRequest, what: string, options: Pick<RenderOptions, 'images' | 'noImages'> = {}): Prompt {
   const choice = (request.tool_choice as { type?: unknown } | undefined)?.type
   if (choice === 'any' || choice === 'tool') refuse('tool_choice', `${what} cannot be made to call one of the request's tools`)
-  return renderConversation(request, what).prompt.text
+  return renderConversation(request, what, { images: options.images, noImages: options.noImages }).prompt
 }

@@ -13,6 +13,7 @@
  */
 import { OrchestratorError } from '../../../src/errors.ts'
 import { cliError } from '../agent/cli-errors.ts'
+import { claudeContent } from '../agent/prompt-input.ts'
 import { ClaudeControl, type ClaudeProcess, type McpMessage, type StreamLine } from './claude-control.ts'
 import { CLAUDE_BRIDGE_SERVER, clientName, longDescriptions, mcpServerInfo, toMcpResult, toMcpTool } from './claude-mcp.ts'
 import { PendingCalls, StepChannel } from './pending.ts'
@@ -132,9 +133,7 @@ export class ClaudeToolBridge implements ToolBridge {
     if (this.#turn) return Promise.reject(new OrchestratorError('AGYC_INTERNAL', 'claude-code: a turn is under way in this conversation'))
     this.#turn = true
     const step = this.#step.wait(onText)
-    const images = (prompt.images ?? []).map((i) => ({ type: 'image', source: { type: 'base64', media_type: i.media_type, data: i.data } }))
-    const content = images.length === 0 ? prompt.text : [{ type: 'text', text: prompt.text }, ...images]
-    this.#control.send({ type: 'user', message: { role: 'user', content }, parent_tool_use_id: null })
+    this.#control.send({ type: 'user', message: { role: 'user', content: claudeContent(prompt) }, parent_tool_use_id: null })
     return step
   }
 

@@ -14,6 +14,7 @@
  */
 import { OrchestratorError } from '../../../src/errors.ts'
 import { fields, stringOf, type RpcParams } from '../agent/json-rpc.ts'
+import { codexInput } from '../agent/prompt-input.ts'
 import { codexError, turnError } from '../codex.ts'
 import type { CodexThreads } from './codex-app-server.ts'
 import { PendingCalls, StepChannel } from './pending.ts'
@@ -130,11 +131,9 @@ export class CodexToolBridge implements ToolBridge {
     if (this.#closed) throw this.#closed
     if (this.#turnId) throw new Error('codex: a turn is under way on this thread')
     const step = this.#step.wait(onText)
-    const input: unknown[] = [{ type: 'text', text: prompt.text, text_elements: [] }]
-    for (const image of prompt.images ?? []) input.push({ type: 'image', url: `data:${image.media_type};base64,${image.data}` })
     this.#turnId = '' // under way; the id comes with the answer
     try {
-      const turn = await this.#server.peer.request<{ turn: { id: string } }>('turn/start', { threadId: this.#threadId, input })
+      const turn = await this.#server.peer.request<{ turn: { id: string } }>('turn/start', { threadId: this.#threadId, input: codexInput(prompt) })
       if (this.#turnId === '') this.#turnId = turn.turn.id
     } catch (err) {
       this.#turnId = undefined

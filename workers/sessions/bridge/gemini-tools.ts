@@ -12,6 +12,7 @@
 import { OrchestratorError } from '../../../src/errors.ts'
 import { cliError } from '../agent/cli-errors.ts'
 import { fields, RpcError, type RpcParams } from '../agent/json-rpc.ts'
+import { acpPrompt } from '../agent/prompt-input.ts'
 import { permissionOptions, type AcpSessions } from './gemini-acp.ts'
 import type { ClientToolServer, ToolRoute } from './gemini-mcp.ts'
 import { PendingCalls, StepChannel } from './pending.ts'
@@ -103,10 +104,8 @@ export class GeminiToolBridge implements ToolBridge {
     if (this.#closed) return Promise.reject(this.#closed)
     if (this.#prompting) return Promise.reject(new Error('gemini-cli: a prompt is under way in this session'))
     const step = this.#step.wait(onText)
-    const content: object[] = [{ type: 'text', text: prompt.text }]
-    for (const image of prompt.images ?? []) content.push({ type: 'image', mimeType: image.media_type, data: image.data })
     this.#prompting = true
-    this.#acp.peer.request<PromptResult>('session/prompt', { sessionId: this.#sessionId, prompt: content }).then(
+    this.#acp.peer.request<PromptResult>('session/prompt', { sessionId: this.#sessionId, prompt: acpPrompt(prompt) }).then(
       (result) => { this.#prompting = false; this.#onPromptEnd(result) },
       (err: unknown) => {
         this.#prompting = false
