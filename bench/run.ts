@@ -11,7 +11,7 @@
  *                     [--against DIR]   (each orchestrator arm also runs from another checkout, e.g. a worktree of main:
  *                                        two commits compared in one run, on the same machine state)
  *
- * Arms: strict, baseline, orch-1, orch-8, orch-30, orch-8-unpinned, http-proxy, nginx, portkey, memory-30,
+ * Arms: strict, baseline, orch-1, orch-8, orch-30, orch-8-unpinned, http-proxy, node-proxy, nginx, portkey, memory-30,
  * memory-100, exec. The two baselines run whenever the mock section does: every orchestrator row is set against both.
  */
 import { execFileSync } from 'node:child_process'
@@ -26,7 +26,7 @@ import { LOAD_CORE, pinningUnavailable, rssMb, stopEveryProc, unpinnedCores } fr
 import { toMarkdown, type ArmStatus, type Cell, type ChildRow, type MemoryRow, type Report, type Section } from './report.ts'
 import { CHAT_JSON_BODY, CHAT_SSE_BODY, JSON_BODY, SSE_BODY, STICKY_BODY, UNSTICKY_BODY } from './request.ts'
 import {
-  BENCH_MAX_CONCURRENCY, startBaseline, startNginx, startOrchestrator, startPortkey, type Running, type Started,
+  BENCH_MAX_CONCURRENCY, startBaseline, startNginx, startNodeProxy, startOrchestrator, startPortkey, type Running, type Started,
 } from './servers.ts'
 import { judge } from './targets.ts'
 import { cpuBetween, sampleThreads, threadNames, type ThreadCpu, type ThreadName } from './threads.ts'
@@ -34,7 +34,8 @@ import { cpuBetween, sampleThreads, threadNames, type ThreadCpu, type ThreadName
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
 export const ARMS = [
-  'strict', 'baseline', 'orch-1', 'orch-8', 'orch-30', 'orch-8-unpinned', 'http-proxy', 'nginx', 'portkey', 'memory-30', 'memory-100', 'exec',
+  'strict', 'baseline', 'orch-1', 'orch-8', 'orch-30', 'orch-8-unpinned', 'http-proxy', 'node-proxy', 'nginx', 'portkey', 'memory-30', 'memory-100',
+  'exec',
 ] as const
 type Arm = (typeof ARMS)[number]
 
@@ -331,7 +332,7 @@ async function mockSection(): Promise<void> {
 }
 
 async function proxySection(): Promise<void> {
-  const wanted = (['http-proxy', 'nginx', 'portkey'] as const).filter(selected)
+  const wanted = (['http-proxy', 'node-proxy', 'nginx', 'portkey'] as const).filter(selected)
   if (wanted.length === 0) return
   const upstream = keep(await startBaseline(dir, 'upstream'))!
   const upstreamPort = Number(new URL(upstream.url).port)
@@ -341,6 +342,8 @@ async function proxySection(): Promise<void> {
     let started: Started
     if (arm === 'http-proxy') {
       started = await startOrchestrator(dir, arm, { accounts: 8, session: { kind: 'http', baseUrl: `http://127.0.0.1:${upstreamPort}` }, nodeFlags: nodeFlags(arm) })
+    } else if (arm === 'node-proxy') {
+      started = await startNodeProxy(dir, upstreamPort)
     } else if (arm === 'nginx') {
       started = await startNginx(dir, upstreamPort)
     } else {

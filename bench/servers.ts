@@ -1,7 +1,7 @@
 /**
  * The servers under test, each a separate process pinned to the server core: the two bare baselines (strict, mock), a
- * real orchestrator (`node src/main.ts --config <generated>`), nginx (Debian's package) and Portkey's gateway (npm),
- * the last two proxying the mock baseline. Each start function answers a running server or a reason it cannot run.
+ * real orchestrator (`node src/main.ts --config <generated>`), Node's floor for a proxy (bench/node-proxy.ts), nginx
+ * (Debian's package) and Portkey's gateway (npm), the last three proxying the mock baseline. Each start function answers a running server or a reason it cannot run.
  */
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
@@ -55,6 +55,19 @@ export async function startBaseline(dir: string, name = 'baseline', kind: 'mock'
     return undefined
   }, `${name} to listen`)
   return running(name, `http://127.0.0.1:${port}/v1/messages`, proc, performance.now() - proc.startedAt)
+}
+
+/** Node's floor for a proxy (bench/node-proxy.ts): node:http in front of `upstreamPort` through undici. */
+export async function startNodeProxy(dir: string, upstreamPort: number): Promise<Running> {
+  const logFile = join(dir, 'node-proxy.log')
+  const proc = startProc(SERVER_CORE, NODE, [join(ROOT, 'bench/node-proxy.ts'), '--upstream', `http://127.0.0.1:${upstreamPort}`], { logFile })
+  const port = await waitFor(() => {
+    const match = /\{"port":(\d+)\}/.exec(readText(logFile))
+    if (match) return Number(match[1])
+    if (proc.child.exitCode !== null) throw new Error(`node-proxy exited: ${readText(logFile).slice(-400)}`)
+    return undefined
+  }, 'node-proxy to listen')
+  return running('node-proxy', `http://127.0.0.1:${port}/v1/messages`, proc, performance.now() - proc.startedAt)
 }
 
 export interface OrchestratorOptions {

@@ -60,6 +60,7 @@ export function judge({ cells, memory, streams, unpinnedSkipped }: TargetInputs)
     out.push({ what: 'unpinned, non-streaming, 8 accounts, c=50: req/s', goal: '≥ 1.5× strict', measured: `skipped: ${unpinnedSkipped}`, met: undefined })
   }
   const proxy = (arm: string): number | undefined => rps('proxy', arm, 50)
+  add('proxy (http kind), c=50: req/s', '≥ 0.6× Node\'s floor', over(proxy('http-proxy'), proxy('node-proxy')), (v) => `${v.toFixed(2)}× node:http → undici`, (v) => v >= 0.6)
   add('proxy (http kind), c=50: req/s', '≥ 0.6× nginx', over(proxy('http-proxy'), proxy('nginx')), (v) => `${v.toFixed(2)}× nginx`, (v) => v >= 0.6)
   add('proxy (http kind), c=50: req/s', '≥ 10× Portkey', over(proxy('http-proxy'), proxy('portkey')), (v) => `${v.toFixed(1)}× Portkey`, (v) => v >= 10)
   // judged on the default config; the eager rows are in the memory table for comparison
