@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { test } from 'node:test'
 import Anthropic from '@anthropic-ai/sdk'
-import { apiError, eventually, fixturePids, isAlive, start, textOf } from './helpers/orchestrator.ts'
+import { apiError, eventually, fixturePids, isAlive, post, start, textOf } from './helpers/orchestrator.ts'
 
 const AGENT = new URL('./fixtures/exec-agent.mjs', import.meta.url).pathname
 
@@ -196,4 +196,27 @@ test('prewarmed exec children wait on stdin and are replaced as they are used', 
   await eventually(() => warm.filter(isAlive).length === 1, 'the warm child that served has exited')
   await eventually(() => fixturePids(dir).filter(isAlive).length === 2, 'a replacement is warming')
   assert.equal(fixturePids(dir).length, 3)
+})
+
+test('an image or document to a child given only the prompt text is a 400 naming the block; the whole request passes it', async (t) => {
+  const { url, dir } = await start(t, {
+    accounts: [
+      execAccount('stdin', { input: 'prompt', args: ['--input', 'prompt', '--echo', '--record'] }, { models: ['prompt-only'] }),
+      execAccount('whole', { input: 'request', args: ['--input', 'request', '--record'] }, { models: ['whole-request'] }),
+    ],
+  })
+  const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=='
+  const body = (model: string) => JSON.stringify({
+    model, max_tokens: 32,
+    messages: [{ role: 'user', content: [{ type: 'text', text: 'what is this?' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: png } }] }],
+  })
+  const refused = await post(url, '/v1/messages', body('prompt-only'))
+  assert.equal(refused.status, 400, refused.text)
+  assert.equal(refused.json.error.type, 'invalid_request_error')
+  assert.match(refused.json.error.message, /messages\.0\.content\.1: a "image" block cannot be given/)
+  assert.equal(fixturePids(dir).length, 0, 'no child was started for it')
+  const passed = await post(url, '/v1/messages', body('whole-request'))
+  assert.equal(passed.status, 200, passed.text)
+  const seen = JSON.parse(readFileSync(join(dir, '.state', 'whole', 'last-input.json'), 'utf8')) as { stdin: string }
+  assert.match(seen.stdin, new RegExp(png.slice(0, 40).replace(/[+/]/g, '.')), 'the child given the whole request saw the image')
 })

@@ -62,6 +62,25 @@ export function textLength(content: unknown): number {
   return length
 }
 
+/**
+ * Where the last `user` turn holds a block a text-only prompt would drop (an image, a document), as a path for the
+ * client's 400 (`messages.3.content.1`); undefined when its text is all it says.
+ */
+export function droppedByPrompt(request: MessagesRequest): { path: string; type: string } | undefined {
+  const messages = request.messages ?? []
+  for (let i = messages.length - 1; i >= 0; i--) {
+    if (messages[i]?.role !== 'user') continue
+    const content = messages[i]?.content
+    if (!Array.isArray(content)) return undefined
+    for (let j = 0; j < content.length; j++) {
+      const type = (content[j] as Block | undefined)?.type
+      if (type === 'image' || type === 'document') return { path: `messages.${i}.content.${j}`, type }
+    }
+    return undefined
+  }
+  return undefined
+}
+
 /** The text of the last `user` turn: what a single-prompt CLI is asked. */
 export function lastUserText(request: MessagesRequest): string {
   const messages = request.messages ?? []

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { OrchestratorError } from '../../src/errors.ts'
-import { estimateInputTokens, lastUserText } from '../../src/protocol/anthropic.ts'
+import { droppedByPrompt, estimateInputTokens, lastUserText } from '../../src/protocol/anthropic.ts'
 import { writePrivateFile } from '../../src/config/state-dir.ts'
 import { Answer } from './answer.ts'
 import { LineSplitter } from './process/lines.ts'
@@ -76,6 +76,8 @@ export function createExecSession(context: SessionContext, preset?: ExecPreset):
   const bare = config.args.slice(0, endOfOptions === -1 ? undefined : endOfOptions)
   const bareModel = bare.includes('{model}')
   const barePrompt = bare.includes('{prompt}')
+  // a child given the last user turn's text alone cannot see its images or documents: refused, never dropped silently
+  const textOnly = !dialect && (config.input === 'prompt' || config.args.some((a) => a.includes('{prompt}')))
   let launcher: Launcher
   const warm: Child[] = []
   const live = new Set<Child>()
@@ -117,6 +119,10 @@ export function createExecSession(context: SessionContext, preset?: ExecPreset):
     // before any child is taken: a request the dialect cannot render is the client's 400
     const dialectInput = dialect?.input(req)
     const prompt = lastUserText(req.request)
+    const dropped = textOnly ? droppedByPrompt(req.request) : undefined
+    if (dropped) {
+      throw new OrchestratorError('AGYC_INVALID_REQUEST', `${dropped.path}: a "${dropped.type}" block cannot be given to this account's command, which is given the last user turn's text only (input "prompt" or {prompt}; input "request" passes the whole request)`)
+    }
     if ((bareModel && req.model.startsWith('-')) || (barePrompt && prompt.startsWith('-'))) {
       const which = bareModel && req.model.startsWith('-') ? `the model "${req.model}"` : 'the last user turn'
       throw new OrchestratorError('AGYC_INVALID_REQUEST', `${which} starts with "-" and would be read as an option of this account's command (its config needs "--" before the placeholder)`)
