@@ -12,6 +12,7 @@ import { OrchestratorError, type Code } from '../src/errors.ts'
 import type { FromWorker, RunCommand, WorkerStats } from '../src/protocol/messages.ts'
 import { assertNever } from '../src/protocol/assert-never.ts'
 import { decodeToWorkerBatch, encodeFromWorker } from '../src/protocol/tuples.ts'
+import { HeapRelease } from '../src/loader/heap-release.ts'
 import type { Completion, Session } from './sessions/types.ts'
 import { Run, type Chunk, type RunHost } from './run.ts'
 
@@ -28,6 +29,9 @@ export class AccountHost implements RunHost {
   #idleWaiters: (() => void)[] = []
   readonly #stats = { peakRunning: 0, served: 0, failed: 0, cancelled: 0 }
   readonly #loopDelay = monitorEventLoopDelay({ resolution: 20 })
+  /** runs of large bodies: once they are done, the heap their parse grew is given back */
+  readonly #heap = new HeapRelease()
+  readonly #large = new Set<Run>()
   #heartbeat: NodeJS.Timeout | undefined
 
   constructor(accountId: string, port: MessagePort, session: Session, limit: number) {
@@ -95,6 +99,7 @@ export class AccountHost implements RunHost {
   #start(command: RunCommand): void {
     const run = new Run(this, command)
     this.#running.set(run.id, run)
+    if (this.#heap.began(command.body.length)) this.#large.add(run)
     if (this.#running.size > this.#stats.peakRunning) this.#stats.peakRunning = this.#running.size
     let result: Promise<Completion>
     try {
@@ -158,6 +163,7 @@ export class AccountHost implements RunHost {
 
   #release(run: Run): void {
     this.#running.delete(run.id)
+    if (this.#large.delete(run)) this.#heap.ended()
     const next = this.#queue.shift()
     if (next) this.#start(next)
     else this.#notifyIdle()
