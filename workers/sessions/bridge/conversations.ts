@@ -54,10 +54,6 @@ interface Conversation {
   closed: boolean
 }
 
-/** closes in the background: what the CLI answers to the interrupt is of no use to anyone, its failure neither */
-function close(conversation: Conversation, reason: string): void {
-  conversation.bridge.close(reason).catch(() => {})
-}
 
 /** how long closing every conversation at shutdown may take before the CLI is stopped anyway */
 const CLOSE_ALL_GRACE_MS = 3_000
@@ -67,6 +63,11 @@ export class BridgeConversations {
   readonly #options: ConversationOptions
   readonly #byCall = new Map<string, Conversation>()
   readonly #live = new Set<Conversation>()
+  /**
+   * Conversations closing in the background (a turn that ended, a client that left): a stop waits for them too, or
+   * a Claude Code process killed a moment before the account stopped would outlive it.
+   */
+  readonly #closing = new Set<Promise<void>>()
 
   constructor(preset: BridgePreset, options: ConversationOptions) {
     this.#preset = preset
@@ -91,7 +92,7 @@ export class BridgeConversations {
       const exact = conversation !== undefined && conversation.parked.length === next.ids.length && next.ids.every((id) => this.#byCall.get(id) === conversation)
       if (conversation && (!exact || choice === 'none')) {
         // the client answered part of it, or wants no more tools: that CLI turn cannot give what it asks
-        close(conversation, 'the client continued the conversation without it')
+        this.#close(conversation, 'the client continued the conversation without it')
       } else if (conversation) {
         for (const id of next.ids) this.#byCall.delete(id)
         conversation.parked = []
@@ -114,11 +115,18 @@ export class BridgeConversations {
     return this.#step(opened, req, out, (onText) => bridge.start(rendered.prompt, onText))
   }
 
+  /** closes in the background: what the CLI answers to the interrupt is of no use to anyone, its failure neither */
+  #close(conversation: Conversation, reason: string): void {
+    const closing = conversation.bridge.close(reason).catch(() => {})
+    this.#closing.add(closing)
+    void closing.finally(() => this.#closing.delete(closing))
+  }
+
   /** runs the CLI to its next step and turns the step into the answer */
   async #step(conversation: Conversation, req: SessionRequest, out: SessionOutput, run: (onText: TextSink) => Promise<Step>): Promise<Completion> {
     const what = this.#preset.what
     if (req.signal.aborted) {
-      close(conversation, 'the client went away')
+      this.#close(conversation, 'the client went away')
       throw new OrchestratorError('AGYC_CANCELLED', 'the request was cancelled')
     }
     let text = ''
@@ -140,7 +148,7 @@ export class BridgeConversations {
       if (req.signal.aborted) throw new OrchestratorError('AGYC_CANCELLED', 'the request was cancelled')
     } catch (err) {
       // the CLI's turn stops with the request (a client that left, a silent CLI); its conversation is no use after
-      close(conversation, err instanceof OrchestratorError && err.code === 'AGYC_CANCELLED' ? 'the client went away' : (err as Error).message)
+      this.#close(conversation, err instanceof OrchestratorError && err.code === 'AGYC_CANCELLED' ? 'the client went away' : (err as Error).message)
       throw err
     } finally {
       clearTimeout(idle)
@@ -148,7 +156,7 @@ export class BridgeConversations {
     }
     const content: object[] = text ? [{ type: 'text', text }] : []
     if (step.kind === 'end') {
-      close(conversation, 'the turn ended')
+      this.#close(conversation, 'the turn ended')
       if (content.length === 0) content.push({ type: 'text', text: '' })
       return { content, stopReason: step.stopReason, usage: this.#usage(step, req, text), ...this.#model(step) }
     }
@@ -173,9 +181,9 @@ export class BridgeConversations {
     this.#options.emit({ kind: 'log', level: 'info', msg: 'parked tool calls ended without the client\'s result', fields: { what: this.#preset.what, ids, reason } })
   }
 
-  /** shutdown: every conversation ends (its CLI answered with an error, its turn stopped); bounded in time */
+  /** shutdown: every conversation ends (its CLI answered with an error, its turn stopped), and those closing already are gone; bounded in time */
   async closeAll(reason: string): Promise<void> {
-    const closing = Promise.all([...this.#live].map((c) => c.bridge.close(reason).catch(() => {})))
+    const closing = Promise.all([...[...this.#live].map((c) => c.bridge.close(reason).catch(() => {})), ...this.#closing])
     let timer: NodeJS.Timeout | undefined
     await Promise.race([closing, new Promise((resolve) => { timer = setTimeout(resolve, CLOSE_ALL_GRACE_MS) })])
     clearTimeout(timer)
