@@ -19,7 +19,7 @@ import { estimateInputTokens, estimateTokens } from '../../../src/protocol/anthr
 import { renderConversation } from '../agent/transcript.ts'
 import type { Completion, SessionOutput, SessionRequest } from '../types.ts'
 import { clientTools, continuation, toolChoice } from './client-request.ts'
-import type { ClientTool, Step, TextSink, ToolBridge } from './types.ts'
+import type { AliveSink, ClientTool, Step, TextSink, ToolBridge } from './types.ts'
 
 export interface BridgeOpenOptions {
   readonly tools: readonly ClientTool[]
@@ -40,7 +40,10 @@ export interface BridgePreset {
 
 export interface ConversationOptions {
   readonly toolResultTimeoutMs: number
-  /** longest silence from the CLI while a step runs, then AGYC_UPSTREAM_TIMEOUT (the preset's idleTimeoutMs) */
+  /**
+   * longest silence from the CLI while a step runs, then AGYC_UPSTREAM_TIMEOUT (the preset's idleTimeoutMs). Any sign
+   * of life restarts it, not only text (the bridge's `onAlive`): thinking, a tool call's input, a status event.
+   */
   readonly idleTimeoutMs: number
   /** the model to report when the CLI names none */
   readonly model?: string | undefined
@@ -97,7 +100,7 @@ export class BridgeConversations {
         for (const id of next.ids) this.#byCall.delete(id)
         conversation.parked = []
         for (const id of next.ids) conversation.bridge.resolve(id, next.results.get(id)!)
-        return this.#step(conversation, req, out, (onText) => conversation.bridge.next(onText))
+        return this.#step(conversation, req, out, (onText, onAlive) => conversation.bridge.next(onText, onAlive))
       }
     }
     // a fresh conversation: what the client sent becomes the CLI's first turn
@@ -112,7 +115,7 @@ export class BridgeConversations {
     conversation = { bridge, parked: [], closed: false }
     this.#live.add(conversation)
     const opened = conversation
-    return this.#step(opened, req, out, (onText) => bridge.start(rendered.prompt, onText))
+    return this.#step(opened, req, out, (onText, onAlive) => bridge.start(rendered.prompt, onText, onAlive))
   }
 
   /** closes in the background: what the CLI answers to the interrupt is of no use to anyone, its failure neither */
@@ -123,7 +126,7 @@ export class BridgeConversations {
   }
 
   /** runs the CLI to its next step and turns the step into the answer */
-  async #step(conversation: Conversation, req: SessionRequest, out: SessionOutput, run: (onText: TextSink) => Promise<Step>): Promise<Completion> {
+  async #step(conversation: Conversation, req: SessionRequest, out: SessionOutput, run: (onText: TextSink, onAlive: AliveSink) => Promise<Step>): Promise<Completion> {
     const what = this.#preset.what
     if (req.signal.aborted) {
       this.#close(conversation, 'the client went away')
@@ -141,7 +144,7 @@ export class BridgeConversations {
           text += delta
           idle.refresh()
           out.text(delta)
-        }),
+        }, () => idle.refresh()),
         stopped,
       ])
       // the client left as the step came: nobody will answer these calls (the host drops this answer)
