@@ -279,4 +279,16 @@ test('Claude Code bridge: the client\'s tools through the real claude CLI', { ti
     assert.ok(content.some((b: { type: string }) => b.type === 'image'), 'the image went to the model')
     await bridge.close()
   })
+
+  await t.test('a step without text still says the CLI is alive (what restarts the session\'s silence timer)', async () => {
+    model.script = () => ({ calls: [{ name: 'get_weather', input: { city: 'Oslo' } }] })
+    const bridge = await open([WEATHER])
+    let text = ''
+    let beats = 0
+    const step = await bridge.start({ text: 'Weather in Oslo?' }, (d) => { text += d }, () => { beats++ })
+    assert.equal(step.kind, 'tool_use')
+    assert.equal(text, '', 'no text in this step')
+    assert.ok(beats > 0, 'signs of life while the model called the tool')
+    await bridge.close()
+  })
 })

@@ -8,7 +8,7 @@ import { test } from 'node:test'
 import { OrchestratorError } from '../src/errors.ts'
 import type { FromWorker } from '../src/protocol/messages.ts'
 import { BridgeConversations, type BridgeOpenOptions } from '../workers/sessions/bridge/conversations.ts'
-import { mintToolUseId, type Prompt, type Step, type TextSink, type ToolBridge, type ToolResult } from '../workers/sessions/bridge/types.ts'
+import { mintToolUseId, type AliveSink, type Prompt, type Step, type TextSink, type ToolBridge, type ToolResult } from '../workers/sessions/bridge/types.ts'
 import type { SessionOutput, SessionRequest } from '../workers/sessions/types.ts'
 
 /** a bridge whose steps the test scripts: `calls` cities make a tool_use step, none an end step */
@@ -18,20 +18,23 @@ class ScriptedBridge implements ToolBridge {
   readonly results = new Map<string, ToolResult>()
   pending: string[] = []
   closed: string | undefined
-  /** the next step: cities to call get_weather for, or 'hang' (never answers) */
-  script: () => string[] | 'hang' = () => []
+  /**
+   * the next step: cities to call get_weather for, 'hang' (never answers), or `{ aliveMs }`: only signs of life, no
+   * text (a model thinking, or streaming a tool call's input), every 25 ms for that long, then an end step
+   */
+  script: () => string[] | 'hang' | { aliveMs: number } = () => []
 
   constructor(options: BridgeOpenOptions) {
     this.options = options
   }
 
-  start(prompt: Prompt, onText: TextSink): Promise<Step> {
+  start(prompt: Prompt, onText: TextSink, onAlive?: AliveSink): Promise<Step> {
     this.prompts.push(prompt)
-    return this.#step(onText)
+    return this.#step(onText, onAlive)
   }
 
-  next(onText: TextSink): Promise<Step> {
-    return this.#step(onText)
+  next(onText: TextSink, onAlive?: AliveSink): Promise<Step> {
+    return this.#step(onText, onAlive)
   }
 
   resolve(id: string, result: ToolResult): boolean {
@@ -48,9 +51,20 @@ class ScriptedBridge implements ToolBridge {
     this.options.onClosed(reason)
   }
 
-  #step(onText: TextSink): Promise<Step> {
+  #step(onText: TextSink, onAlive: AliveSink | undefined): Promise<Step> {
     const cities = this.script()
     if (cities === 'hang') return new Promise(() => {})
+    if (!Array.isArray(cities)) {
+      return new Promise((resolve) => {
+        const until = Date.now() + cities.aliveMs
+        const beat = setInterval(() => {
+          if (Date.now() < until) return onAlive?.()
+          clearInterval(beat)
+          onText('Thought it through.')
+          resolve({ kind: 'end', stopReason: 'end_turn' })
+        }, 25)
+      })
+    }
     onText('Checking.')
     if (cities.length === 0) return Promise.resolve({ kind: 'end', stopReason: 'end_turn' })
     const calls = cities.map((city) => ({ id: mintToolUseId(), name: 'get_weather', input: { city } }))
@@ -61,7 +75,7 @@ class ScriptedBridge implements ToolBridge {
 
 const WEATHER = { name: 'get_weather', input_schema: { type: 'object' } }
 
-function setup() {
+function setup(idleTimeoutMs = 60_000) {
   const opened: ScriptedBridge[] = []
   const events: FromWorker[] = []
   let script: ScriptedBridge['script'] = () => ['Paris']
@@ -74,7 +88,7 @@ function setup() {
       opened.push(bridge)
       return bridge
     },
-  }, { toolResultTimeoutMs: 60_000, idleTimeoutMs: 60_000, emit: (e) => events.push(e) })
+  }, { toolResultTimeoutMs: 60_000, idleTimeoutMs, emit: (e) => events.push(e) })
   const text: string[] = []
   const out: SessionOutput = { text: (d) => { text.push(d); return true }, raw: () => true, writable: true, drained: async () => {} }
   const run = (request: Record<string, unknown>, signal = new AbortController().signal) =>
@@ -152,6 +166,20 @@ test('a client that leaves while the CLI works stops its turn and closes the con
   await assert.rejects(running, (err: OrchestratorError) => err.code === 'AGYC_CANCELLED')
   assert.equal(opened[0].closed, 'the client went away')
   assert.deepEqual(unparked(), [], 'nothing was parked')
+})
+
+test('the silence timer restarts on any sign of life from the CLI, not only on text', async () => {
+  const { opened, run, setScript } = setup(150)
+  setScript(() => ({ aliveMs: 600 }))
+  const answer = await run({ messages: [user('think hard')] })
+  assert.deepEqual(answer.content, [{ type: 'text', text: 'Thought it through.' }], '600 ms without text, alive every 25 ms: no timeout at 150 ms')
+  assert.equal(opened[0].closed, 'the turn ended')
+
+  setScript(() => 'hang')
+  const started = Date.now()
+  await assert.rejects(run({ messages: [user('and now?')] }), (err: OrchestratorError) => err.code === 'AGYC_UPSTREAM_TIMEOUT')
+  assert.ok(Date.now() - started >= 140, 'a CLI that says nothing at all still times out')
+  assert.match(opened[1].closed ?? '', /silent on this request for 150 ms/)
 })
 
 test('tool_choice: "none" offers no tool, "any" and "tool" are refused as the client\'s 400', async () => {

@@ -248,4 +248,16 @@ test('Gemini bridge: the client\'s tools through the real gemini --acp and an MC
     assert.equal((await next.start({ text: 'hello again' }, () => {})).kind, 'end')
     await next.close()
   })
+
+  await t.test('a step without text still says the CLI is alive (what restarts the session\'s silence timer)', async () => {
+    model.script = () => ({ calls: [{ name: 'mcp_client_get_weather', args: { city: 'Oslo' } }] })
+    const bridge = await open([WEATHER])
+    let text = ''
+    let beats = 0
+    const step = await bridge.start({ text: 'Weather in Oslo?' }, (d) => { text += d }, () => { beats++ })
+    assert.equal(step.kind, 'tool_use')
+    assert.equal(text, '', 'no text in this step')
+    assert.ok(beats > 0, 'signs of life while the model called the tool')
+    await bridge.close()
+  })
 })

@@ -19,7 +19,7 @@ import { CLAUDE_BRIDGE_SERVER, clientName, longDescriptions, mcpServerInfo, toMc
 import { PendingCalls, StepChannel } from './pending.ts'
 import {
   mintToolUseId,
-  type ClientTool, type Prompt, type Step, type StepUsage, type TextSink, type ToolBridge, type ToolCall, type ToolResult,
+  type AliveSink, type ClientTool, type Prompt, type Step, type StepUsage, type TextSink, type ToolBridge, type ToolCall, type ToolResult,
 } from './types.ts'
 
 export interface ClaudeBridgeOptions {
@@ -82,10 +82,21 @@ export class ClaudeToolBridge implements ToolBridge {
     this.#calls = new PendingCalls(options.toolResultTimeoutMs, (call) => {
       void this.close(`no result for ${call.id} within ${options.toolResultTimeoutMs} ms`)
     })
+    // every line the CLI prints is a sign of life (thinking and a tool call's input stream no text), but for its
+    // keep-alive: that says the process runs, which a silent step is exactly what puts in doubt
     this.#control = new ClaudeControl(child, {
-      message: (line) => this.#onLine(line),
-      mcp: (server, message) => this.#onMcp(server, message),
-      stray: (line) => options.log?.('claude-code printed a line that is not JSON', { line }),
+      message: (line) => {
+        if (line.type !== 'keep_alive') this.#step.alive()
+        this.#onLine(line)
+      },
+      mcp: (server, message) => {
+        this.#step.alive()
+        return this.#onMcp(server, message)
+      },
+      stray: (line) => {
+        this.#step.alive()
+        options.log?.('claude-code printed a line that is not JSON', { line })
+      },
     }, options.maxLineBytes ?? 64 * 1024 * 1024)
     void child.closed.then(({ code, signal }) => this.#end(new OrchestratorError('AGYC_UPSTREAM_FAILED', child.describeExit(code, signal))))
   }
@@ -128,11 +139,11 @@ export class ClaudeToolBridge implements ToolBridge {
     return this.#calls.ids
   }
 
-  start(prompt: Prompt, onText: TextSink): Promise<Step> {
+  start(prompt: Prompt, onText: TextSink, onAlive?: AliveSink): Promise<Step> {
     if (this.#closed) return Promise.reject(this.#closed)
     if (this.#turn) return Promise.reject(new OrchestratorError('AGYC_INTERNAL', 'claude-code: a turn is under way in this conversation'))
     this.#turn = true
-    const step = this.#step.wait(onText)
+    const step = this.#step.wait(onText, onAlive)
     this.#control.send({ type: 'user', message: { role: 'user', content: claudeContent(prompt) }, parent_tool_use_id: null })
     return step
   }
@@ -141,9 +152,9 @@ export class ClaudeToolBridge implements ToolBridge {
     return this.#closed === undefined && this.#calls.resolve(id, result)
   }
 
-  next(onText: TextSink): Promise<Step> {
+  next(onText: TextSink, onAlive?: AliveSink): Promise<Step> {
     if (this.#closed) return Promise.reject(this.#closed)
-    return this.#step.wait(onText)
+    return this.#step.wait(onText, onAlive)
   }
 
   /** Answers what is pending with an error, then ends the process (its conversation is no use to anyone else). */

@@ -20,7 +20,7 @@ import type { CodexThreads } from './codex-app-server.ts'
 import { PendingCalls, StepChannel } from './pending.ts'
 import {
   mintToolUseId, resultImages, resultText,
-  type ClientTool, type Prompt, type Step, type StepUsage, type TextSink, type ToolBridge, type ToolCall, type ToolResult,
+  type AliveSink, type ClientTool, type Prompt, type Step, type StepUsage, type TextSink, type ToolBridge, type ToolCall, type ToolResult,
 } from './types.ts'
 
 /**
@@ -95,9 +95,16 @@ export class CodexToolBridge implements ToolBridge {
     this.#calls = new PendingCalls(options.toolResultTimeoutMs, (call) => {
       void this.close(`no result for ${call.id} within ${options.toolResultTimeoutMs} ms`)
     })
+    // whatever Codex says about this thread is a sign of life: reasoning, a tool call's arguments, raw response items
     this.#unlisten = server.listen(threadId, {
-      notification: (method, params) => this.#onNotification(method, params),
-      request: (method, params) => this.#onRequest(method, params),
+      notification: (method, params) => {
+        this.#step.alive()
+        this.#onNotification(method, params)
+      },
+      request: (method, params) => {
+        this.#step.alive()
+        return this.#onRequest(method, params)
+      },
       closed: (reason) => void this.#end(new OrchestratorError('AGYC_UPSTREAM_FAILED', `codex: ${reason}`)),
     })
   }
@@ -127,10 +134,10 @@ export class CodexToolBridge implements ToolBridge {
     return this.#calls.ids
   }
 
-  async start(prompt: Prompt, onText: TextSink): Promise<Step> {
+  async start(prompt: Prompt, onText: TextSink, onAlive?: AliveSink): Promise<Step> {
     if (this.#closed) throw this.#closed
     if (this.#turnId) throw new Error('codex: a turn is under way on this thread')
-    const step = this.#step.wait(onText)
+    const step = this.#step.wait(onText, onAlive)
     this.#turnId = '' // under way; the id comes with the answer
     try {
       const turn = await this.#server.peer.request<{ turn: { id: string } }>('turn/start', { threadId: this.#threadId, input: codexInput(prompt) })
@@ -146,9 +153,9 @@ export class CodexToolBridge implements ToolBridge {
     return this.#closed === undefined && this.#calls.resolve(id, result)
   }
 
-  next(onText: TextSink): Promise<Step> {
+  next(onText: TextSink, onAlive?: AliveSink): Promise<Step> {
     if (this.#closed) return Promise.reject(this.#closed)
-    return this.#step.wait(onText)
+    return this.#step.wait(onText, onAlive)
   }
 
   close(reason = 'the conversation was closed'): Promise<void> {

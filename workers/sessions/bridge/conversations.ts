@@ -19,7 +19,7 @@ import { estimateInputTokens, estimateTokens } from '../../../src/protocol/anthr
 import { renderConversation } from '../agent/transcript.ts'
 import type { Completion, SessionOutput, SessionRequest } from '../types.ts'
 import { clientTools, continuation, toolChoice } from './client-request.ts'
-import type { ClientTool, Step, TextSink, ToolBridge } from './types.ts'
+import type { AliveSink, ClientTool, Step, TextSink, ToolBridge } from './types.ts'
 
 export interface BridgeOpenOptions {
   readonly tools: readonly ClientTool[]
@@ -40,7 +40,10 @@ export interface BridgePreset {
 
 export interface ConversationOptions {
   readonly toolResultTimeoutMs: number
-  /** longest silence from the CLI while a step runs, then AGYC_UPSTREAM_TIMEOUT (the preset's idleTimeoutMs) */
+  /**
+   * longest silence from the CLI while a step runs, then AGYC_UPSTREAM_TIMEOUT (the preset's idleTimeoutMs). Any sign
+   * of life restarts it, not only text (the bridge's `onAlive`): thinking, a tool call's input, a status event.
+   */
   readonly idleTimeoutMs: number
   /** the model to report when the CLI names none */
   readonly model?: string | undefined
@@ -54,10 +57,6 @@ interface Conversation {
   closed: boolean
 }
 
-/** closes in the background: what the CLI answers to the interrupt is of no use to anyone, its failure neither */
-function close(conversation: Conversation, reason: string): void {
-  conversation.bridge.close(reason).catch(() => {})
-}
 
 /** how long closing every conversation at shutdown may take before the CLI is stopped anyway */
 const CLOSE_ALL_GRACE_MS = 3_000
@@ -67,6 +66,11 @@ export class BridgeConversations {
   readonly #options: ConversationOptions
   readonly #byCall = new Map<string, Conversation>()
   readonly #live = new Set<Conversation>()
+  /**
+   * Conversations closing in the background (a turn that ended, a client that left): a stop waits for them too, or
+   * a Claude Code process killed a moment before the account stopped would outlive it.
+   */
+  readonly #closing = new Set<Promise<void>>()
 
   constructor(preset: BridgePreset, options: ConversationOptions) {
     this.#preset = preset
@@ -91,12 +95,12 @@ export class BridgeConversations {
       const exact = conversation !== undefined && conversation.parked.length === next.ids.length && next.ids.every((id) => this.#byCall.get(id) === conversation)
       if (conversation && (!exact || choice === 'none')) {
         // the client answered part of it, or wants no more tools: that CLI turn cannot give what it asks
-        close(conversation, 'the client continued the conversation without it')
+        this.#close(conversation, 'the client continued the conversation without it')
       } else if (conversation) {
         for (const id of next.ids) this.#byCall.delete(id)
         conversation.parked = []
         for (const id of next.ids) conversation.bridge.resolve(id, next.results.get(id)!)
-        return this.#step(conversation, req, out, (onText) => conversation.bridge.next(onText))
+        return this.#step(conversation, req, out, (onText, onAlive) => conversation.bridge.next(onText, onAlive))
       }
     }
     // a fresh conversation: what the client sent becomes the CLI's first turn
@@ -111,14 +115,21 @@ export class BridgeConversations {
     conversation = { bridge, parked: [], closed: false }
     this.#live.add(conversation)
     const opened = conversation
-    return this.#step(opened, req, out, (onText) => bridge.start(rendered.prompt, onText))
+    return this.#step(opened, req, out, (onText, onAlive) => bridge.start(rendered.prompt, onText, onAlive))
+  }
+
+  /** closes in the background: what the CLI answers to the interrupt is of no use to anyone, its failure neither */
+  #close(conversation: Conversation, reason: string): void {
+    const closing = conversation.bridge.close(reason).catch(() => {})
+    this.#closing.add(closing)
+    void closing.finally(() => this.#closing.delete(closing))
   }
 
   /** runs the CLI to its next step and turns the step into the answer */
-  async #step(conversation: Conversation, req: SessionRequest, out: SessionOutput, run: (onText: TextSink) => Promise<Step>): Promise<Completion> {
+  async #step(conversation: Conversation, req: SessionRequest, out: SessionOutput, run: (onText: TextSink, onAlive: AliveSink) => Promise<Step>): Promise<Completion> {
     const what = this.#preset.what
     if (req.signal.aborted) {
-      close(conversation, 'the client went away')
+      this.#close(conversation, 'the client went away')
       throw new OrchestratorError('AGYC_CANCELLED', 'the request was cancelled')
     }
     let text = ''
@@ -133,14 +144,14 @@ export class BridgeConversations {
           text += delta
           idle.refresh()
           out.text(delta)
-        }),
+        }, () => idle.refresh()),
         stopped,
       ])
       // the client left as the step came: nobody will answer these calls (the host drops this answer)
       if (req.signal.aborted) throw new OrchestratorError('AGYC_CANCELLED', 'the request was cancelled')
     } catch (err) {
       // the CLI's turn stops with the request (a client that left, a silent CLI); its conversation is no use after
-      close(conversation, err instanceof OrchestratorError && err.code === 'AGYC_CANCELLED' ? 'the client went away' : (err as Error).message)
+      this.#close(conversation, err instanceof OrchestratorError && err.code === 'AGYC_CANCELLED' ? 'the client went away' : (err as Error).message)
       throw err
     } finally {
       clearTimeout(idle)
@@ -148,7 +159,7 @@ export class BridgeConversations {
     }
     const content: object[] = text ? [{ type: 'text', text }] : []
     if (step.kind === 'end') {
-      close(conversation, 'the turn ended')
+      this.#close(conversation, 'the turn ended')
       if (content.length === 0) content.push({ type: 'text', text: '' })
       return { content, stopReason: step.stopReason, usage: this.#usage(step, req, text), ...this.#model(step) }
     }
@@ -173,9 +184,9 @@ export class BridgeConversations {
     this.#options.emit({ kind: 'log', level: 'info', msg: 'parked tool calls ended without the client\'s result', fields: { what: this.#preset.what, ids, reason } })
   }
 
-  /** shutdown: every conversation ends (its CLI answered with an error, its turn stopped); bounded in time */
+  /** shutdown: every conversation ends (its CLI answered with an error, its turn stopped), and those closing already are gone; bounded in time */
   async closeAll(reason: string): Promise<void> {
-    const closing = Promise.all([...this.#live].map((c) => c.bridge.close(reason).catch(() => {})))
+    const closing = Promise.all([...[...this.#live].map((c) => c.bridge.close(reason).catch(() => {})), ...this.#closing])
     let timer: NodeJS.Timeout | undefined
     await Promise.race([closing, new Promise((resolve) => { timer = setTimeout(resolve, CLOSE_ALL_GRACE_MS) })])
     clearTimeout(timer)

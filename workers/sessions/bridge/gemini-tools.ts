@@ -16,7 +16,7 @@ import { acpPrompt } from '../agent/prompt-input.ts'
 import { permissionOptions, type AcpSessions } from './gemini-acp.ts'
 import type { ClientToolServer, ToolRoute } from './gemini-mcp.ts'
 import { PendingCalls, StepChannel } from './pending.ts'
-import { mintToolUseId, type ClientTool, type Prompt, type Step, type TextSink, type ToolBridge, type ToolResult } from './types.ts'
+import { mintToolUseId, type AliveSink, type ClientTool, type Prompt, type Step, type TextSink, type ToolBridge, type ToolResult } from './types.ts'
 
 /** the MCP server's name as Gemini shows it to the model: `mcp_client_<tool>` */
 export const MCP_SERVER_NAME = 'client'
@@ -60,12 +60,17 @@ export class GeminiToolBridge implements ToolBridge {
     this.#sessionId = sessionId
     this.#options = options
     this.#calls = calls
+    // any update of the session is a sign of life: thoughts, tool calls and their progress, plans
     this.#unlisten = acp.listen(sessionId, {
       update: (update) => {
+        this.#step.alive()
         const content = fields(update.content)
         if (update.sessionUpdate === 'agent_message_chunk' && content.type === 'text' && typeof content.text === 'string') this.#step.text(content.text)
       },
-      request: (method, params) => this.#onRequest(method, params),
+      request: (method, params) => {
+        this.#step.alive()
+        return this.#onRequest(method, params)
+      },
       closed: (reason) => void this.#end(new OrchestratorError('AGYC_UPSTREAM_FAILED', `gemini-cli: ${reason}`)),
     })
   }
@@ -100,10 +105,10 @@ export class GeminiToolBridge implements ToolBridge {
     return this.#calls.ids
   }
 
-  start(prompt: Prompt, onText: TextSink): Promise<Step> {
+  start(prompt: Prompt, onText: TextSink, onAlive?: AliveSink): Promise<Step> {
     if (this.#closed) return Promise.reject(this.#closed)
     if (this.#prompting) return Promise.reject(new Error('gemini-cli: a prompt is under way in this session'))
-    const step = this.#step.wait(onText)
+    const step = this.#step.wait(onText, onAlive)
     this.#prompting = true
     this.#acp.peer.request<PromptResult>('session/prompt', { sessionId: this.#sessionId, prompt: acpPrompt(prompt) }).then(
       (result) => { this.#prompting = false; this.#onPromptEnd(result) },
@@ -119,9 +124,9 @@ export class GeminiToolBridge implements ToolBridge {
     return this.#closed === undefined && this.#calls.resolve(id, result)
   }
 
-  next(onText: TextSink): Promise<Step> {
+  next(onText: TextSink, onAlive?: AliveSink): Promise<Step> {
     if (this.#closed) return Promise.reject(this.#closed)
-    return this.#step.wait(onText)
+    return this.#step.wait(onText, onAlive)
   }
 
   close(reason = 'the conversation was closed'): Promise<void> {

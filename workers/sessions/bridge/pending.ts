@@ -2,7 +2,7 @@
  * What every tool bridge keeps between the CLI and the client: the calls parked on the client's answer (each with its
  * deadline), and the step under way (the text sink, and the step itself when the CLI gets there before anyone waits).
  */
-import type { Step, TextSink, ToolCall, ToolResult } from './types.ts'
+import type { AliveSink, Step, TextSink, ToolCall, ToolResult } from './types.ts'
 
 interface Parked {
   readonly call: ToolCall
@@ -57,9 +57,15 @@ export class PendingCalls {
  */
 export class StepChannel {
   #sink: TextSink | undefined
+  #alive: AliveSink | undefined
   #buffered = ''
   #waiter: { resolve(step: Step): void; reject(error: Error): void } | undefined
   #early: Step | Error | undefined
+
+  /** the CLI said something about this conversation (whatever it was): the step under way is alive */
+  alive(): void {
+    this.#alive?.()
+  }
 
   text(delta: string): void {
     if (this.#sink) this.#sink(delta)
@@ -70,6 +76,7 @@ export class StepChannel {
   settle(outcome: Step | Error): void {
     const waiter = this.#waiter
     this.#sink = undefined
+    this.#alive = undefined
     this.#waiter = undefined
     if (!waiter) {
       const early = this.#early
@@ -87,7 +94,7 @@ export class StepChannel {
     return this.#waiter !== undefined
   }
 
-  wait(onText: TextSink): Promise<Step> {
+  wait(onText: TextSink, onAlive?: AliveSink): Promise<Step> {
     if (this.#waiter) return Promise.reject(new Error('a step is already awaited'))
     if (this.#buffered) {
       onText(this.#buffered)
@@ -99,6 +106,7 @@ export class StepChannel {
       return early instanceof Error ? Promise.reject(early) : Promise.resolve(early)
     }
     this.#sink = onText
+    this.#alive = onAlive
     return new Promise<Step>((resolve, reject) => { this.#waiter = { resolve, reject } })
   }
 }

@@ -48,6 +48,13 @@ export type Step =
 
 export type TextSink = (delta: string) => void
 
+/**
+ * Any sign of life from the CLI about this conversation while a step runs: text, but also thinking, a tool call's
+ * input streaming in, a status or progress event. The session's silence timer restarts on it (a model writing a
+ * long file through the client's Write tool streams no text for minutes).
+ */
+export type AliveSink = () => void
+
 export interface ImageData {
   readonly media_type: string
   /** base64 */
@@ -66,14 +73,14 @@ export interface ToolBridge {
    * Sends a user turn and runs until the model calls tools or ends its turn. After an `end` step the same CLI
    * conversation can take the next user turn (only the new turn, the CLI keeps the history).
    */
-  start(prompt: Prompt, onText: TextSink): Promise<Step>
+  start(prompt: Prompt, onText: TextSink, onAlive?: AliveSink): Promise<Step>
   /**
    * Hands one result back. False when the id is not pending here (unknown, already answered, or expired): the
    * caller then serves the conversation fresh instead.
    */
   resolve(id: string, result: ToolResult): boolean
   /** after every call of the last step was resolved: runs until the next tool calls or the end of the turn */
-  next(onText: TextSink): Promise<Step>
+  next(onText: TextSink, onAlive?: AliveSink): Promise<Step>
   /** the ids still waiting for the client */
   readonly pending: readonly string[]
   /** answers what is pending with an error, stops the CLI's turn and releases it; idempotent */
