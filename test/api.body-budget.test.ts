@@ -84,3 +84,20 @@ test('bodyBudgetBytes below bodyLimitBytes is a config error naming the field', 
   assert.equal(parsed.success, false)
   assert.ok(parsed.error!.issues.some((i) => i.path.join('.') === 'server.bodyBudgetBytes'))
 })
+
+test('a large body crosses as shared bytes and is decoded where it is parsed: every character arrives as sent', async (t) => {
+  // the mock echoes the prompt: characters of two, three and four UTF-8 bytes, which the socket's chunks split anywhere
+  const { url, client } = await start(t, {
+    accounts: [{ id: 'echo', maxConcurrency: 2, session: { kind: 'mock', text: '{prompt}', deltas: 4 } }],
+  })
+  const words = ['naïve', 'Größe', '日本語のテキスト', 'emoji 🦊🚀', 'ascii']
+  const prompt = Array.from({ length: 40_000 }, (_, i) => `${words[i % words.length]} ${i}`).join(' ')
+  const body = JSON.stringify({ ...hello, messages: [{ role: 'user', content: prompt }] })
+  assert.ok(Buffer.byteLength(body) > 512 * 1024, 'past the size that stays bytes')
+  const answer = await post(url, '/v1/messages', body, { 'content-type': 'application/json' })
+  assert.equal(answer.status, 200, answer.text)
+  const same = (text: string) => text === prompt || `${text.length} characters, from "${text.slice(0, 40)}…"`
+  assert.equal(same(answer.json.content[0].text as string), true, 'the worker decoded the bytes it shared with the main thread')
+  const streamed = await client.messages.stream({ ...hello, messages: [{ role: 'user', content: prompt }] }).finalText()
+  assert.equal(same(streamed), true, 'streamed the same')
+})

@@ -54,9 +54,16 @@ test('while an account parses a large body, round-robin sends the next requests 
   while (first.assigned === 0) await new Promise((r) => setImmediate(r))
   assert.equal(first.parsing.busy, true, 'the first account took the large body and is parsing it')
   const small = await Promise.all([1, 2, 3].map(() => post(url, '/v1/messages', JSON.stringify(hello), { 'content-type': 'application/json' })))
+  const stillParsing = first.parsing.busy
   for (const answer of small) assert.equal(answer.status, 200, answer.text)
-  assert.deepEqual(small.map((a) => a.headers.get('x-agyc-account')), ['acc02', 'acc02', 'acc02'],
-    'round-robin would have given one to acc01; while it parses, acc02 takes them')
+  // all three were placed while the window was open when it is still open now (a machine busy enough to take longer
+  // than the window between the two lines above proves nothing either way, and says so)
+  if (stillParsing) {
+    assert.deepEqual(small.map((a) => a.headers.get('x-agyc-account')), ['acc02', 'acc02', 'acc02'],
+      'round-robin would have given one to acc01; while it parses, acc02 takes them')
+  } else {
+    t.diagnostic('the parse window closed before the three answers came back: the machine was too busy to tell')
+  }
   const answered = await heavy
   assert.equal(answered.status, 200, answered.text)
   assert.equal(answered.headers.get('x-agyc-account'), 'acc01')

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto'
 import { OrchestratorError } from '../src/errors.ts'
 import type { FromWorker, RunCommand } from '../src/protocol/messages.ts'
-import type { RunRequest } from '../src/protocol/run-request.ts'
+import { bodyText, type RunRequest } from '../src/protocol/run-request.ts'
 import { estimateInputTokens, type MessagesRequest } from '../src/protocol/anthropic.ts'
 import { framerFor, type Framer } from './framers.ts'
 import type { Completion, SessionOutput, SessionRequest } from './sessions/types.ts'
@@ -82,7 +82,7 @@ export class Run implements SessionOutput, SessionRequest {
   get request(): MessagesRequest {
     if (this.#request === undefined) {
       try {
-        this.#request = JSON.parse(this.body) as MessagesRequest
+        this.#request = JSON.parse(bodyText(this.body)) as MessagesRequest
       } catch {
         throw new OrchestratorError('AGYC_INTERNAL', 'request body could not be parsed in the worker')
       }

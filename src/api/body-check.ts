@@ -10,11 +10,12 @@ import { Piscina } from 'piscina'
 import type { ServerConfig } from '../config/schema.ts'
 import { OrchestratorError } from '../errors.ts'
 import type { BodyBudget } from './body-budget.ts'
+import { bodyText, type RequestBody } from '../protocol/run-request.ts'
 import { readBody } from './body.ts'
 import { checkRequest, type Checked, type CheckKind, type CheckTask } from './request-check.ts'
 
 /** from this size on, a body is checked off the main thread (docs/performance.md, "Figures behind the code") */
-export const LARGE_BODY_CHARS = 256 * 1024
+export const LARGE_BODY_BYTES = 256 * 1024
 
 let pool: Piscina | undefined
 
@@ -39,20 +40,22 @@ export type CheckedOk<K extends CheckKind> = Extract<Checked, { ok: true; kind: 
 
 /** Reads `incoming`'s body and checks it as `kind`; throws the error to answer (413, 408, 400, 529). */
 export async function readChecked<K extends CheckKind>(incoming: IncomingMessage, server: ServerConfig, budget: BodyBudget,
-  kind: K): Promise<{ text: string; checked: CheckedOk<K> }> {
+  kind: K): Promise<{ body: RequestBody; checked: CheckedOk<K> }> {
   const hold = budget.hold()
   try {
-    const text = await readBody(incoming, server.bodyLimitBytes, server.bodyIdleTimeoutMs, hold)
-    const summarize = text.length >= LARGE_BODY_CHARS
+    const bytes = await readBody(incoming, server.bodyLimitBytes, server.bodyIdleTimeoutMs, hold, LARGE_BODY_BYTES)
+    // a large body stays bytes in shared memory: the check thread and the account's worker decode it, never this one
+    const summarize = bytes.byteLength >= LARGE_BODY_BYTES
+    const body = summarize ? bytes : bodyText(bytes)
     const task: CheckTask = {
-      kind, text, summarize,
+      kind, body, summarize,
       limits: { maxMessages: server.maxMessages, maxJsonDepth: server.maxJsonDepth },
       // what affinity reads of the headers, for a summary's key; the rest stays here
       headers: summarize ? { 'x-agyc-session': incoming.headers['x-agyc-session'], 'x-claude-code-session-id': incoming.headers['x-claude-code-session-id'] } : {},
     }
     const checked = summarize ? await checkOffThread(task) : checkRequest(task)
     if (!checked.ok) throw new OrchestratorError(checked.code, checked.message, { param: checked.param })
-    return { text, checked: checked as CheckedOk<K> }
+    return { body, checked: checked as CheckedOk<K> }
   } finally {
     hold.release()
   }

@@ -28,11 +28,12 @@ export function deferContinue(server: Server) {
 }
 
 /**
- * The body as text. With a hold on the body budget (body-budget.ts), its bytes are taken as they arrive (all of a
- * declared length up front) and a body the budget cannot take now is refused with a 529; the caller releases the hold
- * once the body was parsed.
+ * The body's bytes, as read: from `shareFrom` bytes on, joined into shared memory (a large body crosses to the check
+ * thread and the account's worker without a copy, and is decoded there: RequestBody in protocol/run-request.ts). With
+ * a hold on the body budget (body-budget.ts), its bytes are taken as they arrive (all of a declared length up front)
+ * and a body the budget cannot take now is refused with a 529; the caller releases the hold once the body was parsed.
  */
-export function readBody(incoming: IncomingMessage, limit: number, idleMs = 15_000, hold?: BodyHold): Promise<string> {
+export function readBody(incoming: IncomingMessage, limit: number, idleMs = 15_000, hold?: BodyHold, shareFrom = Number.POSITIVE_INFINITY): Promise<Uint8Array> {
   const declared = Number(incoming.headers['content-length'] ?? -1)
   if (declared > limit) {
     discardRest(incoming)
@@ -68,7 +69,7 @@ export function readBody(incoming: IncomingMessage, limit: number, idleMs = 15_0
     }
     const onEnd = (): void => {
       cleanup()
-      resolve(chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks, size).toString('utf8'))
+      resolve(size >= shareFrom ? shared(chunks, size) : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size))
     }
     const onError = (err: Error): void => {
       cleanup()
@@ -92,6 +93,17 @@ export function readBody(incoming: IncomingMessage, limit: number, idleMs = 15_0
     incoming.on('error', onError)
     incoming.setTimeout(idleMs, onIdle)
   })
+}
+
+/** The chunks joined in shared memory: one copy, as `Buffer.concat` makes. */
+function shared(chunks: readonly Buffer[], size: number): Uint8Array {
+  const out = new Uint8Array(new SharedArrayBuffer(size))
+  let at = 0
+  for (const chunk of chunks) {
+    out.set(chunk, at)
+    at += chunk.length
+  }
+  return out
 }
 
 const discarding = new WeakSet<IncomingMessage>()

@@ -6,7 +6,7 @@ import { checkRequest, type Checked, type CheckTask } from './request-check.ts'
 const heap = new HeapRelease()
 
 export default function checkTask(task: CheckTask): Checked {
-  const large = heap.began(task.text.length)
+  const large = heap.began(task.body.length)
   try {
     return checkRequest(task)
   } finally {

@@ -52,14 +52,14 @@ export function frontDoor({ dispatcher, config, log, isClosing, cluster }: AppDe
 
   /** Reads, checks and admits the request; a job's answer and line are then its Exchange's. Throws what to answer. */
   async function accept(req: IncomingMessage, res: ServerResponse, requestId: string, receivedAt: number): Promise<void> {
-    const { text, checked } = await readChecked(req, config.server, bodies, door.kind)
+    const { body, checked } = await readChecked(req, config.server, bodies, door.kind)
     const request = checked.request
     const admission = {
-      requestId, receivedAt, request, body: checked.body ?? text, headers: req.headers, affinity: checked.affinity, continues: checked.continues,
+      requestId, receivedAt, request, body: checked.body ?? body, headers: req.headers, affinity: checked.affinity, continues: checked.continues,
       format: door.format, includeUsage: checked.includeUsage,
     }
     // a fleet: forwarded as the client sent it to the node that holds its conversation or tool call, or has room
-    if (cluster !== undefined && await cluster.route.take(req, res, admission, { path: PATH, body: text, errors: door.errors })) return
+    if (cluster !== undefined && await cluster.route.take(req, res, admission, { path: PATH, body, errors: door.errors })) return
     const exchange = new Exchange(res, requestId, request.stream === true, dispatcher, accessLine, config.server.writeStallTimeoutMs, door.errors)
     dispatcher.admit(admission, exchange) // throws the 4xx/529/503 to answer now
     doorRequest(door.path)

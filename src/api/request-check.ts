@@ -10,6 +10,7 @@ import type { AdmittedRequest } from '../dispatch/admission.ts'
 import { affinityKey, type AffinityKey } from '../dispatch/affinity.ts'
 import { toolResultIds } from '../dispatch/tool-calls.ts'
 import { estimateInputTokens } from '../protocol/anthropic.ts'
+import { bodyText, type RequestBody } from '../protocol/run-request.ts'
 import { FormatError, chatToMessages } from '../formats/openai-chat.ts'
 import { responsesToMessages } from '../formats/openai-responses.ts'
 import { CountTokensRequest, MessagesRequest, describeIssues, shapeProblem, type ShapeLimits } from './request-schema.ts'
@@ -32,7 +33,8 @@ export type Checked =
 
 export interface CheckTask {
   readonly kind: CheckKind
-  readonly text: string
+  /** the body: text, or a large body's shared bytes (decoded here, on the thread that checks it) */
+  readonly body: RequestBody
   readonly limits: ShapeLimits
   /** the headers affinity reads (the session headers), for a summary's affinity key */
   readonly headers: IncomingHttpHeaders
@@ -43,7 +45,7 @@ export interface CheckTask {
 export function checkRequest(task: CheckTask): Checked {
   let value: unknown
   try {
-    value = JSON.parse(task.text)
+    value = JSON.parse(bodyText(task.body))
   } catch (err) {
     return { ok: false, code: 'AGYC_MALFORMED_JSON', message: `request body is not valid JSON: ${(err as Error).message}` }
   }

@@ -17,6 +17,7 @@ import { Agent, request } from 'undici'
 import { OrchestratorError, codes, type Code } from '../errors.ts'
 import { sendError, type ErrorShape } from '../api/answer.ts'
 import { clusterHeaders } from './auth.ts'
+import type { RequestBody } from '../protocol/run-request.ts'
 
 /** Never copied from one hop to the next (RFC 9110 §7.6.1), plus what undici sets itself and the cluster's own headers. */
 const DROPPED = new Set([
@@ -34,7 +35,7 @@ export interface Hop {
   readonly req: IncomingMessage
   readonly res: ServerResponse
   /** the client's body, as read */
-  readonly body: string
+  readonly body: RequestBody
   /** the door's error shape (Anthropic's, OpenAI's) */
   readonly errors: ErrorShape
   readonly requestId: string
@@ -98,7 +99,8 @@ export class Forwarder {
       const answer = await request(`${hop.url}${req.url ?? '/'}`, {
         method: 'POST',
         headers: { ...copyHeaders(req.headers), ...hop.signed, 'content-type': 'application/json' },
-        body: hop.body,
+        // a large body's shared bytes are copied out once: a socket writes memory it owns
+        body: typeof hop.body === 'string' ? hop.body : Buffer.from(hop.body),
         signal: controller.signal,
         dispatcher: this.#agent,
         // the deadline above bounds the hop; undici's own would cut a long answer at 300 s

@@ -27,6 +27,7 @@ import type { Forwarder, HopResult } from './forward.ts'
 import type { NodeView } from './membership.ts'
 import { UNKNOWN } from './store.ts'
 import type { Placement } from './directory.ts'
+import type { RequestBody } from '../protocol/run-request.ts'
 
 export type ForwardReason = 'tool-call' | 'affinity' | 'capacity'
 
@@ -35,7 +36,7 @@ export interface DoorRequest {
   /** the door's path (`/v1/messages`, `/v1/chat/completions`…): a forward goes to the same door on the peer */
   readonly path: string
   /** the body as the client sent it (an OpenAI door's admission carries the translated one) */
-  readonly body: string
+  readonly body: RequestBody
   readonly errors: ErrorShape
 }
 

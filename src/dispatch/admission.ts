@@ -8,6 +8,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { strategyAliases } from '../config/schema.ts'
 import { OrchestratorError } from '../errors.ts'
 import type { MessagesRequest } from '../protocol/anthropic.ts'
+import type { RequestBody } from '../protocol/run-request.ts'
 import type { Strategy } from '../strategies/types.ts'
 import { affinityKey, type AffinityKey } from './affinity.ts'
 import type { Dispatcher } from './dispatcher.ts'
@@ -28,8 +29,8 @@ export interface Admission {
   readonly receivedAt: number
   /** the checked request, in the Anthropic shape (other doors translate first) */
   readonly request: AdmittedRequest
-  /** that request as JSON text, which the worker parses (the client's own bytes when it spoke Anthropic) */
-  readonly body: string
+  /** that request as JSON (text, or a large body's shared bytes), which the worker parses (the client's own bytes when it spoke Anthropic) */
+  readonly body: RequestBody
   /** the client's headers: its session id for affinity, `anthropic-beta` / `anthropic-version` for upstreams */
   readonly headers: IncomingHttpHeaders
   /** the affinity key, when the door computed it already (a large body is only summarized on the main thread) */

@@ -11,7 +11,10 @@ import { RUN_FIELDS, RUN_KEYS, type RunRequest } from './run-request.ts'
 const CodeSchema = z.enum(codeNames as [Code, ...Code[]])
 
 // ── main → worker, on the account's data port ─────────────────────────────────────────────────────────────────────
-const fieldSchemas = { string: z.string(), 'string?': z.string().optional(), number: z.number(), boolean: z.boolean(), 'boolean?': z.boolean().optional() }
+const fieldSchemas = {
+  string: z.string(), 'string?': z.string().optional(), number: z.number(), boolean: z.boolean(), 'boolean?': z.boolean().optional(),
+  body: z.union([z.string(), z.instanceof(Uint8Array)]),
+}
 
 /**
  * `run`: a per-account sequence number (the main thread finds the request by it) and the request's fields, checked as

@@ -8,11 +8,23 @@
  */
 
 /** how a field is checked where it arrives; `?` marks a field a request may leave out */
-export type FieldType = 'string' | 'number' | 'boolean' | 'string?' | 'boolean?'
+export type FieldType = 'string' | 'number' | 'boolean' | 'string?' | 'boolean?' | 'body'
+
+/**
+ * A request body as it crosses: the text, or for a large body its UTF-8 bytes in shared memory, as read. A large body
+ * is never decoded on the main thread, and crosses to the check thread and the account's worker without a copy
+ * (docs/performance.md, "Figures behind the code"); the thread that parses it decodes it (`bodyText`).
+ */
+export type RequestBody = string | Uint8Array
+
+/** The body's text: as it is, or decoded from its bytes. */
+export function bodyText(body: RequestBody): string {
+  return typeof body === 'string' ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8')
+}
 
 export const RUN_FIELDS = {
-  /** the client's body as received, in the Anthropic shape: the worker parses it once, on first use */
-  body: 'string',
+  /** the client's body as received, in the Anthropic shape (text, or a large body's shared bytes): the worker parses it once, on first use */
+  body: 'body',
   /** resolved model (an alias or unknown name already mapped to what the account runs) */
   model: 'string',
   stream: 'boolean',
@@ -30,7 +42,7 @@ export const RUN_FIELDS = {
 } as const satisfies Record<string, FieldType>
 
 type Fields = typeof RUN_FIELDS
-type ValueOf<T extends FieldType> = T extends 'string' | 'string?' ? string : T extends 'number' ? number : boolean
+type ValueOf<T extends FieldType> = T extends 'body' ? RequestBody : T extends 'string' | 'string?' ? string : T extends 'number' ? number : boolean
 type Required_ = { readonly [K in keyof Fields as Fields[K] extends `${string}?` ? never : K]: ValueOf<Fields[K]> }
 type Optional_ = { readonly [K in keyof Fields as Fields[K] extends `${string}?` ? K : never]?: ValueOf<Fields[K]> | undefined }
 
@@ -50,5 +62,6 @@ export function fieldAccepts(type: FieldType, value: unknown): boolean {
     case 'number': return finite(value)
     case 'boolean': return typeof value === 'boolean'
     case 'boolean?': return value === undefined || typeof value === 'boolean'
+    case 'body': return typeof value === 'string' || value instanceof Uint8Array
   }
 }

@@ -12,6 +12,7 @@ import { Pool, request, type Dispatcher } from 'undici'
 import { OrchestratorError } from '../../src/errors.ts'
 import { estimateInputTokens } from '../../src/protocol/anthropic.ts'
 import type { Usage } from '../../src/protocol/messages.ts'
+import { bodyText } from '../../src/protocol/run-request.ts'
 import { Answer } from './answer.ts'
 import { SseScan } from './sse-scan.ts'
 import { ChatChunksToAnthropic, chatToMessage, messagesToChat } from '../../src/formats/openai-upstream.ts'
@@ -132,12 +133,13 @@ export function createHttpSession(context: SessionContext): Session {
  */
 export function upstreamBody(req: Pick<SessionRequest, 'body' | 'request' | 'model' | 'stream'>, rewritesModel: boolean): string {
   if (!rewritesModel) {
-    if (req.stream) return req.body
+    const body = bodyText(req.body)
+    if (req.stream) return body
     // a "stream" anywhere (a key, or the word as a string value) is left to the parse: the bytes are kept only when
     // the key is certainly absent (inside a JSON string the quotes would be escaped)
-    if (!req.body.includes('"stream"')) {
-      const end = req.body.lastIndexOf('}')
-      if (end > 0) return `${req.body.slice(0, end)},"stream":false}`
+    if (!body.includes('"stream"')) {
+      const end = body.lastIndexOf('}')
+      if (end > 0) return `${body.slice(0, end)},"stream":false}`
     }
   }
   return JSON.stringify({ ...req.request, model: req.model, stream: req.stream })
