@@ -12,7 +12,7 @@ import { OrchestratorError } from '../src/errors.ts'
 import { CLAUDE_BRIDGE_ENV, claudeBridgeArgs } from '../workers/sessions/bridge/claude-mcp.ts'
 import { ClaudeToolBridge, type ClaudeBridgeOptions } from '../workers/sessions/bridge/claude-tools.ts'
 import type { ClientTool, Step } from '../workers/sessions/bridge/types.ts'
-import { bridgeAccount, isAlive } from './helpers/bridge-account.ts'
+import { assertAliveWithoutText, bridgeAccount, isAlive } from './helpers/bridge-account.ts'
 import { startFakeClaudeModel, systemText, toolResults, type ModelCall } from './helpers/fake-claude-tool-model.ts'
 
 const WEATHER: ClientTool = {
@@ -282,13 +282,6 @@ test('Claude Code bridge: the client\'s tools through the real claude CLI', { ti
 
   await t.test('a step without text still says the CLI is alive (what restarts the session\'s silence timer)', async () => {
     model.script = () => ({ calls: [{ name: 'get_weather', input: { city: 'Oslo' } }] })
-    const bridge = await open([WEATHER])
-    let text = ''
-    let beats = 0
-    const step = await bridge.start({ text: 'Weather in Oslo?' }, (d) => { text += d }, () => { beats++ })
-    assert.equal(step.kind, 'tool_use')
-    assert.equal(text, '', 'no text in this step')
-    assert.ok(beats > 0, 'signs of life while the model called the tool')
-    await bridge.close()
+    await assertAliveWithoutText(await open([WEATHER]))
   })
 })

@@ -12,7 +12,7 @@ import { ClientToolServer } from '../workers/sessions/bridge/gemini-mcp.ts'
 import { prepareBridgeWorkspace } from '../workers/sessions/bridge/gemini-settings.ts'
 import { GeminiToolBridge, MCP_SERVER_NAME } from '../workers/sessions/bridge/gemini-tools.ts'
 import type { ClientTool, Step } from '../workers/sessions/bridge/types.ts'
-import { bridgeAccount, isAlive } from './helpers/bridge-account.ts'
+import { assertAliveWithoutText, bridgeAccount, isAlive } from './helpers/bridge-account.ts'
 import { offeredTools, startFakeToolModel, type ModelCall } from './helpers/fake-tool-model.ts'
 
 const WEATHER: ClientTool = {
@@ -251,13 +251,6 @@ test('Gemini bridge: the client\'s tools through the real gemini --acp and an MC
 
   await t.test('a step without text still says the CLI is alive (what restarts the session\'s silence timer)', async () => {
     model.script = () => ({ calls: [{ name: 'mcp_client_get_weather', args: { city: 'Oslo' } }] })
-    const bridge = await open([WEATHER])
-    let text = ''
-    let beats = 0
-    const step = await bridge.start({ text: 'Weather in Oslo?' }, (d) => { text += d }, () => { beats++ })
-    assert.equal(step.kind, 'tool_use')
-    assert.equal(text, '', 'no text in this step')
-    assert.ok(beats > 0, 'signs of life while the model called the tool')
-    await bridge.close()
+    await assertAliveWithoutText(await open([WEATHER]))
   })
 })

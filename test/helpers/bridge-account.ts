@@ -3,6 +3,7 @@
  * schema (defaults included), its settings written by the preset's own `writeSettings`, and the launcher that spawns
  * the real CLI with the account's isolated environment. Every child pid is recorded for the no-orphan check.
  */
+import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,6 +13,7 @@ import { writeSettings, type PresetConfig } from '../../src/config/presets.ts'
 import { createLauncher, type Launcher } from '../../workers/sessions/process/child.ts'
 import { presetSpec } from '../../workers/sessions/agent/preset.ts'
 import type { SessionContext } from '../../workers/sessions/types.ts'
+import type { ToolBridge } from '../../workers/sessions/bridge/types.ts'
 
 export interface BridgeAccount {
   readonly stateDir: string
@@ -56,4 +58,18 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false
   }
+}
+
+/**
+ * One bridge step in which the model only calls a tool: no text, yet the bridge must say the CLI is alive (what
+ * restarts the session's silence timer). The same check for each CLI's bridge.
+ */
+export async function assertAliveWithoutText(bridge: ToolBridge): Promise<void> {
+  let text = ''
+  let beats = 0
+  const step = await bridge.start({ text: 'Weather in Oslo?' }, (d) => { text += d }, () => { beats++ })
+  assert.equal(step.kind, 'tool_use')
+  assert.equal(text, '', 'no text in this step')
+  assert.ok(beats > 0, 'signs of life while the model called the tool')
+  await bridge.close()
 }
