@@ -14,17 +14,20 @@
  * restart on the same usage.json; every stalled reader is cut; RSS grows at most RSS_BOUND_MB over the calm baseline;
  * the normal p99 in hostile windows stays within P99_FACTOR × calm (all normal requests, whichever account served them;
  * each hostile window against the calm windows beside it, the median of the three cycles held to the bound).
- * Measured on a shared 2-core machine (printed on every run): 1.5–1.7× calm (calm ~60–67 ms p99), the accounts that ran
- * a 27 MiB body no worse than the others. What keeps it there: bodies of 256 KiB or more are parsed on the check thread
- * (the 1 MB user ids no longer hold the main thread), and while an account's worker parses a 27 MiB body (~200 ms)
- * round-robin sends the other requests elsewhere (src/dispatch/parse-window.ts). Before both: 2.4–3.7× on the accounts
- * that ran one. What is left is CPU: the hostile requests take ~0.35 of a core the normal ones had, and this test's
- * own clients need one core of the two (the normal throughput falls by 20–30 %).
+ * Measured on a shared 2-core machine (printed on every run), quiet: a median of 1.5–1.75× calm (calm ~60–75 ms p99).
+ * What keeps it there: a body of 256 KiB or more is read into shared memory and checked on the check thread, never
+ * decoded or copied on the main thread (the 1 MB user ids and the 27 MiB bodies no longer hold it: src/api/body.ts),
+ * and while an account's worker parses a 27 MiB body (~200 ms) round-robin sends the other requests elsewhere
+ * (src/dispatch/parse-window.ts). Before all three: 2.4–3.7× on the accounts that ran one. What is left is CPU: the
+ * hostile requests take ~0.4 of a core the normal ones had, and this test's own clients need one core of the two (the
+ * normal throughput falls by 20–30 %); on a machine busy with other work the ratio rises (2.1–2.6× measured while a
+ * benchmark ran beside it).
  * One bound is wider than the issue hoped, for reasons measured:
- * - RSS: 2.5 GB. Every thread that handled a 27 MiB body (the check thread, each account worker that ran one, the
- *   main thread) grows its V8 heap to 250–450 MB and keeps it committed; live heaps after a major GC are 5–90 MB each
- *   (--trace-gc): nothing leaks, the growth is heap kept for reuse, ~1.7–2.0 GB over baseline with four accounts and
- *   levelling off over the windows. Without (d) it is ~0.5–0.7 GB, mostly the stalled streams' answers.
+ * - RSS: 2.5 GB at the peak. Three 27 MiB bodies are parsed at once (the body budget's 96 MiB), each by the check
+ *   thread and then by an account's worker, each parse growing that thread's heap by 250–450 MB; a thread gives that
+ *   back a second after its last large body (src/loader/heap-release.ts), so the growth no longer stays with every
+ *   account a large body reached: peaks of +1.3–1.7 GB, 0.8–1.1 GB over baseline at the end (was ~1.9 GB, kept). Without
+ *   (d) growth is ~0.5–0.7 GB, mostly the stalled streams' answers.
  * (c) uses 8 MB streams, not 2 MB: on loopback up to 4–6 MB of an answer fits into the two sockets' kernel buffers
  * (measured: such a stream ends with a 200 and the orchestrator holds nothing of it), so only a longer one stalls.
  */
