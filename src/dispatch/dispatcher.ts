@@ -3,7 +3,8 @@
  * in order of preference: to an account with a free slot now; to a busy account's worker queue
  * (`accountQueueSize`), where it starts the moment a slot frees without a round trip to this thread; to the global
  * queue, where it waits (up to `queueTimeoutMs`) for any account. Only a full global queue answers 529 at once:
- * Claude Code gives up after three 529s, so waiting beats refusing.
+ * Claude Code gives up after three 529s, so waiting beats refusing. Which account: placement.ts (a turn's strategy
+ * picks packed onto fewer workers: packing.ts).
  *
  * After a failure it has the account judged (cooldown, ejection or nothing: `src/health/verdict.ts`) and fails the
  * request over to another account while no answer byte has reached the client, within a retry budget.
