@@ -3,7 +3,8 @@
  * in order of preference: to an account with a free slot now; to a busy account's worker queue
  * (`accountQueueSize`), where it starts the moment a slot frees without a round trip to this thread; to the global
  * queue, where it waits (up to `queueTimeoutMs`) for any account. Only a full global queue answers 529 at once:
- * Claude Code gives up after three 529s, so waiting beats refusing.
+ * Claude Code gives up after three 529s, so waiting beats refusing. Which account: placement.ts (a turn's strategy
+ * picks packed onto fewer workers: packing.ts).
  *
  * After a failure it has the account judged (cooldown, ejection or nothing: `src/health/verdict.ts`) and fails the
  * request over to another account while no answer byte has reached the client, within a retry budget.
@@ -21,7 +22,7 @@ import { AccountHandle, type AccountOptions, type AccountOwner } from './account
 import { AccountTable } from './account-table.ts'
 import { AffinityTable } from './affinity.ts'
 import { JobQueue } from './job-queue.ts'
-import { failoverWorthy, homeOf, leastQueued, noAccount } from './placement.ts'
+import { Placer, failoverWorthy, noAccount } from './placement.ts'
 import { ToolCallDirectory } from './tool-calls.ts'
 import { admit, type Admission } from './admission.ts'
 import type { Job, JobSink } from './job.ts'
@@ -49,6 +50,7 @@ export class Dispatcher implements AccountOwner {
   readonly #log: Logger
   readonly #queue: JobQueue
   readonly #strategies: Record<StrategyName, Strategy>
+  readonly #placer: Placer
   readonly affinity: AffinityTable
   /** the tool bridge: which account's CLI waits on a tool_use_id (tool-calls.ts) */
   readonly toolCalls = new ToolCallDirectory<AccountHandle>()
@@ -70,10 +72,14 @@ export class Dispatcher implements AccountOwner {
     this.#accountOptions = { ...options, ledger: this.ledger, owner: this, lazy: config.lazyWorkers }
     this.#table = new AccountTable(accounts.map((account) => new AccountHandle(account, this.#accountOptions)))
     this.accounts = this.#table.all
+    this.#placer = new Placer(this.affinity, this.#table, Object.values(this.#strategies))
     this.#watchdog = new Watchdog(this.accounts, options.health, this.#afterTick)
   }
 
   get queued(): number { return this.#queue.size }
+
+  /** requests placed with the turn's open account instead of asking their strategy (packing.ts) */
+  get packed(): number { return this.#placer.packed }
 
   /** The settings in force: those the process started with, and what reloads changed of the live ones. */
   get config(): DispatcherConfig { return this.#config }
@@ -155,17 +161,8 @@ export class Dispatcher implements AccountOwner {
   }
 
   #place(job: Job): boolean {
-    // a continuation of parked tool calls: the slot its conversation held is its own
-    const holder = job.continuesOn
-    if (holder !== undefined && holder.routable && job.candidates.includes(holder)) {
-      this.#assign(job, holder)
-      return true
-    }
-    const affinity = job.affinity
-    const home = affinity?.follow ? homeOf(affinity.key, job, this.affinity, this.#table, this.#config.accountQueueSize) : undefined
-    const account = home ?? job.strategy.pick(job.candidates) ?? leastQueued(job.candidates, this.#config.accountQueueSize)
+    const account = this.#placer.choose(job, this.#config.accountQueueSize)
     if (!account) return false
-    if (affinity) this.affinity.served(affinity.key, account.id, account === home, affinity.follow)
     this.#assign(job, account)
     return true
   }

@@ -1,13 +1,43 @@
 /**
- * Where a job goes when its strategy cannot say, and what it is told when nothing can take it: the conversation's home
- * (affinity), the least-queued account when every one is busy, and the 529 (or 429) a job gets when every candidate is
- * cooling, ejected, out of budget, drained or stopped. Functions of the candidates: the dispatcher holds the state.
+ * Where a job goes, and what it is told when nothing can take it: the account its parked tool calls wait on, the
+ * conversation's home (affinity), the strategy's pick (packed per event-loop turn, packing.ts), the least-queued
+ * account when every one is busy, and the 529 (or 429) a job gets when every candidate is cooling, ejected, out of
+ * budget, drained or stopped. The dispatcher holds the queue and assigns; this only chooses.
  */
 import { OrchestratorError, type Code } from '../errors.ts'
+import type { Strategy } from '../strategies/types.ts'
 import type { AccountHandle } from './account-handle.ts'
 import type { AccountTable } from './account-table.ts'
 import type { AffinityTable } from './affinity.ts'
 import type { Job } from './job.ts'
+import { Packer } from './packing.ts'
+
+export class Placer {
+  readonly #affinity: AffinityTable
+  readonly #table: AccountTable
+  readonly #packer: Packer<AccountHandle>
+
+  constructor(affinity: AffinityTable, table: AccountTable, strategies: Iterable<Strategy>) {
+    this.#affinity = affinity
+    this.#table = table
+    this.#packer = new Packer(strategies)
+  }
+
+  /** requests placed by packing, not asked of their strategy (packing.ts) */
+  get packed(): number { return this.#packer.followed }
+
+  /** The account to hand the job to now, in order of preference; undefined: none can take it, it waits. */
+  choose(job: Job, accountQueueSize: number): AccountHandle | undefined {
+    // a continuation of parked tool calls: the slot its conversation held is its own
+    const holder = job.continuesOn
+    if (holder !== undefined && holder.routable && job.candidates.includes(holder)) return holder
+    const affinity = job.affinity
+    const home = affinity?.follow ? homeOf(affinity.key, job, this.#affinity, this.#table, accountQueueSize) : undefined
+    const account = home ?? this.#packer.pick(job.strategy, job.candidates) ?? leastQueued(job.candidates, accountQueueSize)
+    if (account && affinity) this.#affinity.served(affinity.key, account.id, account === home, affinity.follow)
+    return account
+  }
+}
 
 /**
  * The conversation's home account while it can take the request: up, not cooling or ejected, with a free slot or
