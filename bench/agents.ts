@@ -5,9 +5,10 @@
  * for the headline's plain answers). Time to first token is the official SDK's stream, request sent → first text
  * delta, c=1. Writes its table into docs/performance.md between `<!-- agents:begin -->` and `<!-- agents:end -->`.
  *
- *   node_modules/.bin/node bench/agents.ts [--quick] [--only claude-code|codex|gemini-cli]
+ *   node_modules/.bin/node bench/agents.ts [--quick] [--only claude-code|codex|gemini-cli] [--pause-ms N]
  *
  * `--only`: that preset's rows alone, without the headline; printed, not written into the page (a partial run).
+ * `--pause-ms`: a pause before each warm request (a client that is not a loop: what was started ahead has booted).
  *
  * Not part of bench/run.ts: it starts dozens of CLIs (~0.2–0.3 GB each) and takes minutes.
  */
@@ -38,6 +39,8 @@ const ALL_KINDS: PresetKind[] = ['claude-code', 'codex', 'gemini-cli']
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined
 if (only !== undefined && !ALL_KINDS.includes(only as PresetKind)) throw new Error(`--only: expected one of ${ALL_KINDS.join(', ')}`)
 const KINDS: PresetKind[] = only === undefined ? ALL_KINDS : [only as PresetKind]
+const pauseMs = process.argv.includes('--pause-ms') ? Number(process.argv[process.argv.indexOf('--pause-ms') + 1]) : 0
+const pause = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, pauseMs))
 const NAME: Record<PresetKind, string> = { 'claude-code': 'Claude Code', codex: 'Codex', 'gemini-cli': 'Gemini CLI' }
 const MODEL: Record<PresetKind, string> = { 'claude-code': 'claude-fake-1', codex: 'gpt-fake', 'gemini-cli': 'gemini-fake' }
 const ANSWER = 'Hello from the fake model.'
@@ -183,8 +186,11 @@ try {
       for (let i = 0; i < WARM_RUNS; i++) {
         for (const kind of KINDS) {
           const row = rows.get(kind)!
+          await pause()
           row.fresh.push((await streamed(client, ask(kind, `Say hello #${i}`))).ttftMs)
+          await pause()
           row.noTools.push((await streamed(client, ask(kind, `Say hello #${i}`, false))).ttftMs)
+          await pause()
           row.continued.push(await continuation(client, kind, i))
         }
       }
@@ -224,7 +230,7 @@ const lines = [
   '',
 ]
 if (only !== undefined) {
-  lines.push(`Only ${NAME[only as PresetKind]} (\`--only\`): no headline.`)
+  lines.push(`Only ${NAME[only as PresetKind]} (\`--only\`)${pauseMs ? `, ${pauseMs} ms before each warm request` : ''}: no headline.`)
 } else if (headline) {
   const n = headline.perPreset * KINDS.length
   lines.push(
