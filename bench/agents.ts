@@ -5,7 +5,10 @@
  * for the headline's plain answers). Time to first token is the official SDK's stream, request sent → first text
  * delta, c=1. Writes its table into docs/performance.md between `<!-- agents:begin -->` and `<!-- agents:end -->`.
  *
- *   node_modules/.bin/node bench/agents.ts [--quick]
+ *   node_modules/.bin/node bench/agents.ts [--quick] [--only claude-code|codex|gemini-cli] [--pause-ms N]
+ *
+ * `--only`: that preset's rows alone, without the headline; printed, not written into the page (a partial run).
+ * `--pause-ms`: a pause before each warm request (a client that is not a loop: what was started ahead has booted).
  *
  * Not part of bench/run.ts: it starts dozens of CLIs (~0.2–0.3 GB each) and takes minutes.
  */
@@ -32,7 +35,12 @@ const DOC = fileURLToPath(new URL('../docs/performance.md', import.meta.url))
 const BEGIN = '<!-- agents:begin -->'
 const END = '<!-- agents:end -->'
 
-const KINDS: PresetKind[] = ['claude-code', 'codex', 'gemini-cli']
+const ALL_KINDS: PresetKind[] = ['claude-code', 'codex', 'gemini-cli']
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined
+if (only !== undefined && !ALL_KINDS.includes(only as PresetKind)) throw new Error(`--only: expected one of ${ALL_KINDS.join(', ')}`)
+const KINDS: PresetKind[] = only === undefined ? ALL_KINDS : [only as PresetKind]
+const pauseMs = process.argv.includes('--pause-ms') ? Number(process.argv[process.argv.indexOf('--pause-ms') + 1]) : 0
+const pause = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, pauseMs))
 const NAME: Record<PresetKind, string> = { 'claude-code': 'Claude Code', codex: 'Codex', 'gemini-cli': 'Gemini CLI' }
 const MODEL: Record<PresetKind, string> = { 'claude-code': 'claude-fake-1', codex: 'gpt-fake', 'gemini-cli': 'gemini-fake' }
 const ANSWER = 'Hello from the fake model.'
@@ -178,8 +186,11 @@ try {
       for (let i = 0; i < WARM_RUNS; i++) {
         for (const kind of KINDS) {
           const row = rows.get(kind)!
+          await pause()
           row.fresh.push((await streamed(client, ask(kind, `Say hello #${i}`))).ttftMs)
+          await pause()
           row.noTools.push((await streamed(client, ask(kind, `Say hello #${i}`, false))).ttftMs)
+          await pause()
           row.continued.push(await continuation(client, kind, i))
         }
       }
@@ -193,7 +204,7 @@ try {
       else rows.get(kind)!.directFailed++
     }
   }
-  headline = await fleet()
+  if (only === undefined) headline = await fleet()
 } finally {
   await stopEveryProc()
   await Promise.all([tool.close(), claude.close()])
@@ -218,7 +229,9 @@ const lines = [
   }),
   '',
 ]
-if (headline) {
+if (only !== undefined) {
+  lines.push(`Only ${NAME[only as PresetKind]} (\`--only\`)${pauseMs ? `, ${pauseMs} ms before each warm request` : ''}: no headline.`)
+} else if (headline) {
   const n = headline.perPreset * KINDS.length
   lines.push(
     `The headline: ${n} real CLI accounts (${headline.perPreset} per preset, maxConcurrency 1, Claude Code's \`prewarm\` 1) serving ${n}`,
@@ -236,6 +249,7 @@ if (headline) {
 const table = lines.join('\n')
 process.stdout.write(`${table}\n`)
 
+if (only !== undefined) process.exit(0) // a partial run: the page keeps its whole table
 const page = readFileSync(DOC, 'utf8')
 const at = page.indexOf(BEGIN)
 const to = page.indexOf(END, at)

@@ -26,10 +26,11 @@ const WEATHER: Anthropic.Tool = {
   input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
 }
 
+/** `prewarm: 0`: the only new process a request makes is its conversation's (processes started ahead have their own test) */
 function claudeAccount(model: FakeClaudeModel, id: string, extra: Record<string, unknown> = {}) {
   return {
     id, maxConcurrency: 2, models: [MODEL],
-    session: { kind: 'claude-code', baseUrl: model.url, model: MODEL, apiKey: { fromEnv: 'AGYC_TEST_BRIDGE_KEY' }, killGraceMs: 500, idleTimeoutMs: 60_000 },
+    session: { kind: 'claude-code', baseUrl: model.url, model: MODEL, apiKey: { fromEnv: 'AGYC_TEST_BRIDGE_KEY' }, killGraceMs: 500, idleTimeoutMs: 60_000, prewarm: 0 },
     ...extra,
   }
 }

@@ -35,6 +35,8 @@ export interface LifecycleHost {
   readonly childPids: Set<number>
   /** requests handed to the worker and not answered yet */
   readonly pendingCount: number
+  /** conversations whose CLI waits, parked, on the client's tool results (the tool bridge) */
+  readonly parkedConversations: number
   /** requests ever handed to the account, for idle parking */
   readonly seq: number
   /** the worker's events, as they crossed */
@@ -126,7 +128,8 @@ export class AccountLifecycle {
     const parking = this.#parking
     if (parking === undefined || parking.idleMs <= 0) return
     const host = this.#host
-    if (!parking.idle(now, host.seq, host.pendingCount)) return
+    // a conversation parked on tool calls is a live CLI the client comes back to: the worker is not idle
+    if (!parking.idle(now, host.seq, host.pendingCount + host.parkedConversations)) return
     if (host.state !== 'up' || !host.sessionUp || this.#stopping || !this.#link.attached) return
     this.#log.debug({ idleMs: parking.idleMs }, 'stopping an idle account worker')
     this.#retireWorker()

@@ -45,7 +45,9 @@ export function createClaudeCodeSession(context: SessionContext): Session {
   if (typeof spec === 'string') return unavailableSession(context, spec)
   const exec: ExecConfig = {
     kind: 'exec', command: spec.command, args: [...spec.args], env: { ...spec.env }, killGraceMs: spec.killGraceMs, input: 'prompt', output: 'events',
-    idleTimeoutMs: config.idleTimeoutMs, maxOutputBytes: config.maxOutputBytes, prewarm: config.prewarm,
+    idleTimeoutMs: config.idleTimeoutMs, maxOutputBytes: config.maxOutputBytes,
+    // "client": every request is bridged, a process started ahead for the agent mode would wait for nothing
+    prewarm: config.tools === 'client' ? 0 : config.prewarm,
   }
   const agent = createExecSession(context, {
     config: exec,
@@ -60,11 +62,18 @@ export function createClaudeCodeSession(context: SessionContext): Session {
     },
   })
   if (config.tools === 'agent') return agent
-  // a bridged conversation is a process of its own, started when the conversation opens (bridge/claude-tools.ts)
-  const conversations = new BridgeConversations(claudeBridge(context, config, spec), {
+  // a bridged conversation is a process of its own (bridge/claude-tools.ts), `prewarm` of them started ahead
+  // (bridge/claude-warm.ts): with "client" from the start, with "auto" once the account has bridged a conversation,
+  // so that an account only ever used without tools does not hold them (~150 MB each)
+  const bridge = claudeBridge(context, config, spec)
+  const conversations = new BridgeConversations(bridge, {
     toolResultTimeoutMs: config.toolResultTimeoutMs, idleTimeoutMs: config.idleTimeoutMs, model: config.model, emit: (event) => context.emit(event),
   })
-  return withToolBridge(agent, { setting: config.tools, conversations })
+  return withToolBridge(agent, {
+    setting: config.tools, conversations,
+    ...(config.tools === 'client' ? { start: () => bridge.keepWarm() } : {}),
+    stop: () => bridge.stop(),
+  })
 }
 
 interface StreamJson {

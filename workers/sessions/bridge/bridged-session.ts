@@ -10,6 +10,8 @@ import type { BridgeConversations } from './conversations.ts'
 export interface BridgeHooks {
   readonly setting: ToolsSetting
   readonly conversations: BridgeConversations
+  /** after the agent session started (Claude Code's bridge processes started ahead) */
+  start?(): void
   /** after the conversations closed, before the agent session stops (the Gemini MCP server) */
   stop?(): Promise<void>
 }
@@ -17,7 +19,10 @@ export interface BridgeHooks {
 export function withToolBridge(agent: Session, hooks: BridgeHooks): Session {
   const { setting, conversations } = hooks
   return {
-    start: () => agent.start(),
+    async start() {
+      await agent.start()
+      hooks.start?.()
+    },
     run(req, out) {
       if (setting === 'agent') return agent.run(req, out)
       let mode: 'client' | 'agent'

@@ -2,19 +2,22 @@
  * How each preset opens a bridged conversation: Codex a thread with the client's tools as `dynamicTools`
  * (codex-tools.ts) and Gemini CLI an ACP session with our MCP server (gemini-tools.ts), both on the CLI the account
  * already runs (shared-cli.ts); Claude Code a process of its own (claude-tools.ts: its stream-json mode is one
- * conversation per process), its built-ins off and our in-process MCP server declared. The bridge modules are loaded on the first bridged request: an account that only ever runs its agent's own tools
+ * conversation per process), its built-ins off and our in-process MCP server declared, taken from those started
+ * ahead when one waits (claude-warm.ts). The bridge modules are loaded on the first bridged request: an account that only ever runs its agent's own tools
  * does not pay for them (nor for the MCP SDK and the zod it brings, gemini-mcp.ts).
  */
 import { OrchestratorError } from '../../../src/errors.ts'
 import { cliError } from '../agent/cli-errors.ts'
 import { RpcError } from '../agent/json-rpc.ts'
-import { createLauncher, logStderr, type ChildSpec, type Launcher } from '../process/child.ts'
+import { createLauncher, logStderr, type Child, type ChildSpec, type Launcher } from '../process/child.ts'
 import type { SessionContext } from '../types.ts'
 import type { ThreadListener } from './codex-app-server.ts'
 import type { BridgePreset } from './conversations.ts'
 import type { AcpSessionListener } from './gemini-acp.ts'
 import type { ClientToolServer } from './gemini-mcp.ts'
 import type { SharedCli } from './shared-cli.ts'
+import { claudeBridgeArgs } from './claude-mcp.ts'
+import { WarmProcesses } from './claude-warm.ts'
 
 /**
  * The CLIs' own instructions (Codex 17.7 KB, Claude Code 5.8 KB) describe built-in tools a bridged conversation does
@@ -90,27 +93,50 @@ export interface ClaudeBridgeConfig {
   readonly systemPrompt?: string | undefined
   readonly extraArgs: readonly string[]
   readonly maxOutputBytes: number
+  /** bridge processes to keep started ahead (the preset's `prewarm`, bounded by the account's concurrency) */
+  readonly prewarm: number
+}
+
+export interface ClaudeBridge extends BridgePreset {
+  /** from now on keep `prewarm` processes started ahead (`tools: "client"` at start; `"auto"` once it bridges) */
+  keepWarm(): void
+  /** kills the processes started ahead */
+  stop(): Promise<void>
 }
 
 /** a cold Claude Code takes ~0.6 s to answer `initialize` on a quiet machine, seconds on a loaded one */
 const CLAUDE_START_TIMEOUT_MS = 60_000
 
 /** `spec`: the account's preset spec, its environment with CLAUDE_BRIDGE_ENV (the tools keep their own names) */
-export function claudeBridge(context: SessionContext, config: ClaudeBridgeConfig, spec: ChildSpec): BridgePreset {
+export function claudeBridge(context: SessionContext, config: ClaudeBridgeConfig, spec: ChildSpec): ClaudeBridge {
   let launcher: Launcher | undefined
+  const launch = (): Child => {
+    launcher ??= createLauncher(context, spec)
+    const child = launcher.spawn(claudeBridgeArgs({ model: config.model, extraArgs: config.extraArgs }), 'claude-code')
+    logStderr(context, child)
+    return child
+  }
+  const warm = new WarmProcesses(Math.min(config.prewarm, context.account.maxConcurrency), launch, (child) => {
+    context.emit({ kind: 'log', level: 'warn', msg: 'claude-code bridge process started ahead died while waiting', fields: { reason: child.describeExit(null, null) } })
+  })
   return {
     what: 'claude-code',
     systemApart: true,
     async open({ tools, system, toolResultTimeoutMs, onClosed }) {
-      const [{ ClaudeToolBridge }, { claudeBridgeArgs }] = await Promise.all([import('./claude-tools.ts'), import('./claude-mcp.ts')])
-      launcher ??= createLauncher(context, spec)
-      const child = launcher.spawn(claudeBridgeArgs({ model: config.model, extraArgs: config.extraArgs }), 'claude-code')
-      logStderr(context, child)
-      return ClaudeToolBridge.open(child, {
-        tools, system: system ?? PLAIN_INSTRUCTIONS, ...(config.systemPrompt ? { appendSystem: config.systemPrompt } : {}),
-        toolResultTimeoutMs, startTimeoutMs: CLAUDE_START_TIMEOUT_MS, maxLineBytes: config.maxOutputBytes, onClosed,
-        log: (msg, fields) => context.emit({ kind: 'log', level: 'warn', msg, fields }),
-      })
+      const { ClaudeToolBridge } = await import('./claude-tools.ts')
+      const child = warm.take() ?? launch()
+      try {
+        return await ClaudeToolBridge.open(child, {
+          tools, system: system ?? PLAIN_INSTRUCTIONS, ...(config.systemPrompt ? { appendSystem: config.systemPrompt } : {}),
+          toolResultTimeoutMs, startTimeoutMs: CLAUDE_START_TIMEOUT_MS, maxLineBytes: config.maxOutputBytes, onClosed,
+          log: (msg, fields) => context.emit({ kind: 'log', level: 'warn', msg, fields }),
+        })
+      } finally {
+        // the replacement boots once this conversation's CLI has answered: not on the same cores at the same moment
+        warm.keepWarm()
+      }
     },
+    keepWarm: () => warm.keepWarm(),
+    stop: () => warm.stop(),
   }
 }
