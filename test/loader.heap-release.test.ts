@@ -1,6 +1,6 @@
 /**
  * Issue 16: what a large body leaves behind is given back (src/loader/heap-release.ts). A thread that parsed ~30 MB of
- * small blocks keeps the heap it grew to; with the release, a second after its last large body the heap is back near
+ * small blocks keeps the heap it grew to; with the release, once its last large body is done the heap is back near
  * what it was. Each case runs in its own worker thread, as the account workers and the check thread do.
  */
 import assert from 'node:assert/strict'
@@ -42,7 +42,7 @@ function run(release: boolean): Promise<{ grown: number; after: number; released
   })
 }
 
-test('a thread gives back the heap a large body grew, a moment after its last one; without it the heap stays', async () => {
+test('a thread gives back the heap a large body grew, once its last one is done; without it the heap stays', async () => {
   const MB = 1024 * 1024
   const kept = await run(false)
   assert.ok(kept.grown > 100 * MB, `the parse grew the heap (${(kept.grown / MB).toFixed(0)} MB)`)

@@ -9,8 +9,11 @@
 
 /** bodies from this size on open a window (below it the parse takes under ~3 ms) */
 export const PARSE_WINDOW_CHARS = 256 * 1024
-/** characters parsed per millisecond by a body of many small text blocks, with room for a loaded machine */
-const CHARS_PER_MS = 100_000
+/**
+ * characters a worker gets through per millisecond of a body of many small text blocks: decoding, parsing, reading it
+ * for the answer, and giving the heap back after (src/loader/heap-release.ts), with room for a loaded machine
+ */
+const CHARS_PER_MS = 50_000
 /** how much longer than the estimate a parse may run before missed heartbeats count again */
 const HEARTBEAT_ALLOWANCE = 8
 

@@ -25,7 +25,7 @@
  * One bound is wider than the issue hoped, for reasons measured:
  * - RSS: 2.5 GB at the peak. Three 27 MiB bodies are parsed at once (the body budget's 96 MiB), each by the check
  *   thread and then by an account's worker, each parse growing that thread's heap by 250–450 MB; a thread gives that
- *   back a second after its last large body (src/loader/heap-release.ts), so the growth no longer stays with every
+ *   back as soon as its last large body is done (src/loader/heap-release.ts), so the growth no longer stays with every
  *   account a large body reached: peaks of +1.3–1.7 GB, 0.8–1.1 GB over baseline at the end (was ~1.9 GB, kept). Without
  *   (d) growth is ~0.5–0.7 GB, mostly the stalled streams' answers.
  * (c) uses 8 MB streams, not 2 MB: on loopback up to 4–6 MB of an answer fits into the two sockets' kernel buffers
