@@ -4,7 +4,7 @@
  * that frames its own stream (`event`). Tool calls stream as they come: the first chunk of a call carries its index,
  * id and name, its arguments follow piece by piece, and the finish reason is `tool_calls` (docs/api.md, "OpenAI doors").
  */
-import { chatUsage, finishReason, type AnthropicUsage } from './openai-chat.ts'
+import { StreamEnd, chatUsage, finishReason, type AnthropicUsage } from './openai-chat.ts'
 
 const line = (chunk: object): string => `data: ${JSON.stringify(chunk)}\n\n`
 export const DONE = 'data: [DONE]\n\n'
@@ -26,8 +26,7 @@ export class ChatStream {
   #opened = false
   /** Anthropic block index → tool call index, for the blocks that are tool calls */
   readonly #tools = new Map<number, number>()
-  #usage: AnthropicUsage = {}
-  #stopReason: string | null = null
+  readonly #end = new StreamEnd()
 
   constructor(id: string, model: string, includeUsage: boolean) {
     this.#id = `chatcmpl-${id}`
@@ -70,7 +69,7 @@ export class ChatStream {
       case 'message_start':
         if (event.message?.model) this.#model = event.message.model
         this.#textPrefix = undefined
-        this.#usage = { ...event.message?.usage }
+        this.#end.started(event.message?.usage)
         return this.#open()
       case 'content_block_start': {
         const block = event.content_block
@@ -91,11 +90,10 @@ export class ChatStream {
         return ''
       }
       case 'message_delta':
-        if (event.delta?.stop_reason !== undefined) this.#stopReason = event.delta.stop_reason
-        if (event.usage) this.#usage = { ...this.#usage, ...event.usage }
+        this.#end.delta(event)
         return ''
       case 'message_stop':
-        return this.end(this.#stopReason, this.#usage)
+        return this.end(this.#end.stopReason, this.#end.usage)
       default:
         return ''
     }

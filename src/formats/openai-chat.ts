@@ -244,6 +244,24 @@ export interface AnthropicUsage {
   cache_creation_input_tokens?: number | null
 }
 
+/**
+ * What an Anthropic stream says of its end, gathered as its events pass (both OpenAI stream writers): the usage from
+ * `message_start`, then each `message_delta`'s stop reason and usage on top.
+ */
+export class StreamEnd {
+  usage: AnthropicUsage = {}
+  stopReason: string | null = null
+
+  started(usage: AnthropicUsage | undefined): void {
+    this.usage = { ...usage }
+  }
+
+  delta(event: { delta?: { stop_reason?: string | null }; usage?: AnthropicUsage }): void {
+    if (event.delta?.stop_reason !== undefined) this.stopReason = event.delta.stop_reason
+    if (event.usage) this.usage = { ...this.usage, ...event.usage }
+  }
+}
+
 /** OpenAI's usage: prompt tokens include the cached ones (they were read, at a discount), which are also named. */
 export function chatUsage(usage: AnthropicUsage | undefined): Json {
   const cached = usage?.cache_read_input_tokens ?? 0

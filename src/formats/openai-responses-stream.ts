@@ -5,7 +5,7 @@
  * `response.output_item.done`, and `response.completed` with the usage. Every event carries its `sequence_number`.
  * Fed text deltas and a final completion, or the Anthropic events of an upstream that frames its own stream.
  */
-import type { AnthropicUsage } from './openai-chat.ts'
+import { StreamEnd, type AnthropicUsage } from './openai-chat.ts'
 import { functionCallItem, messageItem, messageItemId, responseObject } from './openai-responses.ts'
 
 interface Event {
@@ -31,8 +31,7 @@ export class ResponsesStream {
   #text: string | undefined
   /** the function call under way (an upstream's streamed tool_use block) */
   #call: { id: string; name: string; args: string; index: number } | undefined
-  #usage: AnthropicUsage = {}
-  #stopReason: string | null = null
+  readonly #end = new StreamEnd()
 
   constructor(id: string, model: string) {
     this.#id = id
@@ -110,7 +109,7 @@ export class ResponsesStream {
     switch (event.type) {
       case 'message_start':
         if (event.message?.model) this.#model = event.message.model
-        this.#usage = { ...event.message?.usage }
+        this.#end.started(event.message?.usage)
         return this.#start()
       case 'content_block_start':
         return event.content_block?.type === 'tool_use' ? this.#openCall(event.content_block.id ?? '', event.content_block.name ?? '') : ''
@@ -121,11 +120,10 @@ export class ResponsesStream {
       case 'content_block_stop':
         return this.#call ? this.#closeCall() : ''
       case 'message_delta':
-        if (event.delta?.stop_reason !== undefined) this.#stopReason = event.delta.stop_reason
-        if (event.usage) this.#usage = { ...this.#usage, ...event.usage }
+        this.#end.delta(event)
         return ''
       case 'message_stop':
-        return this.end(this.#stopReason, this.#usage)
+        return this.end(this.#end.stopReason, this.#end.usage)
       default:
         return ''
     }
