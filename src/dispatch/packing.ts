@@ -11,7 +11,7 @@
  * (each one the strategy books as served). Over time every account gets the strategy's share, off by at most
  * PACK_MAX - 1 requests at any moment. The load-reading strategies (least-busy, power-of-two-choices, health-score,
  * least-recently-used, quota) are asked for every request, as before; affinity homes and tool-call continuations are
- * placed before any strategy is asked (dispatcher.ts), and never packed.
+ * placed before any strategy is asked (placement.ts), and never packed.
  */
 import type { AccountView, Strategy } from '../strategies/types.ts'
 
@@ -20,8 +20,8 @@ const PACKED: ReadonlySet<string> = new Set(['round-robin', 'random'])
 
 /**
  * The most requests one turn hands one account. It bounds how far an account may run ahead of its share (PACK_MAX - 1
- * requests) and how much of one turn's work one worker thread serialises; a turn on this project's bench machine holds
- * ~6–20 requests at c=50 (docs/performance.md).
+ * requests) and how much of one turn's work one worker thread serialises; following further saved no more CPU
+ * (docs/performance.md, "Figures behind the code").
  */
 export const PACK_MAX = 8
 
