@@ -111,6 +111,22 @@ test('a turn follows its first pick only while that account is available, up to 
   assert.notEqual(take(rr, roomy), first)
 })
 
+test('AGYC_PACK_MAX=1 turns packing off: every request asks its strategy, as without the packer', async () => {
+  process.env.AGYC_PACK_MAX = '1'
+  // a fresh instance of the module, which reads the variable once when it loads
+  const off = (await import(new URL('../src/dispatch/packing.ts?off', import.meta.url).href)) as typeof import('../src/dispatch/packing.ts')
+  delete process.env.AGYC_PACK_MAX
+  assert.equal(off.PACK_MAX, 1)
+  assert.equal(PACK_MAX, 8, 'the default')
+  const packed = createStrategies()
+  const plain = createStrategies()
+  const packer = new off.Packer<Slots>(Object.values(packed))
+  const mine = Array.from({ length: 4 }, (_, i) => new Slots(`acc${i + 1}`, 16))
+  const theirs = Array.from({ length: 4 }, (_, i) => new Slots(`acc${i + 1}`, 16))
+  for (let i = 0; i < 12; i++) assert.equal(packer.pick(packed['round-robin'], mine)?.id, plain['round-robin'].pick(theirs)?.id, `request ${i + 1}`)
+  assert.equal(packer.followed, 0)
+})
+
 test('load-reading strategies are asked for every request: packing never changes their pick', async () => {
   const names = ['least-busy', 'health-score', 'least-recently-used', 'quota'] as const
   for (const name of names) {

@@ -21,9 +21,15 @@ const PACKED: ReadonlySet<string> = new Set(['round-robin', 'random'])
 /**
  * The most requests one turn hands one account. It bounds how far an account may run ahead of its share (PACK_MAX - 1
  * requests) and how much of one turn's work one worker thread serialises; following further saved no more CPU
- * (docs/performance.md, "Figures behind the code").
+ * (docs/performance.md, "Figures behind the code"). `AGYC_PACK_MAX` in the environment, read once, sets it for a
+ * benchmark: 1 turns packing off, every request asks its strategy (docs/routing.md).
  */
-export const PACK_MAX = 8
+export const PACK_MAX = packMax(process.env.AGYC_PACK_MAX)
+
+function packMax(raw: string | undefined): number {
+  const n = Number(raw)
+  return raw !== undefined && Number.isInteger(n) && n >= 1 ? n : 8
+}
 
 /** One packed strategy's state: the account this turn's requests follow, and what each account owes. */
 class Lane<A extends AccountView> {
