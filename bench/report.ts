@@ -72,7 +72,7 @@ export interface Report {
   finishedAt: string
   quick: boolean
   command: string
-  options: { durationS: number; rounds: number; only: string[] | undefined; maxConcurrency: number }
+  options: { durationS: number; rounds: number; warmupS?: number; only: string[] | undefined; maxConcurrency: number }
   machine: { cpu: string; cores: number; node: string; kernel: string; loadAvgBefore: number[]; loadAvgAfter: number[]; memoryGb: number }
   pinning: string
   /** where the unpinned arm's server ran, or why the arm was skipped */
@@ -191,7 +191,7 @@ export function toMarkdown(report: Report): string {
   out.push(`Machine: ${m.cpu}, ${m.cores} cores, ${f0(m.memoryGb)} GB, Linux ${m.kernel}, Node ${m.node}; load average before ${m.loadAvgBefore.map(f2).join(' / ')}, after ${m.loadAvgAfter.map(f2).join(' / ')}.`)
   out.push(`Pinning: ${report.pinning}. Unpinned arm: ${report.unpinned}.`)
   out.push(`Yardsticks: "vs strict" is the row's req/s over the strict baseline's (bench/strict-baseline.ts: read the body, one JSON.parse, replayed bytes), "vs mock baseline" over the mock baseline's (bench/baseline.ts: the mock session's work per request), both at the same level in this run. CPU per request is split by thread: main / workers (summed) / GC+other (V8's helper threads, libuv's pool; see Threads).`)
-  out.push(`Each figure is the median of ${report.options.rounds} alternating run(s) of ${report.options.durationS} s; accounts have maxConcurrency ${report.options.maxConcurrency}, mock session with zero latency; per-request log lines go to a file.`)
+  out.push(`Each figure is the median of ${report.options.rounds} alternating run(s) of ${report.options.durationS} s${report.options.warmupS ? `, after ${report.options.warmupS} s of unrecorded load (c=50) per server and body` : ''}; accounts have maxConcurrency ${report.options.maxConcurrency}, mock session with zero latency; per-request log lines go to a file.`)
   out.push(`Command: \`${report.command}\``)
   out.push('')
   if (report.targets.length > 0) {

@@ -4,14 +4,14 @@
  * markdown report, writes it with its JSON under bench/results/, and (full runs) its tables into docs/performance.md,
  * between the bench markers.
  *
- *   node bench/run.ts [--quick] [--duration S] [--rounds N] [--only arm,arm] [--cpu-prof] [--out DIR]
+ *   node bench/run.ts [--quick] [--duration S] [--rounds N] [--warmup S] [--only arm,arm] [--cpu-prof] [--out DIR]
  *                     [--docs FILE] [--no-docs]   (where the tables go: docs/performance.md after a full run; a
  *                                                  --docs FILE is written by any run, quick or narrowed)
  *                     [--connections 1,50] [--sections json,sse,ttfb,proxy]   (narrow a run down, e.g. to profile one case)
  *                     [--against DIR]   (each orchestrator arm also runs from another checkout, e.g. a worktree of main:
  *                                        two commits compared in one run, on the same machine state)
  *
- * Arms: strict, baseline, orch-1, orch-8, orch-30, orch-8-unpinned, http-proxy, node-proxy, nginx, portkey, memory-30,
+ * Arms: strict, baseline, orch-1, orch-8, orch-30, orch-8-unpinned, http-proxy, http-proxy-1, node-proxy, nginx, portkey, memory-30,
  * memory-100, exec. The two baselines run whenever the mock section does: every orchestrator row is set against both.
  */
 import { execFileSync } from 'node:child_process'
@@ -34,7 +34,7 @@ import { cpuBetween, sampleThreads, threadNames, type ThreadCpu, type ThreadName
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
 export const ARMS = [
-  'strict', 'baseline', 'orch-1', 'orch-8', 'orch-30', 'orch-8-unpinned', 'http-proxy', 'node-proxy', 'nginx', 'portkey', 'memory-30', 'memory-100',
+  'strict', 'baseline', 'orch-1', 'orch-8', 'orch-30', 'orch-8-unpinned', 'http-proxy', 'http-proxy-1', 'node-proxy', 'nginx', 'portkey', 'memory-30', 'memory-100',
   'exec',
 ] as const
 type Arm = (typeof ARMS)[number]
@@ -44,6 +44,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     duration: { type: 'string' },
     rounds: { type: 'string' },
+    warmup: { type: 'string' },
     only: { type: 'string' },
     out: { type: 'string', default: join(ROOT, 'bench/results') },
     connections: { type: 'string' },
@@ -58,13 +59,17 @@ const { values } = parseArgs({
   },
 })
 if (values.help) {
-  process.stdout.write(`usage: node bench/run.ts [--quick] [--duration S] [--rounds N] [--only ${ARMS.join(',')}] [--cpu-prof] [--out DIR] [--docs FILE] [--no-docs]\n`)
+  process.stdout.write(`usage: node bench/run.ts [--quick] [--duration S] [--rounds N] [--warmup S] [--only ${ARMS.join(',')}] [--cpu-prof] [--out DIR] [--docs FILE] [--no-docs]\n`)
   process.exit(0)
 }
 
 const quick = values.quick
 const durationS = Math.max(1, Number(values.duration ?? (quick ? 1 : 5)))
 const rounds = Math.max(1, Number(values.rounds ?? (quick ? 1 : 3)))
+// seconds of unrecorded load per server and body before its rounds (c=50): the steady state a long-running server is
+// in. Eight workers each JIT their own code and size their own heap, from an eighth of the requests: the proxy arm's
+// CPU a request was still falling after a minute (docs/performance.md, "Warm-up")
+const warmupS = Math.max(0, Number(values.warmup ?? (quick ? 0 : 10)))
 const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean)
 for (const arm of only ?? []) {
   if (!(ARMS as readonly string[]).includes(arm)) {
@@ -202,13 +207,14 @@ async function measure(plans: Plan[]): Promise<void> {
 }
 
 /**
- * A short unrecorded run per server and body: the JIT and the connection pools warm up before anything counts. First,
- * every orchestrator account gets its worker (`wake`), also in a quick run: a worker's start is not the request path.
+ * An unrecorded run per server and body (`--warmup`, c=50): the JIT, the heaps and the connection pools reach their
+ * steady state before anything counts. First, every orchestrator account gets its worker (`wake`), also in a quick
+ * run: a worker's start is not the request path.
  */
 async function warm(servers: Running[], bodies: string[]): Promise<void> {
   for (const server of servers) await wake(server)
-  if (quick) return
-  for (const server of servers) for (const body of bodies) await once({ section: 'json', arm: server.name, connections: 16, server, body, tool: 'autocannon' }, 1)
+  if (warmupS === 0) return
+  for (const server of servers) for (const body of bodies) await once({ section: 'json', arm: server.name, connections: 50, server, body, tool: 'autocannon' }, warmupS)
 }
 
 /**
@@ -332,7 +338,7 @@ async function mockSection(): Promise<void> {
 }
 
 async function proxySection(): Promise<void> {
-  const wanted = (['http-proxy', 'node-proxy', 'nginx', 'portkey'] as const).filter(selected)
+  const wanted = (['http-proxy', 'http-proxy-1', 'node-proxy', 'nginx', 'portkey'] as const).filter(selected)
   if (wanted.length === 0) return
   const upstream = keep(await startBaseline(dir, 'upstream'))!
   const upstreamPort = Number(new URL(upstream.url).port)
@@ -340,8 +346,11 @@ async function proxySection(): Promise<void> {
   const servers: Running[] = [direct]
   for (const arm of wanted) {
     let started: Started
-    if (arm === 'http-proxy') {
-      started = await startOrchestrator(dir, arm, { accounts: 8, session: { kind: 'http', baseUrl: `http://127.0.0.1:${upstreamPort}` }, nodeFlags: nodeFlags(arm) })
+    if (arm === 'http-proxy' || arm === 'http-proxy-1') {
+      // eight accounts (eight keys pooled in front of one upstream: eight workers, eight connection pools), and one
+      // (a gateway in front of one key)
+      const accounts = arm === 'http-proxy' ? 8 : 1
+      started = await startOrchestrator(dir, arm, { accounts, session: { kind: 'http', baseUrl: `http://127.0.0.1:${upstreamPort}` }, nodeFlags: nodeFlags(arm) })
     } else if (arm === 'node-proxy') {
       started = await startNodeProxy(dir, upstreamPort)
     } else if (arm === 'nginx') {
@@ -365,7 +374,7 @@ async function proxySection(): Promise<void> {
       continue
     }
     servers.push(server)
-    note(arm, 'ran', arm === 'http-proxy' ? '8 accounts of session kind http' : undefined)
+    note(arm, 'ran', arm === 'http-proxy' ? '8 accounts of session kind http' : arm === 'http-proxy-1' ? '1 account of session kind http' : undefined)
   }
   if (servers.length > 1) {
     await warm(servers, [JSON_BODY])
@@ -449,7 +458,7 @@ function gitDescribe(): string {
 // ── main ────────────────────────────────────────────────────────────────────────────────────────────────────────
 const startedAt = new Date().toISOString()
 const loadAvgBefore = loadavg()
-say(`${quick ? 'quick smoke run' : 'full run'}: ${durationS} s per run, ${rounds} round(s); pinning: ${pinningUnavailable ? `off (${pinningUnavailable})` : 'on'}; scratch ${dir}`)
+say(`${quick ? 'quick smoke run' : 'full run'}: ${durationS} s per run, ${rounds} round(s), ${warmupS} s of warm-up per server and body; pinning: ${pinningUnavailable ? `off (${pinningUnavailable})` : 'on'}; scratch ${dir}`)
 try {
   await mockSection()
   await proxySection()
@@ -466,7 +475,7 @@ const report: Report = {
   finishedAt: new Date().toISOString(),
   quick,
   command: `node bench/run.ts ${process.argv.slice(2).join(' ')}`.trim(),
-  options: { durationS, rounds, only, maxConcurrency: BENCH_MAX_CONCURRENCY },
+  options: { durationS, rounds, warmupS, only, maxConcurrency: BENCH_MAX_CONCURRENCY },
   machine: {
     cpu: cpus()[0]?.model.trim() ?? 'unknown', cores: cpus().length, node: process.version, kernel: release(),
     loadAvgBefore, loadAvgAfter: loadavg(), memoryGb: totalmem() / 2 ** 30,

@@ -12,7 +12,7 @@ import { test } from 'node:test'
 import type { Report } from '../bench/report.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const ARMS = ['strict', 'baseline', 'orch-1', 'orch-8', 'orch-30', 'orch-8-unpinned', 'http-proxy', 'node-proxy', 'nginx', 'portkey', 'memory-30', 'memory-100', 'exec']
+const ARMS = ['strict', 'baseline', 'orch-1', 'orch-8', 'orch-30', 'orch-8-unpinned', 'http-proxy', 'http-proxy-1', 'node-proxy', 'nginx', 'portkey', 'memory-30', 'memory-100', 'exec']
 
 test('agyc bench --quick reports every arm, each measured or skipped with a reason', { timeout: 240_000 }, async (t) => {
   const out = mkdtempSync(join(tmpdir(), 'agyc-bench-smoke-'))

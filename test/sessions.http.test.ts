@@ -4,6 +4,7 @@ import { test, type TestContext } from 'node:test'
 import Anthropic from '@anthropic-ai/sdk'
 import { apiError, freePort, isAlive, start, textOf } from './helpers/orchestrator.ts'
 import { upstreamBody } from '../workers/sessions/http.ts'
+import { WORKER_YOUNG_GENERATION_MB } from '../src/dispatch/worker-link.ts'
 
 const UPSTREAM = new URL('./fixtures/http-upstream.mjs', import.meta.url).pathname
 
@@ -232,4 +233,16 @@ test('http sends the upstream the client\'s request with the account\'s model an
   }
   assert.equal(upstreamBody(as(JSON.stringify({ ...request, stream: true }), 'claude-test-1', true), false), JSON.stringify({ ...request, stream: true }), 'the same bytes')
   assert.equal(upstreamBody(as(JSON.stringify(request), 'claude-test-1', false), false), `${JSON.stringify(request).slice(0, -1)},"stream":false}`)
+})
+
+test('an http worker\'s young generation is bounded: V8 would grow it past 100 MB under sustained load', async (t) => {
+  const up = await upstream(t)
+  const { client, orch } = await start(t, { accounts: [{ id: 'h', maxConcurrency: 16, session: { kind: 'http', baseUrl: up.url } }] })
+  await Promise.all(Array.from({ length: 16 }, async (_, i) => {
+    for (let j = 0; j < 25; j++) await client.messages.create(ask(`n${i}.${j}`))
+  }))
+  const stats = await orch.dispatcher.accounts[0].stats()
+  assert.equal(stats.served, 400)
+  assert.equal(stats.youngGenerationLimitMb, WORKER_YOUNG_GENERATION_MB, 'the worker thread runs with the bound')
+  assert.ok(stats.youngGenerationMb > 0 && stats.youngGenerationMb <= WORKER_YOUNG_GENERATION_MB + 1, `young generation ${stats.youngGenerationMb} MB`)
 })

@@ -5,8 +5,9 @@
  * message and per wake-up, so a stream's deltas are coalesced per turn, per request).
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { getHeapSpaceStatistics } from 'node:v8'
 import type { MessagePort } from 'node:worker_threads'
-import { threadId } from 'node:worker_threads'
+import { resourceLimits, threadId } from 'node:worker_threads'
 import { OrchestratorError, type Code } from '../src/errors.ts'
 // no zod in a worker (~7 MB an isolate): the messages' types only, and the hand-checked flat forms
 import type { FromWorker, RunCommand, WorkerStats } from '../src/protocol/messages.ts'
@@ -63,7 +64,11 @@ export class AccountHost implements RunHost {
   }
 
   stats(): WorkerStats {
-    return { threadId, running: this.#running.size, queued: this.#queue.length, ...this.#stats }
+    const young = getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')
+    return {
+      threadId, running: this.#running.size, queued: this.#queue.length, ...this.#stats,
+      youngGenerationMb: (young?.space_size ?? 0) / 2 ** 20, youngGenerationLimitMb: resourceLimits.maxYoungGenerationSizeMb ?? 0,
+    }
   }
 
   idle(): Promise<void> {

@@ -24,6 +24,9 @@ export interface LinkListener {
   holding(): boolean
 }
 
+/** the most a worker's young generation (V8's nursery) may grow to */
+export const WORKER_YOUNG_GENERATION_MB = 16
+
 /** how long a worker asked to stop may take before its thread is terminated */
 const STOP_GRACE_MS = 3_000
 
@@ -55,6 +58,9 @@ export class WorkerLink {
       atomics: 'disabled',
       concurrentTasksPerWorker: 1,
       idleTimeout: 0,
+      // V8 grows a busy worker's young generation as it sees fit: an http worker's reached 134 MB under sustained load
+      // (eight of them: 1.1–1.4 GB of RSS, 850 MB with this bound, for CPU a request within the noise; docs/performance.md)
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
       closeTimeout: 2_000,
     })
     // a worker that fails to start rejects its attach task; keep piscina's own 'error' events from crashing us

@@ -96,6 +96,9 @@ export const WorkerStats = z.object({
   served: z.number(),
   failed: z.number(),
   cancelled: z.number(),
+  /** the isolate's young generation now, and the thread's limit for it (worker-link.ts) */
+  youngGenerationMb: z.number(),
+  youngGenerationLimitMb: z.number(),
 })
 export type WorkerStats = z.infer<typeof WorkerStats>
 
