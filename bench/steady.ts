@@ -5,7 +5,7 @@
  * stop 14"). Pinned as the bench pins: the server (and the mock upstream) on one core, autocannon on the other.
  *
  *   node bench/steady.ts [--kind http|mock|node-proxy] [--accounts 8] [--sse] [--rounds 6] [--duration 5]
- *                        [--connections 50] [--root <checkout>] [--node-flags "--flag …"]
+ *                        [--connections 50] [--root <checkout>] [--node-flags="--flag …"]
  *   AGYC_PACK_MAX=1 node bench/steady.ts --kind mock     # an environment switch reaches the server
  *
  * `http`: accounts of the http kind in front of the mock baseline; `mock`: mock accounts (zero latency, 50 deltas);

@@ -25,7 +25,7 @@ export interface LinkListener {
 }
 
 /** the most a worker's young generation (V8's nursery) may grow to */
-export const WORKER_YOUNG_GENERATION_MB = 16
+export const WORKER_YOUNG_GENERATION_MB = 48
 
 /** how long a worker asked to stop may take before its thread is terminated */
 const STOP_GRACE_MS = 3_000
@@ -58,8 +58,9 @@ export class WorkerLink {
       atomics: 'disabled',
       concurrentTasksPerWorker: 1,
       idleTimeout: 0,
-      // V8 grows a busy worker's young generation as it sees fit: an http worker's reached 134 MB under sustained load
-      // (eight of them: 1.1–1.4 GB of RSS, 850 MB with this bound, for CPU a request within the noise; docs/performance.md)
+      // V8 grows a busy worker's young generation as it sees fit (Node allows a worker 192 MB here): an http worker's
+      // reached 134 MB under sustained load, eight of them 1.3–1.4 GB of RSS; bounded, ~900 MB, for no more CPU a
+      // request (16 MB cost one busy worker ~10 %; docs/performance.md, "Round 2, stop 14")
       resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
       closeTimeout: 2_000,
     })
