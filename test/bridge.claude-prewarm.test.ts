@@ -12,15 +12,11 @@ import type Anthropic from '@anthropic-ai/sdk'
 import type { AccountHandle } from '../src/dispatch/account-handle.ts'
 import { startFakeClaudeModel, toolResults, type FakeClaudeModel } from './helpers/fake-claude-tool-model.ts'
 import { eventually, isAlive, post, start, textOf, type Started } from './helpers/orchestrator.ts'
+import { WEATHER, answerToolUses } from './helpers/tool-loop.ts'
 
 process.env.AGYC_TEST_BRIDGE_KEY = 'key-bridge'
 const MODEL = 'claude-fake-1'
 
-const WEATHER: Anthropic.Tool = {
-  name: 'get_weather',
-  description: 'The current weather in a city',
-  input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
-}
 
 function claudeAccount(model: FakeClaudeModel, id: string, session: Record<string, unknown>, extra: Record<string, unknown> = {}) {
   return {
@@ -37,17 +33,7 @@ const ask = (text = 'What is the weather in Paris?'): Anthropic.MessageCreatePar
   model: MODEL, max_tokens: 256, tools: [WEATHER], messages: [{ role: 'user', content: text }],
 })
 
-function answer(request: Anthropic.MessageCreateParamsNonStreaming, message: Anthropic.Message): Anthropic.MessageCreateParamsNonStreaming {
-  const uses = message.content.filter((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use')
-  return {
-    ...request,
-    messages: [
-      ...request.messages,
-      { role: 'assistant', content: message.content as Anthropic.ContentBlockParam[] },
-      { role: 'user', content: uses.map((use) => ({ type: 'tool_result' as const, tool_use_id: use.id, content: '22°C' })) },
-    ],
-  }
-}
+const answer = (request: Anthropic.MessageCreateParamsNonStreaming, message: Anthropic.Message) => answerToolUses(request, message, () => '22°C')
 
 async function fakeModel(t: Parameters<typeof start>[0]): Promise<FakeClaudeModel> {
   const model = await startFakeClaudeModel(() => ({ text: ['unused'] }))

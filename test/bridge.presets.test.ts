@@ -12,6 +12,7 @@ import type Anthropic from '@anthropic-ai/sdk'
 import { startFakeToolModel, type FakeToolModel } from './helpers/fake-tool-model.ts'
 import { startFakeClaudeModel, toolResults, type FakeClaudeModel } from './helpers/fake-claude-tool-model.ts'
 import { apiError, eventually, isAlive, start, textOf, type Started } from './helpers/orchestrator.ts'
+import { WEATHER, answerToolUses, toolUses } from './helpers/tool-loop.ts'
 
 process.env.AGYC_TEST_BRIDGE_KEY = 'key-bridge'
 const apiKey = { fromEnv: 'AGYC_TEST_BRIDGE_KEY' }
@@ -59,11 +60,6 @@ class Models {
 /** the client's tool as the model sees it: Gemini prefixes MCP tools with `mcp_<server>_` */
 const offered = (call: Call, name: string): string => (call.provider === 'gemini' ? `mcp_client_${name}` : name)
 
-const WEATHER: Anthropic.Tool = {
-  name: 'get_weather',
-  description: 'The current weather in a city',
-  input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
-}
 
 /** the tool results the CLI sent back to the model in this call (function_call_output, functionResponse, tool_result) */
 function resultsIn(call: Call): string[] {
@@ -94,20 +90,7 @@ const ask = (kind: Kind, extra: Partial<Anthropic.MessageCreateParamsNonStreamin
   model: MODEL[kind], max_tokens: 256, tools: [WEATHER], messages: [{ role: 'user', content: 'What is the weather in Paris?' }], ...extra,
 })
 
-/** the next request of the loop: the conversation so far, the assistant's answer, and a result for each tool_use */
-function answer(request: Anthropic.MessageCreateParamsNonStreaming, message: Anthropic.Message, result: (use: Anthropic.ToolUseBlock) => string): Anthropic.MessageCreateParamsNonStreaming {
-  const uses = message.content.filter((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use')
-  return {
-    ...request,
-    messages: [
-      ...request.messages,
-      { role: 'assistant', content: message.content as Anthropic.ContentBlockParam[] },
-      { role: 'user', content: uses.map((use) => ({ type: 'tool_result' as const, tool_use_id: use.id, content: result(use) })) },
-    ],
-  }
-}
-
-const toolUses = (message: Anthropic.Message): Anthropic.ToolUseBlock[] => message.content.filter((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use')
+const answer = answerToolUses
 
 function accounts(models: Models, session: Record<string, unknown> = {}) {
   const common = { apiKey, killGraceMs: 500, idleTimeoutMs: 60_000, ...session }

@@ -16,15 +16,11 @@ import type Anthropic from '@anthropic-ai/sdk'
 import type { AccountHandle } from '../src/dispatch/account-handle.ts'
 import { startFakeClaudeModel, toolResults, type FakeClaudeModel } from './helpers/fake-claude-tool-model.ts'
 import { eventually, isAlive, post, start, textOf, type Started } from './helpers/orchestrator.ts'
+import { WEATHER, answerToolUses } from './helpers/tool-loop.ts'
 
 process.env.AGYC_TEST_BRIDGE_KEY = 'key-bridge'
 const MODEL = 'claude-fake-1'
 
-const WEATHER: Anthropic.Tool = {
-  name: 'get_weather',
-  description: 'The current weather in a city',
-  input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
-}
 
 /** `prewarm: 0`: the only new process a request makes is its conversation's (processes started ahead have their own test) */
 function claudeAccount(model: FakeClaudeModel, id: string, extra: Record<string, unknown> = {}) {
@@ -48,17 +44,7 @@ const ask: Anthropic.MessageCreateParamsNonStreaming = {
   model: MODEL, max_tokens: 256, tools: [WEATHER], messages: [{ role: 'user', content: 'What is the weather in Paris?' }],
 }
 
-function answer(message: Anthropic.Message): Anthropic.MessageCreateParamsNonStreaming {
-  const uses = message.content.filter((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use')
-  return {
-    ...ask,
-    messages: [
-      ...ask.messages,
-      { role: 'assistant', content: message.content as Anthropic.ContentBlockParam[] },
-      { role: 'user', content: uses.map((use) => ({ type: 'tool_result' as const, tool_use_id: use.id, content: '22°C and sunny' })) },
-    ],
-  }
-}
+const answer = (message: Anthropic.Message) => answerToolUses(ask, message, () => '22°C and sunny')
 
 function rewrite(file: string, change: (config: { accounts: unknown[] }) => void): void {
   const config = JSON.parse(readFileSync(file, 'utf8')) as { accounts: unknown[] }
