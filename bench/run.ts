@@ -68,7 +68,7 @@ const durationS = Math.max(1, Number(values.duration ?? (quick ? 1 : 5)))
 const rounds = Math.max(1, Number(values.rounds ?? (quick ? 1 : 3)))
 // seconds of unrecorded load per server and body before its rounds (c=50): the steady state a long-running server is
 // in. Eight workers each JIT their own code and size their own heap, from an eighth of the requests: the proxy arm's
-// CPU a request was still falling after a minute (docs/performance.md, "Warm-up")
+// CPU a request was still falling after a minute (docs/performance.md, "Round 2, stop 14")
 const warmupS = Math.max(0, Number(values.warmup ?? (quick ? 0 : 10)))
 const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean)
 for (const arm of only ?? []) {
